@@ -1,0 +1,5 @@
+"""Model families trained as batched ensembles (model axis first)."""
+
+from .ensemble import MLPEnsemble
+
+__all__ = ["MLPEnsemble"]

@@ -1,0 +1,98 @@
+"""Batched MLP ensembles: N independent networks as one tensor program, model axis first.
+
+Forward and backward are written out by hand with batched matmuls (`baddbmm`/`bmm`): for many tiny
+networks this is what keeps the arithmetic units busy; autograd's per-op bookkeeping would cost more
+than the matmuls themselves. `tests/test_ensemble.py` checks the gradients against autograd.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Cache:
+    """Activations the backward pass needs."""
+
+    x: torch.Tensor  # (N, R, n_in)
+    hidden: list[torch.Tensor]  # depth x (N, R, width), post-ReLU
+
+
+class MLPEnsemble:
+    """N MLPs: `depth` ReLU layers of `width`, then a linear readout per head (one logit each).
+
+    Parameters are a flat list [W_1, b_1, ..., W_depth, b_depth, W_head, b_head] with W_l of shape
+    (N, fan_in, fan_out) and b_l of shape (N, 1, fan_out).
+    """
+
+    def __init__(self, params: list[torch.Tensor]):
+        self.params = params
+
+    @classmethod
+    def init(
+        cls, n_in: int, depth: int, width: int, n_heads: int, generators: list[torch.Generator], device="cpu"
+    ) -> "MLPEnsemble":
+        """PyTorch's default `nn.Linear` init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn member by member
+        from each member's own generator, so a member's init does not depend on its ensemble."""
+        shapes = [(n_in if i == 0 else width, width) for i in range(depth)] + [(width if depth else n_in, n_heads)]
+        per_member = []
+        for g in generators:
+            tensors = []
+            for fan_in, fan_out in shapes:
+                bound = 1.0 / math.sqrt(fan_in)
+                tensors.append((torch.rand(fan_in, fan_out, generator=g) * 2 - 1) * bound)
+                tensors.append(((torch.rand(1, fan_out, generator=g) * 2 - 1) * bound))
+            per_member.append(tensors)
+        params = [torch.stack([m[i] for m in per_member]).to(device).contiguous() for i in range(len(per_member[0]))]
+        return cls(params)
+
+    @property
+    def n_members(self) -> int:
+        return self.params[0].shape[0]
+
+    @property
+    def depth(self) -> int:
+        return len(self.params) // 2 - 1
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Cache]:
+        """x: (N, R, n_in) -> logits (N, R, n_heads)."""
+        hidden, h = [], x
+        for l in range(self.depth):
+            h = torch.baddbmm(self.params[2 * l + 1], h, self.params[2 * l]).relu_()
+            hidden.append(h)
+        logits = torch.baddbmm(self.params[-1], h, self.params[-2])
+        return logits, Cache(x, hidden)
+
+    def backward(self, cache: Cache, dlogits: torch.Tensor) -> list[torch.Tensor]:
+        """Gradients of sum(dlogits * logits) w.r.t. every parameter, in `params` order."""
+        grads: list[torch.Tensor] = [None] * len(self.params)  # type: ignore[list-item]
+        acts = [cache.x] + cache.hidden
+        delta = dlogits
+        for l in range(self.depth, -1, -1):
+            a = acts[l]
+            grads[2 * l] = torch.bmm(a.transpose(1, 2), delta)
+            grads[2 * l + 1] = delta.sum(1, keepdim=True)
+            if l > 0:
+                delta = torch.bmm(delta, self.params[2 * l].transpose(1, 2))
+                delta.mul_(a > 0)  # ReLU'(pre) == (post > 0)
+        return grads
+
+    def logits(self, x: torch.Tensor, max_rows: int = 512) -> torch.Tensor:
+        """Inference on inputs shared by all members, x: (M, n_in) -> (N, M, n_heads), in slices of rows
+        so that evaluation memory stays bounded."""
+        outs = []
+        for i in range(0, x.shape[0], max_rows):
+            xs = x[i : i + max_rows].unsqueeze(0).expand(self.n_members, -1, -1)
+            outs.append(self.forward(xs)[0])
+        return torch.cat(outs, 1)
+
+    def member(self, k: int) -> "MLPEnsemble":
+        """Member k as an ensemble of one (a copy)."""
+        return MLPEnsemble([p[k : k + 1].clone() for p in self.params])
+
+    def flat(self) -> torch.Tensor:
+        """(N, n_params): each member's parameters as one vector (for distances and interpolation)."""
+        return torch.cat([p.reshape(p.shape[0], -1) for p in self.params], 1)
