@@ -35,7 +35,9 @@ class ProbeEvaluator:
         self.cell_names = [c.name for c in cells]
         self.discriminating = torch.tensor([c.discriminating for c in cells])
         self.policy_head = policy_head
-        self.x = torch.cat([c.x for c in cells] + [fit.x]).to(device)  # (M, n_in)
+        # probe and training inputs overlap (the training cells): evaluate each distinct input once
+        self.x, self.inverse = torch.cat([c.x for c in cells] + [fit.x]).unique(dim=0, return_inverse=True)
+        self.x, self.inverse = self.x.to(device), self.inverse.to(device)
         self.n_probe = sum(len(c.x) for c in cells)
         self.fit_y = fit.y.float().to(device)
         self.templates = torch.cat([torch.stack([c.templates[k].float() for k in CLASSES], 1) for c in cells]).to(device)
@@ -46,7 +48,7 @@ class ProbeEvaluator:
     def outputs(self, model: MLPEnsemble) -> torch.Tensor:
         """The policy's decisions in {-1, +1} on every probe input then every training input: (N, M)."""
         logits = model.logits(self.x)[..., self.policy_head]
-        return torch.where(logits > 0, 1.0, -1.0)
+        return torch.where(logits > 0, 1.0, -1.0)[:, self.inverse]
 
     def __call__(self, model: MLPEnsemble) -> dict[str, torch.Tensor]:
         return self.score_outputs(self.outputs(model))
@@ -59,7 +61,7 @@ class ProbeEvaluator:
 
     def score_function(self, fn) -> dict[str, torch.Tensor]:
         """Score a plain function of observations (a reference implementation) as a one-member ensemble."""
-        return self.score_outputs(fn(self.x).float().sign().unsqueeze(0))
+        return self.score_outputs(fn(self.x).float().sign().unsqueeze(0)[:, self.inverse])
 
 
 def class_scores(agreement: torch.Tensor, discriminating: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,8 @@ class Cache:
 
     x: torch.Tensor  # (N, R, n_in)
     hidden: list[torch.Tensor]  # depth x (N, R, width), post-ReLU
+    block_heads: list[int] | None = None  # in block mode, the head read out in each block of rows
+    w_blocks: torch.Tensor | None = None  # (N, E, 1, width) those heads' weights
 
 
 class MLPEnsemble:
@@ -57,36 +59,60 @@ class MLPEnsemble:
     def depth(self) -> int:
         return len(self.params) // 2 - 1
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Cache]:
-        """x: (N, R, n_in) -> logits (N, R, n_heads)."""
+    def forward(self, x: torch.Tensor, block_heads: list[int] | None = None) -> tuple[torch.Tensor, Cache]:
+        """x: (N, R, n_in) -> logits (N, R, n_heads).
+
+        Block mode (what training uses): given block_heads [h_0, ..., h_{E-1}] (distinct), the R rows
+        are E equal blocks and block e is read out by head h_e only; returns (N, R). A width x 1
+        readout as a batched matmul costs as much as a width x width layer; as a multiply-and-sum it
+        costs almost nothing."""
         hidden, h = [], x
         for l in range(self.depth):
-            h = torch.baddbmm(self.params[2 * l + 1], h, self.params[2 * l]).relu_()
+            h = torch.bmm(h, self.params[2 * l]).add_(self.params[2 * l + 1]).relu_()  # faster than baddbmm here
             hidden.append(h)
-        logits = torch.baddbmm(self.params[-1], h, self.params[-2])
-        return logits, Cache(x, hidden)
+        if block_heads is None:
+            return torch.bmm(h, self.params[-2]).add_(self.params[-1]), Cache(x, hidden)
+        n, r, width = h.shape
+        e = len(block_heads)
+        w_blocks = self.params[-2][:, :, block_heads].transpose(1, 2).unsqueeze(2)  # (N, E, 1, width)
+        logits = (h.view(n, e, r // e, width) * w_blocks).sum(-1) + self.params[-1][:, 0, block_heads].unsqueeze(-1)
+        return logits.view(n, r), Cache(x, hidden, block_heads, w_blocks)
 
     def backward(self, cache: Cache, dlogits: torch.Tensor) -> list[torch.Tensor]:
-        """Gradients of sum(dlogits * logits) w.r.t. every parameter, in `params` order."""
+        """Gradients of sum(dlogits * logits) w.r.t. every parameter, in `params` order. dlogits has the
+        shape `forward` returned: (N, R, n_heads), or (N, R) in block mode."""
         grads: list[torch.Tensor] = [None] * len(self.params)  # type: ignore[list-item]
         acts = [cache.x] + cache.hidden
-        delta = dlogits
-        for l in range(self.depth, -1, -1):
-            a = acts[l]
-            grads[2 * l] = torch.bmm(a.transpose(1, 2), delta)
+        last = self.depth
+        if cache.block_heads is None:
+            delta = dlogits
+            grads[2 * last] = torch.bmm(acts[last].transpose(1, 2), delta)
+            grads[2 * last + 1] = delta.sum(1, keepdim=True)
+            delta = torch.bmm(delta, self.params[2 * last].transpose(1, 2))
+        else:
+            n, r, width = acts[last].shape
+            e = len(cache.block_heads)
+            d = dlogits.view(n, e, r // e, 1)
+            gw = torch.zeros_like(self.params[-2])
+            gb = torch.zeros_like(self.params[-1])
+            gw[:, :, cache.block_heads] = (acts[last].view(n, e, r // e, width) * d).sum(2).transpose(1, 2)
+            gb[:, 0, cache.block_heads] = d.sum((2, 3))
+            grads[2 * last], grads[2 * last + 1] = gw, gb
+            delta = (d * cache.w_blocks).view(n, r, width)
+        for l in range(last - 1, -1, -1):
+            delta = torch.ops.aten.threshold_backward(delta, acts[l + 1], 0)  # ReLU'
+            grads[2 * l] = torch.bmm(acts[l].transpose(1, 2), delta)
             grads[2 * l + 1] = delta.sum(1, keepdim=True)
             if l > 0:
                 delta = torch.bmm(delta, self.params[2 * l].transpose(1, 2))
-                delta.mul_(a > 0)  # ReLU'(pre) == (post > 0)
         return grads
 
-    def logits(self, x: torch.Tensor, max_rows: int = 512) -> torch.Tensor:
-        """Inference on inputs shared by all members, x: (M, n_in) -> (N, M, n_heads), in slices of rows
-        so that evaluation memory stays bounded."""
+    def logits(self, x: torch.Tensor, max_rows: int = 128) -> torch.Tensor:
+        """Inference on inputs shared by all members, x: (M, n_in) -> (N, M, n_heads), in slices of
+        rows small enough that each slice's activations stay in cache."""
         outs = []
         for i in range(0, x.shape[0], max_rows):
-            xs = x[i : i + max_rows].unsqueeze(0).expand(self.n_members, -1, -1)
-            outs.append(self.forward(xs)[0])
+            outs.append(self.forward(x[i : i + max_rows].expand(self.n_members, -1, -1).contiguous())[0])
         return torch.cat(outs, 1)
 
     def member(self, k: int) -> "MLPEnsemble":

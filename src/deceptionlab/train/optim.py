@@ -1,44 +1,61 @@
-"""Per-member optimisers as pure update rules over an ensemble's parameter list.
+"""Per-member optimisers over an ensemble's parameter list.
 
 Updates are elementwise, so every member is optimised independently even though all members step
 together. Semantics match `torch.optim.SGD` and `torch.optim.Adam` (L2 weight decay added to the
-gradient), which `tests/test_ensemble.py` checks member by member. Hyperparameters travel as one
-tensor so that a compiled training step does not recompile when they change.
+gradient), which `tests/test_ensemble.py` checks member by member. Each update is a handful of
+`torch._foreach_*` calls over the whole parameter list.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 OPTIMIZERS = ("sgd", "adam")
 
 
-def hyper_tensor(lr: float, momentum: float, weight_decay: float, betas=(0.9, 0.999), eps: float = 1e-8) -> torch.Tensor:
-    """[lr, momentum, weight_decay, beta1, beta2, eps, t]: t (the step count) is advanced in place."""
-    return torch.tensor([lr, momentum, weight_decay, betas[0], betas[1], eps, 0.0], dtype=torch.float64)
+class SGD:
+    def __init__(self, params: list[torch.Tensor], lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+        self.params, self.lr, self.momentum, self.weight_decay = params, lr, momentum, weight_decay
+        self.buf = [torch.zeros_like(p) for p in params] if momentum else None
+
+    def step(self, grads: list[torch.Tensor]) -> None:
+        if self.weight_decay:
+            torch._foreach_add_(grads, self.params, alpha=self.weight_decay)
+        if self.buf is not None:  # torch's first step sets buf = g; ours starts at 0, the same
+            torch._foreach_mul_(self.buf, self.momentum)
+            torch._foreach_add_(self.buf, grads)
+            grads = self.buf
+        torch._foreach_add_(self.params, grads, alpha=-self.lr)
 
 
-def init_state(kind: str, params: list[torch.Tensor]) -> list[list[torch.Tensor]]:
-    """Optimiser buffers: SGD keeps a momentum buffer, Adam the first and second moments."""
-    if kind == "sgd":
-        return [[torch.zeros_like(p) for p in params]]
-    if kind == "adam":
-        return [[torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params]]
-    raise ValueError(f"unknown optimizer {kind!r} (known: {', '.join(OPTIMIZERS)})")
+class Adam:
+    def __init__(self, params: list[torch.Tensor], lr: float, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
+        self.params, self.lr, self.betas, self.eps, self.weight_decay = params, lr, betas, eps, weight_decay
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+        self.denom = [torch.empty_like(p) for p in params]  # reused: allocating it each step costs more than the math
+        self.t = 0
+
+    def step(self, grads: list[torch.Tensor]) -> None:
+        b1, b2 = self.betas
+        self.t += 1
+        if self.weight_decay:
+            torch._foreach_add_(grads, self.params, alpha=self.weight_decay)
+        torch._foreach_lerp_(self.m, grads, 1 - b1)
+        torch._foreach_mul_(self.v, b2)
+        torch._foreach_addcmul_(self.v, grads, grads, value=1 - b2)
+        for v, d in zip(self.v, self.denom):
+            torch.sqrt(v, out=d)
+        torch._foreach_div_(self.denom, math.sqrt(1 - b2**self.t))
+        torch._foreach_add_(self.denom, self.eps)
+        torch._foreach_addcdiv_(self.params, self.m, self.denom, value=-self.lr / (1 - b1**self.t))
 
 
-def update(kind: str, params, grads, state, hyper: torch.Tensor) -> None:
-    """One step, in place. `hyper[6]` must already hold this step's number (1-based)."""
-    lr, momentum, wd, b1, b2, eps, t = (hyper[i].float() for i in range(7))
-    for i, (p, g) in enumerate(zip(params, grads)):
-        g = g + wd * p
-        if kind == "sgd":
-            buf = state[0][i]
-            buf.mul_(momentum).add_(g)  # torch's first step sets buf = g; buf starts at 0, so the same
-            p.sub_(lr * buf)
-        else:
-            m, v = state[0][i], state[1][i]
-            m.lerp_(g, 1 - b1)
-            v.mul_(b2).add_((1 - b2) * g * g)
-            denom = (v / (1 - b2**t)).sqrt_().add_(eps)
-            p.sub_((lr / (1 - b1**t)) * m / denom)
+def make_optimizer(name: str, params: list[torch.Tensor], lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+    if name == "sgd":
+        return SGD(params, lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return Adam(params, lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r} (known: {', '.join(OPTIMIZERS)})")

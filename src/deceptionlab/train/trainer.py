@@ -9,7 +9,6 @@ member's data order does not depend on the ensemble it is trained in.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -57,39 +56,16 @@ class Trajectory:
         return {k: torch.stack(v, 1) for k, v in self.values.items()}
 
 
-def _step(params, state, hyper, kind: str, xs, ys, idx, onehot, rowweight):
-    """One optimisation step of every member. idx: (N, R) rows of the phase pool; onehot: (R, H)
-    picks each row's head; rowweight: (R,) loss weight / batch size. Returns per-head loss sums (N, H)."""
-    model = MLPEnsemble(params)
+def _step(model: MLPEnsemble, opt, xs, ys, idx, block_heads, onehot, rowweight) -> torch.Tensor:
+    """One optimisation step of every member. idx: (N, R) rows of the phase pool, in one block of
+    batch_size rows per head in block_heads (onehot: (R, H) the same as a matrix); rowweight: (R,)
+    loss weight / batch size. Returns per-head loss sums (N, H)."""
     x, y = xs[idx], ys[idx]  # (N, R, n_in), (N, R)
-    logits, cache = model.forward(x)
-    z = (logits * onehot).sum(-1)  # each row's own head
+    z, cache = model.forward(x, block_heads)  # (N, R): each row's own head
     yz = y * z
-    dz = (-y * torch.sigmoid(-yz) * rowweight).unsqueeze(-1) * onehot  # d(weighted BCE)/dlogits
-    grads = model.backward(cache, dz)
-    optim.update(kind, params, grads, state, hyper)
+    dz = torch.sigmoid(-yz).mul_(y).mul_(-rowweight)  # d(weighted BCE)/dz
+    opt.step(model.backward(cache, dz))
     return F.softplus(-yz) @ onehot
-
-
-_compiled_step = None
-
-
-def _get_step(compile: bool):
-    global _compiled_step
-    if not compile:
-        return _step
-    if _compiled_step is None:
-        _compiled_step = torch.compile(_step, dynamic=True)
-    return _compiled_step
-
-
-def should_compile(n_members: int, total_steps: int, device: str) -> bool:
-    """Compile the step (fusing the elementwise work around the matmuls) when the run is long enough
-    to repay the seconds compilation costs. DECEPTIONLAB_COMPILE=0/1 forces it."""
-    env = os.environ.get("DECEPTIONLAB_COMPILE")
-    if env is not None:
-        return env == "1"
-    return n_members * total_steps >= 200_000
 
 
 def train(
@@ -104,58 +80,66 @@ def train(
     data_generators: list[torch.Generator],
     log_every: int,
     evaluate: Callable[[MLPEnsemble], dict[str, torch.Tensor]],
-    compile: bool | None = None,
     on_steps: Callable[[int], None] | None = None,
 ) -> Trajectory:
     """Train `model` in place through `phases`; log `evaluate` at step 0, every `log_every` steps,
     at every phase boundary and at the end."""
     device = model.params[0].device
     n = model.n_members
-    total = sum(p.steps for p in phases)
-    step_fn = _get_step(should_compile(n, total, device.type) if compile is None else compile)
-    state = optim.init_state(optimizer, model.params)
-    hyper = optim.hyper_tensor(lr, momentum, weight_decay).to(device)
+    opt = optim.make_optimizer(optimizer, model.params, lr, momentum, weight_decay)
     traj = Trajectory()
     n_heads = model.params[-1].shape[-1]
     nan_loss = torch.full((n, n_heads), float("nan"), device=device)
     traj.log(0, phases[0].name if phases else "", {**evaluate(model), "train_loss": nan_loss})
     step = 0
-    with torch.no_grad():
-        for phase in phases:
-            if phase.steps == 0 or not phase.heads:
-                continue
-            xs = torch.cat([h.x for h in phase.heads]).to(device)
-            ys = torch.cat([h.y for h in phase.heads]).float().to(device)
-            sizes = [len(h.x) for h in phase.heads]
-            offsets = torch.tensor([0] + sizes[:-1]).cumsum(0).tolist()
-            onehot = torch.zeros(len(phase.heads) * batch_size, n_heads, device=device)
-            rowweight = torch.empty(len(phase.heads) * batch_size, device=device)
-            for e, h in enumerate(phase.heads):
-                onehot[e * batch_size : (e + 1) * batch_size, h.head] = 1.0
-                rowweight[e * batch_size : (e + 1) * batch_size] = h.weight / batch_size
-            loss_sum = torch.zeros(n, n_heads, device=device)
-            since = 0
-            done = 0
-            while done < phase.steps:
-                k = min(BLOCK, phase.steps - done)
-                block = torch.stack(
-                    [
-                        torch.cat([torch.randint(sz, (k, batch_size), generator=g) + off for sz, off in zip(sizes, offsets)], 1)
-                        for g in data_generators
-                    ]
-                ).to(device)  # (N, k, R)
-                for s in range(k):
-                    hyper[6] += 1
-                    loss_sum += step_fn(model.params, state, hyper, optimizer, xs, ys, block[:, s], onehot, rowweight)
-                    step += 1
-                    since += 1
-                    if step % log_every == 0 or (done + s + 1) == phase.steps:
-                        per_head = loss_sum / (since * batch_size)
-                        per_head[:, onehot.sum(0) == 0] = float("nan")  # heads not trained in this phase
-                        traj.log(step, phase.name, {**evaluate(model), "train_loss": per_head})
-                        loss_sum.zero_()
-                        since = 0
-                done += k
-                if on_steps is not None:
-                    on_steps(k)
+    flush = torch.set_flush_denormal(True)  # denormal floats (tiny Adam moments) are ~40x slower
+    try:
+        _run_phases(model, phases, opt, batch_size, data_generators, log_every, evaluate, on_steps, traj)
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
     return traj
+
+
+@torch.no_grad()
+def _run_phases(model, phases, opt, batch_size, data_generators, log_every, evaluate, on_steps, traj) -> None:
+    device = model.params[0].device
+    n, n_heads = model.n_members, model.params[-1].shape[-1]
+    step = 0
+    for phase in phases:
+        if phase.steps == 0 or not phase.heads:
+            continue
+        xs = torch.cat([h.x for h in phase.heads]).to(device)
+        ys = torch.cat([h.y for h in phase.heads]).float().to(device)
+        sizes = [len(h.x) for h in phase.heads]
+        offsets = torch.tensor([0] + sizes[:-1]).cumsum(0).tolist()
+        block_heads = [h.head for h in phase.heads]
+        onehot = torch.zeros(len(phase.heads) * batch_size, n_heads, device=device)
+        rowweight = torch.empty(len(phase.heads) * batch_size, device=device)
+        for e, h in enumerate(phase.heads):
+            onehot[e * batch_size : (e + 1) * batch_size, h.head] = 1.0
+            rowweight[e * batch_size : (e + 1) * batch_size] = h.weight / batch_size
+        loss_sum = torch.zeros(n, n_heads, device=device)
+        since = 0
+        done = 0
+        while done < phase.steps:
+            k = min(BLOCK, phase.steps - done)
+            block = torch.stack(
+                [
+                    torch.cat([torch.randint(sz, (k, batch_size), generator=g) + off for sz, off in zip(sizes, offsets)], 1)
+                    for g in data_generators
+                ]
+            ).to(device)  # (N, k, R)
+            for s in range(k):
+                loss_sum += _step(model, opt, xs, ys, block[:, s], block_heads, onehot, rowweight)
+                step += 1
+                since += 1
+                if step % log_every == 0 or (done + s + 1) == phase.steps:
+                    per_head = loss_sum / (since * batch_size)
+                    per_head[:, onehot.sum(0) == 0] = float("nan")  # heads not trained in this phase
+                    traj.log(step, phase.name, {**evaluate(model), "train_loss": per_head})
+                    loss_sum.zero_()
+                    since = 0
+            done += k
+            if on_steps is not None:
+                on_steps(k)

@@ -76,6 +76,7 @@ class World:
     name: ClassVar[str]
     Knobs: ClassVar[type[Knobs]] = Knobs
     doc: ClassVar[str] = ""
+    all_heads: ClassVar[tuple[str, ...]] = ("policy",)  # every head any knob setting can give
 
     input_dim: int
     channels: dict[str, slice]  # observation channel -> columns: world_state, situation_cue, objective_spec

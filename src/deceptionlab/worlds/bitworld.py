@@ -48,6 +48,7 @@ class BitworldKnobs(Knobs):
 class Bitworld(World):
     name = "bitworld"
     Knobs = BitworldKnobs
+    all_heads = ("policy", "situational_awareness", "overseer_model")
     doc = "8-bit states; base = majority(w0..w4), proxy = w0; a cue bit tells training from deployment"
 
     def __init__(self, knobs: BitworldKnobs | dict | None = None):

@@ -1,0 +1,34 @@
+"""deceptionlab: does SGD produce deceptively aligned models? Experiments instead of intuitions.
+
+Public API (the CLI calls the same functions):
+    load_spec(path) -> ExperimentSpec         read and validate a TOML spec
+    run(spec_or_path, out) -> DataFrame       train the runs not yet stored, return all runs
+    load(results_dir) -> DataFrame            one row per run (pandas); `Store(dir).query(sql)` for DuckDB
+    frequencies(df) -> DataFrame              P_SGD(verdict) per condition with 95% Wilson intervals
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .measure import VERDICTS, ProbeEvaluator, class_scores, frequencies, verdicts, wilson
+from .sweep import ExperimentSpec, SpecError, Store, StoreError, load, load_spec, parse_spec, run_experiment
+from .worlds import CLASSES, REGISTRY, World, get_world
+
+__version__ = "0.1.0"
+
+
+def run(spec: ExperimentSpec | str | Path, out: str | Path, **kwargs) -> pd.DataFrame:
+    """Run an experiment (a spec object or a TOML path) into `out` and return all its stored runs."""
+    if not isinstance(spec, ExperimentSpec):
+        spec = load_spec(spec)
+    run_experiment(spec, out, **kwargs)
+    return load(out)
+
+
+__all__ = [
+    "CLASSES", "REGISTRY", "VERDICTS", "ExperimentSpec", "ProbeEvaluator", "SpecError", "Store", "StoreError", "World",
+    "class_scores", "frequencies", "get_world", "load", "load_spec", "parse_spec", "run", "verdicts", "wilson",
+]

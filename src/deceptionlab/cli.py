@@ -1,0 +1,134 @@
+"""The `deceptionlab` command line: run experiments, show their outcomes, list worlds.
+
+Every user error (a bad spec, an unusable results folder) is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from .measure import VERDICTS, frequencies
+from .sweep import SpecError, Store, StoreError, load, load_spec, run_experiment
+from .sweep.executor import Progress as ProgressHooks
+from .worlds import REGISTRY
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Does SGD produce deceptively aligned models? Run the experiments.")
+console = Console(width=None if sys.stdout.isatty() else 160)  # tables stay whole when piped
+err_console = Console(stderr=True)
+
+
+def _fail(msg: str) -> None:
+    err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+class RunsPerSecond(ProgressColumn):
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.1f} runs/s" if speed else "- runs/s", style="cyan")
+
+
+@app.command()
+def run(
+    spec: Path = typer.Argument(..., help="Experiment spec (TOML)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results folder (default: results/<experiment name>)."),
+    device: str = typer.Option("cpu", help="Torch device: cpu, or cuda where one exists."),
+    chunk_size: Optional[int] = typer.Option(None, min=1, help="Runs per batched ensemble (default: sized to memory)."),
+    show_table: bool = typer.Option(True, "--show/--no-show", help="Print the outcome table at the end."),
+):
+    """Train every run of SPEC not already stored in the results folder, then show the outcomes."""
+    try:
+        exp = load_spec(spec)
+    except SpecError as e:
+        _fail(str(e))
+    out = out or Path("results") / exp.name
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), RunsPerSecond(),
+        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err_console, transient=False,
+    ) as bar:
+        task = bar.add_task(exp.name, total=None)
+        hooks = ProgressHooks(
+            start=lambda n: bar.update(task, total=n),
+            advance=lambda n: bar.advance(task, n),
+            message=lambda m: bar.console.print(m),
+        )
+        try:
+            counts = run_experiment(exp, out, spec_text=spec.read_text(), device=device, chunk_size=chunk_size, progress=hooks)
+        except (SpecError, StoreError) as e:
+            bar.stop()
+            _fail(str(e))
+    err_console.print(f"{counts['trained']} runs trained, {counts['skipped']} already stored, in {counts['seconds']:.1f} s -> {out}")
+    if show_table:
+        show(out, fmt=Format.table)
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.command()
+def show(
+    results: Path = typer.Argument(..., help="Results folder written by `deceptionlab run`."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv or json."),
+):
+    """Verdict frequencies per condition with 95% Wilson intervals."""
+    try:
+        runs = load(results)
+    except StoreError as e:
+        _fail(str(e))
+    axes = [a for a in Store(results).axes() if a in runs.columns] or ["condition"]
+    freq = frequencies(runs, by=axes)
+    if fmt is Format.csv:
+        sys.stdout.write(freq.to_csv(index=False))
+        return
+    if fmt is Format.json:
+        sys.stdout.write(freq.to_json(orient="records", indent=1) + "\n")
+        return
+    table = Table(title=f"P_SGD(verdict) in % with 95% Wilson intervals: {results}", title_justify="left")
+    for a in axes:
+        table.add_column(a, overflow="fold")
+    table.add_column("runs", justify="right")
+    for v in VERDICTS:
+        table.add_column(v, justify="right")
+    for key, g in freq.groupby(axes, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        cells = []
+        for r in g.itertuples():
+            txt = f"{100 * r.p:.0f} ({100 * r.low:.0f}-{100 * r.high:.0f})"
+            cells.append(f"[bold]{txt}[/]" if r.p >= 0.5 else (txt if r.count else f"[dim]{txt}[/]"))
+        table.add_row(*map(str, key), str(int(g.n.iloc[0])), *cells)
+    console.print(table)
+
+
+@app.command()
+def worlds():
+    """List the worlds and their knobs."""
+    for name, cls in REGISTRY.items():
+        table = Table(title=f"{name}: {cls.doc}", title_justify="left")
+        table.add_column("knob")
+        table.add_column("default")
+        table.add_column("meaning")
+        for row in cls().describe_knobs():
+            table.add_row(*row)
+        console.print(table)
+        console.print(f"  heads: {', '.join(cls.all_heads)}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""The results folder: Parquet chunks written atomically, one row per run, read back with DuckDB.
+
+Layout of a results folder:
+    experiment.json   the spec's fingerprint (what every later run in this folder must share)
+    spec.toml         the latest spec run into this folder, as given
+    runs/part-*.parquet   one file per finished chunk, renamed into place only once fully written
+    .lock             held while a `run` writes here
+
+A chunk is either wholly present or absent, so a sweep killed at any moment resumes by skipping the
+run ids already stored. A chunk file that cannot be read is moved aside (`*.corrupt`) and reported,
+and its runs are computed again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .spec import RESULTS_VERSION, ExperimentSpec, SpecError, first_difference, fingerprint
+
+
+class StoreError(RuntimeError):
+    """A results-folder problem, worded as one line."""
+
+
+class Store:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.runs_dir = self.root / "runs"
+
+    # -- opening ---------------------------------------------------------------------------------
+    def check_compatible(self, spec: ExperimentSpec) -> None:
+        """Refuse a spec whose fingerprint differs from the folder's (before anything is written)."""
+        meta = self.root / "experiment.json"
+        if not meta.exists():
+            if self.root.exists() and not self.root.is_dir():
+                raise StoreError(f"{self.root}: exists and is not a folder")
+            return
+        try:
+            stored = json.loads(meta.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise StoreError(f"{meta}: unreadable ({e})") from None
+        if stored.get("version") != RESULTS_VERSION:
+            raise StoreError(f"{self.root}: written by results format {stored.get('version')}, this lab writes {RESULTS_VERSION}")
+        new = fingerprint(spec)
+        diff = first_difference(stored["fingerprint"], new)
+        if diff is not None:
+            raise SpecError(
+                f"{diff}: differs from the spec that wrote results folder {self.root} "
+                f"(experiment {stored['fingerprint'].get('name')!r}); use another --out"
+            )
+
+    def initialise(self, spec: ExperimentSpec, spec_text: str | None) -> None:
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        _atomic_write(self.root / "experiment.json", json.dumps({"version": RESULTS_VERSION, "axes": list(spec.sweep), "fingerprint": fingerprint(spec)}, indent=1).encode())
+        if spec_text is not None:
+            _atomic_write(self.root / "spec.toml", spec_text.encode())
+
+    @contextmanager
+    def lock(self):
+        """Exclusive use of the folder by one writer; a second gets a StoreError at once."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise StoreError(f"results folder {self.root} is in use by another run (pid {holder}); wait for it or use another --out") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def axes(self) -> list[str]:
+        """The sweep axis names of the experiment in this folder (columns of the runs table)."""
+        try:
+            return list(json.loads((self.root / "experiment.json").read_text())["axes"])
+        except (OSError, KeyError, json.JSONDecodeError):
+            return []
+
+    def parts(self) -> list[Path]:
+        return sorted(self.runs_dir.glob("part-*.parquet")) if self.runs_dir.exists() else []
+
+    def stored_ids(self, report=print) -> set[str]:
+        """Run ids already stored; unreadable chunks are moved aside and reported."""
+        ids: set[str] = set()
+        for part in self.parts():
+            try:
+                ids.update(pq.read_table(part, columns=["run_id"]).column("run_id").to_pylist())
+            except Exception as e:  # any unreadable file is corrupt for our purpose
+                bad = part.with_suffix(".corrupt")
+                os.replace(part, bad)
+                report(f"warning: {part.name} is unreadable ({type(e).__name__}); moved to {bad.name}, its runs will be recomputed")
+        return ids
+
+    def write_chunk(self, table: pa.Table) -> Path:
+        """Write one chunk's rows atomically (temp file, fsync, rename)."""
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        name = f"part-{table.column('run_id')[0].as_py()}-{uuid.uuid4().hex[:8]}.parquet"
+        tmp = self.runs_dir / f".tmp-{name}"
+        try:
+            pq.write_table(table, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, self.runs_dir / name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return self.runs_dir / name
+
+    def query(self, sql: str = "SELECT * FROM runs") -> pd.DataFrame:
+        """Run SQL over the stored runs (the view is called `runs`) with DuckDB."""
+        con = duckdb.connect()
+        parts = self.parts()
+        if not parts:
+            raise StoreError(f"{self.root}: no results (run `deceptionlab run SPEC --out {self.root}` first)")
+        files = ", ".join(f"'{p}'" for p in parts)
+        con.execute(f"CREATE VIEW runs AS SELECT * FROM read_parquet([{files}], union_by_name=true)")
+        return con.execute(sql).df()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:6]}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def load(root: str | Path) -> pd.DataFrame:
+    """All runs in a results folder as a DataFrame, one row per run."""
+    root = Path(root)
+    if not root.is_dir():
+        raise StoreError(f"{root}: no such results folder")
+    return Store(root).query("SELECT * FROM runs ORDER BY condition_index, seed, data_seed")
