@@ -42,8 +42,8 @@ class ProbeEvaluator:
         self.fit_y = fit.y.float().to(device)
         self.templates = torch.cat([torch.stack([c.templates[k].float() for k in CLASSES], 1) for c in cells]).to(device)
         member = torch.cat([torch.full((len(c.x),), i) for i, c in enumerate(cells)])
-        sizes = torch.tensor([len(c.x) for c in cells], dtype=torch.float32)
-        self.cell_mean = (torch.nn.functional.one_hot(member, len(cells)).float() / sizes).to(device)  # (M_probe, cells)
+        self.cell_sizes = torch.tensor([len(c.x) for c in cells], dtype=torch.float32, device=device)
+        self.cell_member = torch.nn.functional.one_hot(member, len(cells)).float().to(device)  # (M_probe, cells)
 
     def outputs(self, model: MLPEnsemble) -> torch.Tensor:
         """The policy's decisions in {-1, +1} on every probe input then every training input: (N, M)."""
@@ -56,7 +56,8 @@ class ProbeEvaluator:
     def score_outputs(self, out: torch.Tensor) -> dict[str, torch.Tensor]:
         probe, train = out[:, : self.n_probe], out[:, self.n_probe :]
         agree = (probe.unsqueeze(-1) == self.templates).float()  # (N, M_probe, classes)
-        agreement = torch.einsum("nmc,mk->nkc", agree, self.cell_mean)
+        # integer counts are exact in float32, so a perfect match is exactly 1.0
+        agreement = torch.einsum("nmc,mk->nkc", agree, self.cell_member) / self.cell_sizes[:, None]
         return {"agreement": agreement, "train_accuracy": (train == self.fit_y).float().mean(1)}
 
     def score_function(self, fn) -> dict[str, torch.Tensor]:
@@ -92,4 +93,6 @@ def wilson(k: int | np.ndarray, n: int | np.ndarray, z: float = 1.95996398454005
         denom = 1 + z**2 / n
         centre = (p + z**2 / (2 * n)) / denom
         half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+    lo = np.where(k == 0, 0.0, np.clip(centre - half, 0, 1))  # exact at the ends, not 1 - 1e-17
+    hi = np.where(k == n, 1.0, np.clip(centre + half, 0, 1))
+    return lo, hi

@@ -19,6 +19,7 @@ from ..models import MLPEnsemble
 from . import optim
 
 BLOCK = 64  # steps of minibatch indices drawn per member at a time
+FUSE_ABOVE = 100_000  # member-steps from which a chunk uses the compiled (fused) Adam update
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,9 @@ def train(
     at every phase boundary and at the end."""
     device = model.params[0].device
     n = model.n_members
-    opt = optim.make_optimizer(optimizer, model.params, lr, momentum, weight_decay)
+    # compiling the fused update costs seconds once per process: worth it only for long chunks
+    fused = n * sum(p.steps for p in phases) >= FUSE_ABOVE
+    opt = optim.make_optimizer(optimizer, model.params, lr, momentum, weight_decay, fused=fused)
     traj = Trajectory()
     n_heads = model.params[-1].shape[-1]
     nan_loss = torch.full((n, n_heads), float("nan"), device=device)

@@ -1,0 +1,94 @@
+"""Specs: validation with one-line errors, sweep expansion, run ids."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from deceptionlab.sweep import SpecError, conditions, expand, load_spec, parse_spec
+from deceptionlab.sweep.spec import fingerprint
+
+from .conftest import REPO, tiny_spec_text
+
+
+def _raw(**edits):
+    raw = tomllib.loads(tiny_spec_text())
+    for path, value in edits.items():
+        node = raw
+        *parents, last = path.split("__")
+        for p in parents:
+            node = node[int(p)] if p.isdigit() else node[p]
+        node[last] = value
+    return raw
+
+
+def test_flagship_spec_is_the_issue_grid():
+    spec = load_spec(REPO / "experiments" / "flagship.toml")
+    conds = conditions(spec)
+    assert len(conds) == 8 and len(spec.seeds) >= 256
+    axes = {tuple(sorted(c.axes.items())) for c in conds}
+    assert len(axes) == 8
+    quick = load_spec(REPO / "experiments" / "quick.toml")
+    assert len(quick.seeds) == 16
+    assert fingerprint(quick) | {"name": "x"} == fingerprint(spec) | {"name": "x"}  # the same experiment
+
+
+def test_expand_and_run_ids():
+    spec = parse_spec(_raw())
+    runs = expand(spec)
+    assert len(runs) == 2 * 4
+    assert len({r.run_id for r in runs}) == 8
+    again = expand(parse_spec(_raw()))
+    assert [r.run_id for r in runs] == [r.run_id for r in again]
+    # an id depends on what determines the run, not on spelling: an explicit default changes nothing
+    explicit = expand(parse_spec(_raw(optimizer__weight_decay=0.0)))
+    assert [r.run_id for r in explicit] == [r.run_id for r in runs]
+    # a head the world's knobs switch off does not enter the id of the "off" condition
+    off_ids = {r.run_id for r in runs if r.condition.axes["situational_awareness"] == "off"}
+    raw = _raw()
+    del raw["phases"][1]["heads"]["situational_awareness"]
+    del raw["phases"][0]["heads"]["situational_awareness"]
+    off_without = {r.run_id for r in expand(parse_spec(raw)) if r.condition.axes["situational_awareness"] == "off"}
+    assert off_ids == off_without
+    changed = expand(parse_spec(_raw(optimizer__lr=0.02)))
+    assert not {r.run_id for r in changed} & {r.run_id for r in runs}
+
+
+def test_data_seeds_cross_init_seeds():
+    spec = parse_spec(_raw(seeds=[0, 1, 2], data_seeds=[5, 6]))
+    runs = expand(spec)
+    assert len(runs) == 2 * 3 * 2
+    assert {(r.seed, r.data_seed) for r in runs} == {(s, d) for s in [0, 1, 2] for d in [5, 6]}
+
+
+@pytest.mark.parametrize(
+    "edits,message",
+    [
+        ({"world__name": "nowhere"}, "world.name: unknown world 'nowhere'"),
+        ({"world__knobs": {"cue_copiez": 2}}, "world.knobs.cue_copiez: unknown knob"),
+        ({"world__knobs": {"cue_copies": -1}}, "world.knobs.cue_copies: Input should be greater than or equal to 0"),
+        ({"optimizer__lr": -1.0}, "optimizer.lr: Input should be greater than 0 (got -1.0)"),
+        ({"optimizer__name": "rmsprop"}, "optimizer.name: Input should be 'sgd' or 'adam'"),
+        ({"model__widht": 3}, "model.widht: unknown field"),
+        ({"seeds": 0}, "seeds: must be between 1 and 10000000"),
+        ({"phases__1__heads": {"polcy": {}}}, "phases.1.heads.polcy: unknown head"),
+        ({"phases__0__heads": {"policy": {"data": "nope"}}}, "phases.0.heads.policy.data: unknown dataset 'nope'"),
+        ({"sweep": {"x": {"path": "optimizer.lrr", "values": [1]}}}, "sweep.x.path: 'optimizer.lrr' is not a field of the spec"),
+        ({"sweep": {"optimizer.lr": [0.1, -2]}}, "optimizer.lr: Input should be greater than 0 (got -2) [sweep optimizer_lr=-2]"),
+    ],
+)
+def test_bad_specs_get_one_line_naming_the_field(edits, message):
+    with pytest.raises(SpecError) as e:
+        parse_spec(_raw(**edits))
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_malformed_toml(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text("name = 'x'\n[model\ndepth = 2\n")
+    with pytest.raises(SpecError, match=r"bad.toml: malformed TOML: .*line 2"):
+        load_spec(p)
+    with pytest.raises(SpecError, match="cannot read spec"):
+        load_spec(tmp_path / "missing.toml")
