@@ -9,6 +9,7 @@ member's data order does not depend on the ensemble it is trained in.
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -69,6 +70,25 @@ def _step(model: MLPEnsemble, opt, xs, ys, idx, block_heads, onehot, rowweight) 
     return F.softplus(-yz) @ onehot
 
 
+_malloc_tuned = False
+
+
+def _keep_freed_memory() -> None:
+    """Ask glibc to reuse freed blocks instead of returning them to the OS: each training step frees
+    and reallocates the same multi-megabyte activations, and with the default thresholds each
+    reallocation page-faults afresh (measured: 15 -> 21 runs/s on bitworld). Linux/glibc only."""
+    global _malloc_tuned
+    if _malloc_tuned:
+        return
+    _malloc_tuned = True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD, glibc's maximum
+    except (OSError, AttributeError):
+        pass
+
+
 def train(
     model: MLPEnsemble,
     phases: list[Phase],
@@ -95,6 +115,7 @@ def train(
     nan_loss = torch.full((n, n_heads), float("nan"), device=device)
     traj.log(0, phases[0].name if phases else "", {**evaluate(model), "train_loss": nan_loss})
     step = 0
+    _keep_freed_memory()
     flush = torch.set_flush_denormal(True)  # denormal floats (tiny Adam moments) are ~40x slower
     try:
         _run_phases(model, phases, opt, batch_size, data_generators, log_every, evaluate, on_steps, traj)

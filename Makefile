@@ -1,0 +1,25 @@
+# Set-up is part of every target: a fresh machine needs only python3 and make.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0  # the CPU build, before anything can pull a CUDA one
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)  ## the flagship experiment: 8 conditions x 256 seeds, then its outcome table
+	$(VENV)/bin/deceptionlab run experiments/flagship.toml --out results/flagship
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_train.py
+
+clean:
+	rm -rf $(VENV) results

@@ -1,0 +1,184 @@
+"""Training throughput on bitworld: the lab's trainer against its peers, measured in the same run.
+
+The work: 2-layer 64-wide MLPs (input 12, one policy logit), Adam lr 1e-3, batch 32 drawn from the
+256 training inputs, 2,000 steps per run. Peers do the identical computation:
+  sequential   one model after another, nn.Sequential + torch.optim.Adam (plain PyTorch)
+  vmap         a torch.func vmap(grad) ensemble + torch.optim.Adam on the stacked parameters
+  jax          JAX vmap + jit with a hand-written Adam (only when jax is installed)
+  lab          deceptionlab.train.train on an MLPEnsemble (no trajectory logging, then with it)
+Peers that would take minutes are timed on fewer steps and scaled to 2,000 (said in the output).
+Also measured: the machine's batched-matmul throughput at this model's largest shape (the roofline
+the lab's FLOP/s is set against).
+
+    python benchmarks/bench_train.py [--members 256] [--steps 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from deceptionlab.measure import ProbeEvaluator
+from deceptionlab.models import MLPEnsemble
+from deceptionlab.train import HeadData, Phase, train
+from deceptionlab.train.optim import fused_adam
+from deceptionlab.worlds import Bitworld
+
+B, WIDTH, STEPS = 32, 64, 2000
+
+
+def model_step_flops(n_in: int, width: int = WIDTH, batch: int = B) -> float:
+    fwd = 2 * batch * (n_in * width + width * width + width)
+    dinput = 2 * batch * (width * width + width)  # no input gradient for the first layer
+    return 2 * fwd + dinput  # forward + weight gradients (same size) + input gradients
+
+
+def bench_lab(world, members: int, steps: int, log: bool) -> float:
+    ds = world.datasets["train"]
+    model = MLPEnsemble.init(world.input_dim, 2, WIDTH, 1, [torch.Generator().manual_seed(i) for i in range(members)])
+    evaluate = ProbeEvaluator(world) if log else (lambda m: {})
+    gens = [torch.Generator().manual_seed(10_000 + i) for i in range(members)]
+    t = time.perf_counter()
+    train(model, [Phase("training", steps, [HeadData(0, ds.x, ds.y, 1.0)])], optimizer="adam", lr=1e-3, batch_size=B,
+          data_generators=gens, log_every=100 if log else 10**9, evaluate=evaluate)
+    return members / (time.perf_counter() - t) * steps / STEPS
+
+
+def bench_sequential(world, runs: int, steps: int) -> float:
+    ds = world.datasets["train"]
+    t = time.perf_counter()
+    for r in range(runs):
+        torch.manual_seed(r)
+        net = torch.nn.Sequential(torch.nn.Linear(world.input_dim, WIDTH), torch.nn.ReLU(), torch.nn.Linear(WIDTH, WIDTH), torch.nn.ReLU(), torch.nn.Linear(WIDTH, 1))
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        g = torch.Generator().manual_seed(r)
+        for _ in range(steps):
+            idx = torch.randint(len(ds.x), (B,), generator=g)
+            loss = torch.nn.functional.softplus(-ds.y[idx] * net(ds.x[idx]).squeeze(-1)).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return runs / (time.perf_counter() - t) * steps / STEPS
+
+
+def bench_vmap(world, members: int, steps: int) -> float:
+    from torch.func import functional_call, grad, stack_module_state, vmap
+
+    ds = world.datasets["train"]
+    nets = [torch.nn.Sequential(torch.nn.Linear(world.input_dim, WIDTH), torch.nn.ReLU(), torch.nn.Linear(WIDTH, WIDTH), torch.nn.ReLU(), torch.nn.Linear(WIDTH, 1)) for _ in range(members)]
+    params, _ = stack_module_state(nets)
+    params = {k: v.detach().requires_grad_(False) for k, v in params.items()}
+    base = nets[0].to("meta")
+
+    def loss(p, x, y):
+        return torch.nn.functional.softplus(-y * functional_call(base, p, (x,)).squeeze(-1)).mean()
+
+    g_fn = vmap(grad(loss))
+    opt = torch.optim.Adam(list(params.values()), 1e-3)
+    g = torch.Generator().manual_seed(0)
+    t = time.perf_counter()
+    for _ in range(steps):
+        idx = torch.randint(len(ds.x), (members, B), generator=g)
+        grads = g_fn(params, ds.x[idx], ds.y[idx])
+        for k, v in params.items():
+            v.grad = grads[k]
+        opt.step()
+    return members / (time.perf_counter() - t) * steps / STEPS
+
+
+def bench_jax(world, members: int, steps: int) -> float | None:
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    ds = world.datasets["train"]
+    X, Y = jnp.asarray(ds.x.numpy()), jnp.asarray(ds.y.numpy())
+    key = jax.random.PRNGKey(0)
+    n_in = world.input_dim
+
+    def init(k):
+        ks = jax.random.split(k, 6)
+        u = lambda k, shape, fan: jax.random.uniform(k, shape, minval=-1 / fan**0.5, maxval=1 / fan**0.5)
+        return [u(ks[0], (n_in, WIDTH), n_in), u(ks[1], (WIDTH,), n_in), u(ks[2], (WIDTH, WIDTH), WIDTH), u(ks[3], (WIDTH,), WIDTH), u(ks[4], (WIDTH, 1), WIDTH), u(ks[5], (1,), WIDTH)]
+
+    def loss(p, x, y):
+        h = jax.nn.relu(x @ p[0] + p[1])
+        h = jax.nn.relu(h @ p[2] + p[3])
+        return jnp.mean(jax.nn.softplus(-y * (h @ p[4] + p[5])[:, 0]))
+
+    def step(p, m, v, t, idx):
+        g = jax.grad(loss)(p, X[idx], Y[idx])
+        m = [0.9 * a + 0.1 * b for a, b in zip(m, g)]
+        v = [0.999 * a + 0.001 * b * b for a, b in zip(v, g)]
+        p = [w - 1e-3 / (1 - 0.9**t) * a / (jnp.sqrt(b / (1 - 0.999**t)) + 1e-8) for w, a, b in zip(p, m, v)]
+        return p, m, v
+
+    vstep = jax.jit(jax.vmap(step, in_axes=(0, 0, 0, None, 0)))
+    p = jax.vmap(init)(jax.random.split(key, members))
+    m = [jnp.zeros_like(a) for a in p]
+    v = [jnp.zeros_like(a) for a in p]
+    idx_all = jax.random.randint(key, (steps, members, B), 0, len(ds.x))
+    p, m, v = vstep(p, m, v, 1.0, idx_all[0])  # compile
+    jax.block_until_ready(p)
+    t = time.perf_counter()
+    for s in range(steps):
+        p, m, v = vstep(p, m, v, float(s + 2), idx_all[s])
+    jax.block_until_ready(p)
+    return members / (time.perf_counter() - t) * steps / STEPS
+
+
+def bench_roofline(members: int) -> float:
+    """FLOP/s of the model's largest batched matmul, (N, 32, 64) x (N, 64, 64), on its own."""
+    a, w = torch.randn(members, B, WIDTH), torch.randn(members, WIDTH, WIDTH)
+    for _ in range(3):
+        torch.bmm(a, w)
+    reps = 50
+    t = time.perf_counter()
+    for _ in range(reps):
+        torch.bmm(a, w)
+    return reps * 2 * members * B * WIDTH * WIDTH / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--members", type=int, default=256, help="ensemble size for the lab, vmap and JAX")
+    ap.add_argument("--steps", type=int, default=STEPS, help="steps the lab trains (peers: fewer, scaled)")
+    args = ap.parse_args()
+    world = Bitworld({"situational_awareness": "off", "overseer_model": False})
+    flops = model_step_flops(world.input_dim)
+    print(f"threads={torch.get_num_threads()} members={args.members} model-step={flops / 1e6:.2f} MFLOP; runs/s for {STEPS}-step runs")
+    fused_adam()  # compile outside the timings (it happens once per process)
+    bench_lab(world, 8, 20, log=False)
+
+    results = {}
+    results["sequential"] = bench_sequential(world, runs=1, steps=300)
+    print(f"  sequential (plain PyTorch, 1 run x 300 steps, scaled) {results['sequential']:8.2f} runs/s", flush=True)
+    results["vmap"] = bench_vmap(world, args.members, steps=100)
+    print(f"  torch.func vmap(grad) ({args.members} x 100 steps, scaled) {results['vmap']:8.2f} runs/s", flush=True)
+    jax_rate = bench_jax(world, args.members, steps=args.steps)
+    if jax_rate is None:
+        print("  jax vmap+jit                                  not installed (pip install jax to compare)")
+    else:
+        results["jax"] = jax_rate
+        print(f"  jax vmap+jit ({args.members} x {args.steps} steps)              {jax_rate:8.2f} runs/s", flush=True)
+    results["lab"] = bench_lab(world, args.members, args.steps, log=False)
+    print(f"  deceptionlab trainer ({args.members} x {args.steps} steps)      {results['lab']:8.2f} runs/s", flush=True)
+    results["lab_logged"] = bench_lab(world, args.members, args.steps, log=True)
+    print(f"  deceptionlab + probe logging every 100 steps        {results['lab_logged']:8.2f} runs/s", flush=True)
+    roof = bench_roofline(args.members)
+    lab_flops = results["lab"] * STEPS * flops
+    print(f"  batched-matmul roofline ((N,32,64)x(N,64,64))   {roof / 1e9:8.1f} GFLOP/s")
+    print("ratios:")
+    print(f"  lab / sequential = {results['lab'] / results['sequential']:.1f}x   (target >= 20x)")
+    print(f"  lab / vmap       = {results['lab'] / results['vmap']:.1f}x")
+    if "jax" in results:
+        print(f"  lab / jax        = {results['lab'] / results['jax']:.2f}x  (target >= 1)")
+    print(f"  lab FLOP/s       = {lab_flops / 1e9:.1f} GFLOP/s = {lab_flops / roof:.0%} of the roofline (target >= 50%)")
+    print(f"  logging cost     = {1 - results['lab_logged'] / results['lab']:.0%} of training throughput")
+
+
+if __name__ == "__main__":
+    main()
