@@ -1,16 +1,19 @@
 """Training throughput on bitworld: the lab's trainer against its peers, measured in the same run.
 
-The work: 2-layer 64-wide MLPs (input 12, one policy logit), Adam lr 1e-3, batch 32 drawn from the
-256 training inputs, 2,000 steps per run. Peers do the identical computation:
-  sequential   one model after another, nn.Sequential + torch.optim.Adam (plain PyTorch)
-  vmap         a torch.func vmap(grad) ensemble + torch.optim.Adam on the stacked parameters
-  jax          JAX vmap + jit with a hand-written Adam (only when jax is installed)
+The work: 2-layer 64-wide MLPs (input 12, one policy logit), batch 32 drawn from the 256 training
+inputs, 2,000 steps per run, with SGD (momentum 0.9, lr 0.05: DESIGN.md's "2,000 SGD steps", the
+default) or Adam (lr 1e-3, --optimizer adam). Peers do the identical computation:
+  sequential   one model after another, nn.Sequential + torch.optim (plain PyTorch)
+  vmap         a torch.func vmap(grad) ensemble + torch.optim on the stacked parameters
+  jax          JAX vmap + jit with the optimiser written out (only when jax is installed)
   lab          deceptionlab.train.train on an MLPEnsemble (no trajectory logging, then with it)
 Peers that would take minutes are timed on fewer steps and scaled to 2,000 (said in the output).
+The machine is shared (steal time), so each figure is the best of two measurements (roofline: of ten
+rounds, before and after), and the lab is measured first (JAX leaves its thread pool behind).
 Also measured: the machine's batched-matmul throughput at this model's largest shape (the roofline
 the lab's FLOP/s is set against).
 
-    python benchmarks/bench_train.py [--members 256] [--steps 2000]
+    python benchmarks/bench_train.py [--optimizer sgd|adam] [--members 256] [--steps 2000]
 """
 
 from __future__ import annotations
@@ -27,6 +30,14 @@ from deceptionlab.train.optim import fused_adam
 from deceptionlab.worlds import Bitworld
 
 B, WIDTH, STEPS = 32, 64, 2000
+OPT = {"sgd": dict(lr=0.05, momentum=0.9), "adam": dict(lr=1e-3)}
+optimizer = "sgd"  # set from --optimizer (module-level so that spawned workers can be told it)
+
+
+def torch_optimizer(params):
+    if optimizer == "sgd":
+        return torch.optim.SGD(params, **OPT["sgd"])
+    return torch.optim.Adam(params, **OPT["adam"])
 
 
 def model_step_flops(n_in: int, width: int = WIDTH, batch: int = B) -> float:
@@ -41,9 +52,32 @@ def bench_lab(world, members: int, steps: int, log: bool) -> float:
     evaluate = ProbeEvaluator(world) if log else (lambda m: {})
     gens = [torch.Generator().manual_seed(10_000 + i) for i in range(members)]
     t = time.perf_counter()
-    train(model, [Phase("training", steps, [HeadData(0, ds.x, ds.y, 1.0)])], optimizer="adam", lr=1e-3, batch_size=B,
+    train(model, [Phase("training", steps, [HeadData(0, ds.x, ds.y, 1.0)])], optimizer=optimizer, **OPT[optimizer], batch_size=B,
           data_generators=gens, log_every=100 if log else 10**9, evaluate=evaluate)
     return members / (time.perf_counter() - t) * steps / STEPS
+
+
+def _lab_worker(members: int, steps: int, opt: str) -> float:
+    global optimizer
+    optimizer = opt
+    torch.set_num_threads(1)
+    fused_adam()
+    world = Bitworld({"situational_awareness": "off", "overseer_model": False})
+    bench_lab(world, 8, 20, log=False)  # warm up outside the timing
+    return bench_lab(world, members, steps, log=False)
+
+
+def bench_lab_processes(members: int, steps: int, workers: int) -> float:
+    """The lab's local executor layout: `workers` processes, one torch thread each, one chunk each."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        list(pool.map(_lab_worker, [8] * workers, [2] * workers, [optimizer] * workers))  # start and warm the workers
+        t = time.perf_counter()
+        list(pool.map(_lab_worker, [members] * workers, [steps] * workers, [optimizer] * workers))
+        # each worker's own warm-up is inside this window, so this slightly understates the rate
+        return workers * members / (time.perf_counter() - t) * steps / STEPS
 
 
 def bench_sequential(world, runs: int, steps: int) -> float:
@@ -52,7 +86,7 @@ def bench_sequential(world, runs: int, steps: int) -> float:
     for r in range(runs):
         torch.manual_seed(r)
         net = torch.nn.Sequential(torch.nn.Linear(world.input_dim, WIDTH), torch.nn.ReLU(), torch.nn.Linear(WIDTH, WIDTH), torch.nn.ReLU(), torch.nn.Linear(WIDTH, 1))
-        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        opt = torch_optimizer(net.parameters())
         g = torch.Generator().manual_seed(r)
         for _ in range(steps):
             idx = torch.randint(len(ds.x), (B,), generator=g)
@@ -76,7 +110,7 @@ def bench_vmap(world, members: int, steps: int) -> float:
         return torch.nn.functional.softplus(-y * functional_call(base, p, (x,)).squeeze(-1)).mean()
 
     g_fn = vmap(grad(loss))
-    opt = torch.optim.Adam(list(params.values()), 1e-3)
+    opt = torch_optimizer(list(params.values()))
     g = torch.Generator().manual_seed(0)
     t = time.perf_counter()
     for _ in range(steps):
@@ -111,6 +145,9 @@ def bench_jax(world, members: int, steps: int) -> float | None:
 
     def step(p, m, v, t, idx):
         g = jax.grad(loss)(p, X[idx], Y[idx])
+        if optimizer == "sgd":
+            m = [0.9 * a + b for a, b in zip(m, g)]
+            return [w - 0.05 * a for w, a in zip(p, m)], m, v
         m = [0.9 * a + 0.1 * b for a, b in zip(m, g)]
         v = [0.999 * a + 0.001 * b * b for a, b in zip(v, g)]
         p = [w - 1e-3 / (1 - 0.9**t) * a / (jnp.sqrt(b / (1 - 0.999**t)) + 1e-8) for w, a, b in zip(p, m, v)]
@@ -131,32 +168,52 @@ def bench_jax(world, members: int, steps: int) -> float | None:
 
 
 def bench_roofline(members: int) -> float:
-    """FLOP/s of the model's largest batched matmul, (N, 32, 64) x (N, 64, 64), on its own."""
+    """FLOP/s of the model's largest batched matmul, (N, 32, 64) x (N, 64, 64), on its own: the best
+    of 10 rounds of 50 (this machine is shared; the best round is the machine, the rest is noise)."""
     a, w = torch.randn(members, B, WIDTH), torch.randn(members, WIDTH, WIDTH)
-    for _ in range(3):
+    for _ in range(20):
         torch.bmm(a, w)
-    reps = 50
-    t = time.perf_counter()
-    for _ in range(reps):
-        torch.bmm(a, w)
-    return reps * 2 * members * B * WIDTH * WIDTH / (time.perf_counter() - t)
+    best = 0.0
+    for _ in range(10):
+        t = time.perf_counter()
+        for _ in range(50):
+            torch.bmm(a, w)
+        best = max(best, 50 * 2 * members * B * WIDTH * WIDTH / (time.perf_counter() - t))
+    return best
+
+
+def best_of(n: int, fn, *args, **kw) -> float:
+    return max(fn(*args, **kw) for _ in range(n))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--optimizer", choices=list(OPT), default="sgd", help="the optimiser every program uses")
     ap.add_argument("--members", type=int, default=256, help="ensemble size for the lab, vmap and JAX")
     ap.add_argument("--steps", type=int, default=STEPS, help="steps the lab trains (peers: fewer, scaled)")
     args = ap.parse_args()
+    global optimizer
+    optimizer = args.optimizer
     world = Bitworld({"situational_awareness": "off", "overseer_model": False})
     flops = model_step_flops(world.input_dim)
-    print(f"threads={torch.get_num_threads()} members={args.members} model-step={flops / 1e6:.2f} MFLOP; runs/s for {STEPS}-step runs")
+    print(f"optimizer={optimizer} {OPT[optimizer]} threads={torch.get_num_threads()} members={args.members} "
+          f"model-step={flops / 1e6:.2f} MFLOP; runs/s for {STEPS}-step runs")
     fused_adam()  # compile outside the timings (it happens once per process)
     bench_lab(world, 8, 20, log=False)
 
+    # the lab first: JAX leaves its thread pool behind, and the peers' allocations fragment memory
     results = {}
-    results["sequential"] = bench_sequential(world, runs=1, steps=300)
+    roof = bench_roofline(args.members)
+    print(f"  batched-matmul roofline ((N,32,64)x(N,64,64))   {roof / 1e9:8.1f} GFLOP/s", flush=True)
+    results["lab"] = best_of(2, bench_lab, world, args.members, args.steps, log=False)
+    print(f"  deceptionlab trainer ({args.members} x {args.steps} steps)      {results['lab']:8.2f} runs/s", flush=True)
+    results["lab_2proc"] = best_of(2, bench_lab_processes, args.members, args.steps, workers=2)
+    print(f"  deceptionlab, 2 worker processes x 1 thread            {results['lab_2proc']:8.2f} runs/s", flush=True)
+    results["lab_logged"] = bench_lab(world, args.members, args.steps, log=True)
+    print(f"  deceptionlab + probe logging every 100 steps        {results['lab_logged']:8.2f} runs/s", flush=True)
+    results["sequential"] = best_of(2, bench_sequential, world, runs=1, steps=300)
     print(f"  sequential (plain PyTorch, 1 run x 300 steps, scaled) {results['sequential']:8.2f} runs/s", flush=True)
-    results["vmap"] = bench_vmap(world, args.members, steps=100)
+    results["vmap"] = best_of(2, bench_vmap, world, args.members, steps=100)
     print(f"  torch.func vmap(grad) ({args.members} x 100 steps, scaled) {results['vmap']:8.2f} runs/s", flush=True)
     jax_rate = bench_jax(world, args.members, steps=args.steps)
     if jax_rate is None:
@@ -164,19 +221,19 @@ def main() -> None:
     else:
         results["jax"] = jax_rate
         print(f"  jax vmap+jit ({args.members} x {args.steps} steps)              {jax_rate:8.2f} runs/s", flush=True)
-    results["lab"] = bench_lab(world, args.members, args.steps, log=False)
-    print(f"  deceptionlab trainer ({args.members} x {args.steps} steps)      {results['lab']:8.2f} runs/s", flush=True)
-    results["lab_logged"] = bench_lab(world, args.members, args.steps, log=True)
-    print(f"  deceptionlab + probe logging every 100 steps        {results['lab_logged']:8.2f} runs/s", flush=True)
-    roof = bench_roofline(args.members)
+    roof = max(roof, bench_roofline(args.members))  # again, after the runs: the better of the two
+    print(f"  roofline, best of before and after               {roof / 1e9:8.1f} GFLOP/s")
     lab_flops = results["lab"] * STEPS * flops
-    print(f"  batched-matmul roofline ((N,32,64)x(N,64,64))   {roof / 1e9:8.1f} GFLOP/s")
+    proc_flops = results["lab_2proc"] * STEPS * flops
     print("ratios:")
     print(f"  lab / sequential = {results['lab'] / results['sequential']:.1f}x   (target >= 20x)")
     print(f"  lab / vmap       = {results['lab'] / results['vmap']:.1f}x")
     if "jax" in results:
         print(f"  lab / jax        = {results['lab'] / results['jax']:.2f}x  (target >= 1)")
     print(f"  lab FLOP/s       = {lab_flops / 1e9:.1f} GFLOP/s = {lab_flops / roof:.0%} of the roofline (target >= 50%)")
+    print(f"  2 processes      = {proc_flops / 1e9:.1f} GFLOP/s = {proc_flops / roof:.0%} of the roofline; "
+          f"{results['lab_2proc'] / results['sequential']:.1f}x sequential"
+          + (f", {results['lab_2proc'] / results['jax']:.2f}x jax" if "jax" in results else ""))
     print(f"  logging cost     = {1 - results['lab_logged'] / results['lab']:.0%} of training throughput")
 
 

@@ -92,3 +92,20 @@ def test_malformed_toml(tmp_path):
         load_spec(p)
     with pytest.raises(SpecError, match="cannot read spec"):
         load_spec(tmp_path / "missing.toml")
+
+
+def test_chunks_are_sized_to_the_memory_budget():
+    from deceptionlab.sweep.executor import MAX_CHUNK, build_world, chunk_size_for, plan
+
+    spec = load_spec(REPO / "experiments" / "flagship.toml")
+    cond = conditions(spec)[-1]
+    world = build_world(cond.config)
+    assert chunk_size_for(cond.config, world) <= MAX_CHUNK
+    small = chunk_size_for(cond.config, world, memory=64 << 20)
+    tiny = chunk_size_for(cond.config, world, memory=8 << 20)
+    assert 1 <= tiny < small < chunk_size_for(cond.config, world)
+    wide = cond.config.model_copy(update={"model": cond.config.model.model_copy(update={"width": 1024})})
+    assert chunk_size_for(wide, world) < chunk_size_for(cond.config, world)
+    chunks = plan(spec, stored=set())
+    assert sum(len(c) for c in chunks) == 8 * 256
+    assert all(len({r.condition.label for r in c}) == 1 for c in chunks)  # one condition per chunk

@@ -193,3 +193,14 @@ def test_cuda_request_without_cuda_is_a_clear_error(tmp_path, tiny_spec):
     else:
         res = cli("run", tiny_spec, "--out", tmp_path / "gpu", "--device", "cuda")
         assert res.returncode == 2 and "no CUDA device is available" in res.stderr
+
+
+def test_one_worker_and_two_workers_give_the_same_runs(finished, tmp_path):
+    spec, out = finished  # written in one process
+    single = tmp_path / "two"
+    assert cli("run", spec, "--out", single, "--chunk-size", 2, "--workers", 2, "--no-show").returncode == 0
+    a, b = deceptionlab.load(out), deceptionlab.load(single)
+    assert a.run_id.tolist() == b.run_id.tolist()
+    assert a.verdict.tolist() == b.verdict.tolist()
+    for col in ("score_internal", "score_corrigible", "score_deceptive", "score_proxy", "train_accuracy"):
+        assert (a[col] - b[col]).abs().max() < 1e-6, col

@@ -5,7 +5,6 @@ Every user error (a bad spec, an unusable results folder) is one line on stderr 
 
 from __future__ import annotations
 
-import json
 import sys
 from enum import Enum
 from pathlib import Path
@@ -33,8 +32,10 @@ def _fail(msg: str) -> None:
 
 
 class RunsPerSecond(ProgressColumn):
+    """Runs per second since the start (chunks finish in bursts, so a recent-window rate jumps)."""
+
     def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
+        speed = task.completed / task.elapsed if task.elapsed and task.completed else None
         return Text(f"{speed:,.1f} runs/s" if speed else "- runs/s", style="cyan")
 
 
@@ -44,6 +45,7 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results folder (default: results/<experiment name>)."),
     device: str = typer.Option("cpu", help="Torch device: cpu, or cuda where one exists."),
     chunk_size: Optional[int] = typer.Option(None, min=1, help="Runs per batched ensemble (default: sized to memory)."),
+    workers: Optional[int] = typer.Option(None, min=1, help="Worker processes, each with a share of the torch threads (default: 1, in this process)."),
     show_table: bool = typer.Option(True, "--show/--no-show", help="Print the outcome table at the end."),
 ):
     """Train every run of SPEC not already stored in the results folder, then show the outcomes."""
@@ -63,7 +65,7 @@ def run(
             message=lambda m: bar.console.print(m),
         )
         try:
-            counts = run_experiment(exp, out, spec_text=spec.read_text(), device=device, chunk_size=chunk_size, progress=hooks)
+            counts = run_experiment(exp, out, spec_text=spec.read_text(), device=device, chunk_size=chunk_size, workers=workers, progress=hooks)
         except (SpecError, StoreError) as e:
             bar.stop()
             _fail(str(e))

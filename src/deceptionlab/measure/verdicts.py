@@ -12,7 +12,6 @@ Per run: the agreement of the policy with every class template on every probe ce
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing as mp
+import os
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pyarrow as pa
 import torch
@@ -166,6 +169,50 @@ def plan(spec: ExperimentSpec, stored: set[str]) -> list[list[Run]]:
     return chunks
 
 
+_worker_queue = None
+_worker_parent = None
+
+
+def _init_worker(threads: int, queue) -> None:
+    global _worker_queue, _worker_parent
+    torch.set_num_threads(threads)
+    _worker_queue, _worker_parent = queue, os.getppid()
+
+
+def _work(key: int, runs: list[Run], device: str) -> tuple[int, pa.Table]:
+    def report(fraction: float) -> None:
+        if os.getppid() != _worker_parent:  # the sweep was killed: stop, its chunks are not written
+            os._exit(1)
+        _worker_queue.put((key, fraction * len(runs)))
+
+    return key, train_chunk(runs, device, on_fraction=report)
+
+
+def execute(chunks: list[list[Run]], device: str = "cpu", workers: int = 1, progress: Progress | None = None) -> Iterator[tuple[list[Run], pa.Table]]:
+    """Train chunks, yielding (chunk, rows) as each finishes. With workers > 1, chunks run in that many
+    processes sharing the cores' torch threads between them. On 2 cores one process with two threads
+    is the faster default for the flagship (BENCHMARKS.md); processes are how a sweep uses more."""
+    progress = progress or Progress()
+    if workers <= 1 or len(chunks) <= 1 or device != "cpu":
+        for chunk in chunks:
+            yield chunk, train_chunk(chunk, device, on_fraction=lambda f, n=len(chunk): progress.advance(f * n))
+        return
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(max(1, torch.get_num_threads() // workers), queue))
+    try:
+        pending = {pool.submit(_work, i, chunk, device) for i, chunk in enumerate(chunks)}
+        while pending:
+            done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+            while not queue.empty():
+                progress.advance(queue.get_nowait()[1])
+            for fut in done:
+                key, table = fut.result()
+                yield chunks[key], table
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_experiment(  # noqa: PLR0913
     spec: ExperimentSpec,
     out: str | Path,
@@ -173,9 +220,11 @@ def run_experiment(  # noqa: PLR0913
     spec_text: str | None = None,
     device: str = "cpu",
     chunk_size: int | None = None,
+    workers: int | None = None,
     progress: Progress | None = None,
 ) -> dict:
-    """Run every run of `spec` not yet stored in `out`. Returns counts {"total", "skipped", "trained"}."""
+    """Run every run of `spec` not yet stored in `out` (workers > 1: that many processes).
+    Returns counts {"total", "skipped", "trained", "seconds"}."""
     progress = progress or Progress()
     if device.startswith("cuda") and not torch.cuda.is_available():
         from .spec import SpecError
@@ -194,8 +243,7 @@ def run_experiment(  # noqa: PLR0913
         progress.start(pending)
         labels = list(dict.fromkeys(r.condition.label for r in all_runs))
         t0 = time.time()
-        for chunk in chunks:
-            table = train_chunk(chunk, device, on_fraction=lambda f, n=len(chunk): progress.advance(f * n))
+        for chunk, table in execute(chunks, device, workers or 1, progress):
             table = table.append_column("experiment", pa.array([spec.name] * len(chunk)))
             table = table.append_column("condition_index", pa.array([labels.index(chunk[0].condition.label)] * len(chunk)))
             store.write_chunk(table)

@@ -107,14 +107,14 @@ def train(
     at every phase boundary and at the end."""
     device = model.params[0].device
     n = model.n_members
-    # compiling the fused update costs seconds once per process: worth it only for long chunks
-    fused = n * sum(p.steps for p in phases) >= FUSE_ABOVE
+    # compiling the fused update costs seconds once per process: worth it only for long chunks on a
+    # CPU (on a GPU the foreach kernels are already few and fast)
+    fused = device.type == "cpu" and n * sum(p.steps for p in phases) >= FUSE_ABOVE
     opt = optim.make_optimizer(optimizer, model.params, lr, momentum, weight_decay, fused=fused)
     traj = Trajectory()
     n_heads = model.params[-1].shape[-1]
     nan_loss = torch.full((n, n_heads), float("nan"), device=device)
     traj.log(0, phases[0].name if phases else "", {**evaluate(model), "train_loss": nan_loss})
-    step = 0
     _keep_freed_memory()
     flush = torch.set_flush_denormal(True)  # denormal floats (tiny Adam moments) are ~40x slower
     try:
