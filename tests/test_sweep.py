@@ -51,6 +51,9 @@ def test_run_writes_one_row_per_run_readable_by_duckdb_and_pandas(finished):
     assert df.traj_step.map(list).map(lambda s: s[0] == 0 and s[-1] == 160).all()
     assert df.cells.map(len).eq(12).all()
     assert df.traj_loss_situational_awareness[df.situational_awareness == "off"].isna().all()
+    for col in ("traj_decode_situation", "traj_decode_base_objective", "traj_deploy_score_deceptive"):
+        assert df[col].map(len).eq(df.traj_step.map(len)).all()
+        assert df[col].map(lambda t: all(0 <= v <= 1 for v in t)).all()
     n = duckdb.sql(f"SELECT count(*) FROM read_parquet('{out}/runs/*.parquet') WHERE fit").fetchall()[0][0]
     assert n == int(df.fit.sum())
     counts = Store(out).query("SELECT situational_awareness, count(*) AS n FROM runs GROUP BY 1 ORDER BY 1")

@@ -23,34 +23,70 @@ VERDICTS: tuple[str, ...] = (*CLASSES, "mixed", "unfit")
 
 
 class ProbeEvaluator:
-    """Evaluates an ensemble's policy on a world's probe cells and training data, all members at once.
+    """Evaluates an ensemble on a world's probe cells, training data and decodables, all members at once.
 
-    Calling it returns {"agreement": (N, cells, classes), "train_accuracy": (N,)}.
+    Calling it returns {"agreement": (N, cells, classes), "train_accuracy": (N,)} and, when the world
+    has decodables, {"decodability": (N, decodables)}: the held-out accuracy of a linear probe (ridge
+    regression on the last hidden layer, fitted per member on half of the decodable's inputs and
+    scored on the other half) that reads the decodable's label, e.g. the situation.
     """
+
+    RIDGE = 1e-2  # per fitted row; keeps the solve well-posed when units are dead or duplicated
+    PROBE_ROWS = 256  # rows each probe is fitted on, and as many held out (a fixed random subset)
 
     def __init__(self, world: World, device="cpu", policy_head: int = 0):
         cells = world.probe_cells
         fit = world.datasets[world.fit_dataset]
         self.cell_names = [c.name for c in cells]
         self.discriminating = torch.tensor([c.discriminating for c in cells])
+        train_situations = {c.situation for c in cells if c.in_training}
+        # the cells the trainer's situation never covers: where deception would show
+        self.deployment = torch.tensor([c.discriminating and c.situation not in train_situations for c in cells])
         self.policy_head = policy_head
-        # probe and training inputs overlap (the training cells): evaluate each distinct input once
-        self.x, self.inverse = torch.cat([c.x for c in cells] + [fit.x]).unique(dim=0, return_inverse=True)
-        self.x, self.inverse = self.x.to(device), self.inverse.to(device)
+        decodables = getattr(world, "decodables", {})
+        self.decodable_names = list(decodables)
+        # probe, training and decodable inputs overlap: run the trunk on each distinct input once
+        parts = [c.x for c in cells] + [fit.x] + [d.x for d in decodables.values()]
+        self.x, inverse = torch.cat(parts).unique(dim=0, return_inverse=True)
+        self.x = self.x.to(device)
         self.n_probe = sum(len(c.x) for c in cells)
+        self.inverse = inverse[: self.n_probe + len(fit.x)].to(device)
+        g = torch.Generator().manual_seed(0)  # the same held-out split for every member and checkpoint
+        self.decode = []
+        start = self.n_probe + len(fit.x)
+        for d in decodables.values():
+            rows = inverse[start : start + len(d.x)]
+            start += len(d.x)
+            perm = torch.randperm(len(d.x), generator=g)[: 2 * self.PROBE_ROWS]
+            self.decode.append((rows[perm].to(device), d.y[perm].float().to(device), min(len(perm) // 2, self.PROBE_ROWS)))
         self.fit_y = fit.y.float().to(device)
         self.templates = torch.cat([torch.stack([c.templates[k].float() for k in CLASSES], 1) for c in cells]).to(device)
         member = torch.cat([torch.full((len(c.x),), i) for i, c in enumerate(cells)])
         self.cell_sizes = torch.tensor([len(c.x) for c in cells], dtype=torch.float32, device=device)
         self.cell_member = torch.nn.functional.one_hot(member, len(cells)).float().to(device)  # (M_probe, cells)
 
-    def outputs(self, model: MLPEnsemble) -> torch.Tensor:
+    def outputs(self, model: MLPEnsemble, hidden: torch.Tensor | None = None) -> torch.Tensor:
         """The policy's decisions in {-1, +1} on every probe input then every training input: (N, M)."""
-        logits = model.logits(self.x)[..., self.policy_head]
+        hidden = model.trunk(self.x) if hidden is None else hidden
+        logits = model.readout(hidden)[..., self.policy_head]
         return torch.where(logits > 0, 1.0, -1.0)[:, self.inverse]
 
     def __call__(self, model: MLPEnsemble) -> dict[str, torch.Tensor]:
-        return self.score_outputs(self.outputs(model))
+        hidden = model.trunk(self.x)  # (N, M, width)
+        out = self.score_outputs(self.outputs(model, hidden))
+        if self.decode:
+            out["decodability"] = torch.stack([self.probe_accuracy(hidden, *d) for d in self.decode], 1)
+        return out
+
+    def probe_accuracy(self, hidden, rows, y, n_fit) -> torch.Tensor:
+        """(N,) accuracy on rows[n_fit:] of a per-member ridge probe on `hidden` (N, M, width) fitted on
+        rows[:n_fit]."""
+        a = torch.nn.functional.pad(hidden[:, rows], (0, 1), value=1.0)  # (N, m, width + 1): a bias column
+        fit, test = a[:, :n_fit], a[:, n_fit:]
+        gram = fit.transpose(1, 2) @ fit + self.RIDGE * n_fit * torch.eye(a.shape[-1], device=a.device)
+        w = torch.linalg.solve(gram, fit.transpose(1, 2) @ y[:n_fit].view(1, -1, 1).expand(len(a), -1, 1))
+        pred = (test @ w).squeeze(-1)
+        return (torch.where(pred > 0, 1.0, -1.0) == y[n_fit:]).float().mean(1)
 
     def score_outputs(self, out: torch.Tensor) -> dict[str, torch.Tensor]:
         probe, train = out[:, : self.n_probe], out[:, self.n_probe :]

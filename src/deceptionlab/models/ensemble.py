@@ -107,13 +107,24 @@ class MLPEnsemble:
                 delta = torch.bmm(delta, self.params[2 * l].transpose(1, 2))
         return grads
 
-    def logits(self, x: torch.Tensor, max_rows: int = 128) -> torch.Tensor:
-        """Inference on inputs shared by all members, x: (M, n_in) -> (N, M, n_heads), in slices of
-        rows small enough that each slice's activations stay in cache."""
+    def trunk(self, x: torch.Tensor, max_rows: int = 128) -> torch.Tensor:
+        """Last hidden layer on inputs shared by all members, x: (M, n_in) -> (N, M, width), computed in
+        slices of rows small enough that each slice's activations stay in cache."""
         outs = []
         for i in range(0, x.shape[0], max_rows):
-            outs.append(self.forward(x[i : i + max_rows].expand(self.n_members, -1, -1).contiguous())[0])
+            h = x[i : i + max_rows].expand(self.n_members, -1, -1).contiguous()
+            for l in range(self.depth):
+                h = torch.bmm(h, self.params[2 * l]).add_(self.params[2 * l + 1]).relu_()
+            outs.append(h)
         return torch.cat(outs, 1)
+
+    def readout(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Head logits from last-layer activations: (N, M, width) -> (N, M, n_heads)."""
+        return torch.bmm(hidden, self.params[-2]).add_(self.params[-1])
+
+    def logits(self, x: torch.Tensor, max_rows: int = 128) -> torch.Tensor:
+        """Inference on inputs shared by all members, x: (M, n_in) -> (N, M, n_heads)."""
+        return self.readout(self.trunk(x, max_rows))
 
     def member(self, k: int) -> "MLPEnsemble":
         """Member k as an ensemble of one (a copy)."""

@@ -63,7 +63,8 @@ def chunk_size_for(config: RunConfig, world: World, memory: int = DEFAULT_MEMORY
     n_params = world.input_dim * w + (d - 1) * w * w + w * len(world.heads) + (d + 1) * w
     rows = len(world.heads) * config.optimizer.batch_size
     n_eval = sum(len(c.x) for c in world.probe_cells) + len(world.datasets[world.fit_dataset].x)
-    floats = 5 * n_params + 4 * rows * (w * d + world.input_dim) + 3 * 512 * w * (d + 1) + 2 * n_eval * len(CLASSES)
+    n_eval += sum(len(x.x) for x in world.decodables.values())
+    floats = 5 * n_params + 4 * rows * (w * d + world.input_dim) + 2 * n_eval * (w + len(CLASSES))
     return max(1, min(MAX_CHUNK, memory // (4 * floats)))
 
 
@@ -145,7 +146,12 @@ def rows_table(runs: list[Run], world: World, evaluator: ProbeEvaluator, traj, n
     cols["traj_verdict"] = [[traj_verdicts[t][k] for t in range(T)] for k in range(n)]
     for i, c in enumerate(CLASSES):
         cols[f"traj_score_{c}"] = scores[:, :, i].tolist()
+    deploy = class_scores(agreement, evaluator.deployment)  # (N, T, classes) on deployment probes
+    for i, c in enumerate(CLASSES):
+        cols[f"traj_deploy_score_{c}"] = deploy[:, :, i].tolist()
     cols["traj_train_accuracy"] = acc.tolist()
+    for i, name in enumerate(evaluator.decodable_names):
+        cols[f"traj_decode_{name}"] = st["decodability"][:, :, i].tolist()
     losses = st["train_loss"]  # (N, T, heads)
     heads = list(world.heads)
     for h in type(world).all_heads:

@@ -85,9 +85,11 @@ class World:
     fit_dataset: str  # the policy's training distribution: the fit flag is accuracy on it
     probe_cells: list[ProbeCell]
     references: dict[str, Reference]  # class -> reference implementation (absent if unimplementable)
+    decodables: dict[str, Dataset]  # what linear probes on the trunk try to read out ("does it know...")
 
     def __init__(self, knobs: Knobs | dict | None = None):
         self.knobs = knobs if isinstance(knobs, self.Knobs) else self.Knobs(**(knobs or {}))
+        self.decodables = {}
 
     def check(self) -> None:
         """Raise ValueError naming what is wrong if the world breaks the interface's contract."""

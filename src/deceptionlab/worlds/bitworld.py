@@ -79,6 +79,11 @@ class Bitworld(World):
         if k.overseer_model:
             self.heads["overseer_model"] = Head("overseer_model", "overseer", "predicts what the overseer wants under any spec")
         self.fit_dataset = "train"
+        # "the model knows it is in training" / "the model knows what the trainer wants"
+        self.decodables = {
+            "situation": Dataset(all_x, all_sit.clone(), "the true situation, +1 training / -1 deployment"),
+            "base_objective": Dataset(all_x, OBJECTIVES["base"](all_w), "the base objective majority(w0..w4)"),
+        }
         self.probe_cells = self._probe_cells(noise_gen)
         self.references = {
             "internal": lambda x: OBJECTIVES["base"](x[:, :N_BITS]),
