@@ -207,3 +207,14 @@ def test_one_worker_and_two_workers_give_the_same_runs(finished, tmp_path):
     assert a.verdict.tolist() == b.verdict.tolist()
     for col in ("score_internal", "score_corrigible", "score_deceptive", "score_proxy", "train_accuracy"):
         assert (a[col] - b[col]).abs().max() < 1e-6, col
+
+
+def test_paths_command(finished):
+    _, out = finished
+    res = cli("paths", out, "--format", "csv")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("situational_awareness,n,p_situation_first,low,high,median_sa_step")
+    assert len(lines) == 3
+    table = cli("paths", out)
+    assert "situation first" in table.stdout and "derailments" in table.stdout

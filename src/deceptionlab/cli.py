@@ -16,7 +16,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from .measure import VERDICTS, frequencies
+from .measure import VERDICTS, frequencies, path_summary
 from .sweep import SpecError, Store, StoreError, load, load_spec, run_experiment
 from .sweep.executor import Progress as ProgressHooks
 from .worlds import REGISTRY
@@ -111,6 +111,36 @@ def show(
             txt = f"{100 * r.p:.0f} ({100 * r.low:.0f}-{100 * r.high:.0f})"
             cells.append(f"[bold]{txt}[/]" if r.p >= 0.5 else (txt if r.count else f"[dim]{txt}[/]"))
         table.add_row(*map(str, key), str(int(g.n.iloc[0])), *cells)
+    console.print(table)
+
+
+@app.command()
+def paths(
+    results: Path = typer.Argument(..., help="Results folder written by `deceptionlab run`."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv or json."),
+    threshold: float = typer.Option(0.9, min=0.5, max=1.0, help="Template score at which the objective counts as generalised."),
+):
+    """Path events per condition: does situational awareness come before the objective (claim C1)?"""
+    try:
+        runs = load(results)
+    except StoreError as e:
+        _fail(str(e))
+    axes = [a for a in Store(results).axes() if a in runs.columns] or ["condition"]
+    summary = path_summary(runs, by=axes, threshold=threshold)
+    if fmt is not Format.table:
+        sys.stdout.write(summary.to_csv(index=False) if fmt is Format.csv else summary.to_json(orient="records", indent=1) + "\n")
+        return
+    table = Table(title=f"Path events per condition (steps are checkpoint steps; medians over runs): {results}", title_justify="left")
+    cols = ["runs", "situation first % (95% CI)", "situation known at", "objective generalises at", "never %", "verdict settled at", "derailments"]
+    for c in [*axes, *cols]:
+        table.add_column(c, justify="left" if c in axes else "right", overflow="fold")
+    fmt_step = lambda v: "-" if v != v else f"{v:.0f}"  # noqa: E731
+    for r in summary.to_dict(orient="records"):
+        table.add_row(
+            *(str(r[a]) for a in axes), str(r["n"]), f"{100 * r['p_situation_first']:.0f} ({100 * r['low']:.0f}-{100 * r['high']:.0f})",
+            fmt_step(r["median_sa_step"]), fmt_step(r["median_objective_step"]), f"{100 * r['p_objective_never']:.0f}",
+            fmt_step(r["median_verdict_step"]), f"{r['mean_derailments']:.2f}",
+        )
     console.print(table)
 
 
