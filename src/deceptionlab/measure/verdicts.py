@@ -20,6 +20,7 @@ from ..models import MLPEnsemble
 from ..worlds import CLASSES, World
 
 VERDICTS: tuple[str, ...] = (*CLASSES, "mixed", "unfit")
+TOLERANCE = 1e-6  # float32 rounding of a score or accuracy
 
 
 class ProbeEvaluator:
@@ -109,6 +110,8 @@ def verdicts(scores: torch.Tensor, train_accuracy: torch.Tensor, threshold: floa
     """Verdict per run from class scores (N, classes) and training accuracy (N,)."""
     out = []
     proxy = CLASSES.index("proxy")
+    # scores are float32 fractions: 19/20 is 0.94999999; thresholds are inclusive up to that rounding
+    threshold, fit_threshold = threshold - TOLERANCE, fit_threshold - TOLERANCE
     for s, acc in zip(scores.tolist(), train_accuracy.tolist()):
         if s[proxy] >= threshold:
             out.append("proxy")

@@ -20,6 +20,7 @@ import pyarrow as pa
 import torch
 
 from ..measure import ProbeEvaluator, class_scores, verdicts
+from ..measure.verdicts import TOLERANCE
 from ..models import MLPEnsemble
 from ..train import HeadData, Phase, train
 from ..worlds import CLASSES, World, get_world
@@ -90,10 +91,8 @@ def train_chunk(runs: list[Run], device: str = "cpu", on_fraction=None) -> pa.Ta
     )
     evaluator = ProbeEvaluator(world, device)
     opt = cfg.optimizer
-    done = [0]
 
     def on_steps(k: int) -> None:
-        done[0] += k
         if on_fraction is not None and total_steps:
             on_fraction(k / total_steps)
 
@@ -134,7 +133,7 @@ def rows_table(runs: list[Run], world: World, evaluator: ProbeEvaluator, traj, n
     cols["config"] = [json.dumps(norm, sort_keys=True)] * n
     cols["verdict"] = final
     cols["train_accuracy"] = acc[:, -1].tolist()
-    cols["fit"] = [a >= fit_th for a in acc[:, -1].tolist()]
+    cols["fit"] = [a >= fit_th - TOLERANCE for a in acc[:, -1].tolist()]
     for i, c in enumerate(CLASSES):
         cols[f"score_{c}"] = scores[:, -1, i].tolist()
     final_agree = agreement[:, -1].tolist()  # (N, cells, classes)
