@@ -158,6 +158,7 @@ def test_incompatible_results_folder_is_refused_untouched(finished, tmp_path):
     res = cli("run", changed, "--out", out)
     assert res.returncode == 2
     assert "optimizer.lr: differs from the spec that wrote results folder" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
     assert _digest(out) == before
     assert cli("show", tmp_path / "nothing").returncode == 2
 
@@ -218,3 +219,12 @@ def test_paths_command(finished):
     assert len(lines) == 3
     table = cli("paths", out)
     assert "situation first" in table.stdout and "derailments" in table.stdout
+
+
+def test_unwritable_results_folder_is_a_clear_error(tmp_path, tiny_spec):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    res = cli("run", tiny_spec, "--out", blocker / "sub")
+    assert res.returncode == 2
+    assert "Not a directory" in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

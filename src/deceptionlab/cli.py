@@ -66,9 +66,14 @@ def run(
         )
         try:
             counts = run_experiment(exp, out, spec_text=spec.read_text(), device=device, chunk_size=chunk_size, workers=workers, progress=hooks)
-        except (SpecError, StoreError) as e:
+        except (SpecError, StoreError, OSError) as e:  # OSError: an unwritable folder, a full disk
+            bar.live.transient = True  # the error is the one line left on the screen
             bar.stop()
-            _fail(str(e))
+            _fail(f"{out}: {e.strerror or e}" if isinstance(e, OSError) else str(e))
+        except KeyboardInterrupt:
+            bar.stop()
+            err_console.print(f"interrupted: finished chunks are stored in {out}; re-run the same command to resume")
+            raise typer.Exit(130) from None
     err_console.print(f"{counts['trained']} runs trained, {counts['skipped']} already stored, in {counts['seconds']:.1f} s -> {out}")
     if show_table:
         show(out, fmt=Format.table)
