@@ -109,3 +109,22 @@ def test_chunks_are_sized_to_the_memory_budget():
     chunks = plan(spec, stored=set())
     assert sum(len(c) for c in chunks) == 8 * 256
     assert all(len({r.condition.label for r in c}) == 1 for c in chunks)  # one condition per chunk
+
+
+def test_a_curriculum_is_a_sweep_axis_with_labels():
+    raw = tomllib.loads(tiny_spec_text())
+    situation_first = [
+        {"name": "world_model", "steps": 60, "heads": {"situational_awareness": {}}},
+        {"name": "training", "steps": 60, "heads": {"policy": {}}},
+    ]
+    objective_first = list(reversed(situation_first))
+    raw["sweep"] = {"curriculum": {"path": "phases", "values": [situation_first, objective_first], "labels": ["situation-first", "objective-first"]}}
+    spec = parse_spec(raw)
+    conds = conditions(spec)
+    assert [c.axes["curriculum"] for c in conds] == ["situation-first", "objective-first"]
+    assert [p.name for p in conds[1].config.phases] == ["training", "world_model"]
+    runs = expand(spec)
+    assert len({r.run_id for r in runs}) == len(runs) == 2 * 4
+    raw["sweep"]["curriculum"]["labels"] = ["only-one"]
+    with pytest.raises(SpecError, match="sweep.curriculum.labels: 1 labels for 2 values"):
+        parse_spec(raw)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from ..worlds import get_world
 
@@ -138,7 +138,19 @@ class RunConfig(_Strict):
 
 class Axis(_Strict):
     path: str
+    """Dotted path of the field the axis sets ("optimizer.lr", "phases.0.steps", or "phases": a whole curriculum)."""
     values: list[Any] = Field(min_length=1)
+    """The values the field takes, one condition each."""
+    labels: list[str] | None = None
+    """Names for the values in tables and result columns (e.g. "situation-first" for a phase list)."""
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v, info: ValidationInfo):
+        n = len(info.data.get("values", []))
+        if v is not None and len(v) != n:
+            raise ValueError(f"{len(v)} labels for {n} values")
+        return v
 
 
 class ExperimentSpec(RunConfig):
@@ -261,16 +273,19 @@ def conditions(spec: ExperimentSpec, source: str = "spec") -> list[Condition]:
     base = spec.base_config()  # knob defaults are filled in, so knob paths resolve
     names = list(spec.sweep)
     out = []
-    for values in itertools.product(*(spec.sweep[n].values for n in names)):
+    for picks in itertools.product(*(range(len(spec.sweep[n].values)) for n in names)):
         d = copy.deepcopy(base)
-        for n, v in zip(names, values):
-            _set_path(d, spec.sweep[n].path, v, n)
+        shown = {}
+        for n, i in zip(names, picks):
+            axis = spec.sweep[n]
+            _set_path(d, axis.path, axis.values[i], n)
+            shown[n] = axis.labels[i] if axis.labels else axis.values[i]
         try:
             cfg = RunConfig.model_validate(d)
         except ValidationError as e:
-            where = ", ".join(f"{n}={v!r}" for n, v in zip(names, values))
+            where = ", ".join(f"{n}={v!r}" for n, v in shown.items())
             raise SpecError(f"{source}: {_one_line(e)} [sweep {where}]") from None
-        out.append(Condition(dict(zip(names, values)), cfg))
+        out.append(Condition(shown, cfg))
     return out
 
 
@@ -294,7 +309,7 @@ def fingerprint(spec: ExperimentSpec) -> dict:
     """What a results folder pins: everything but seeds, descriptions and axis values."""
     d = spec.model_dump()
     d.pop("seeds"), d.pop("data_seeds"), d.pop("description")
-    d["sweep"] = {n: a["path"] for n, a in d["sweep"].items()}
+    d["sweep"] = {n: a["path"] for n, a in d["sweep"].items()}  # values and labels may grow
     return json.loads(json.dumps(d, sort_keys=True))
 
 
