@@ -1,6 +1,6 @@
 """Batched MLP ensembles: N independent networks as one tensor program, model axis first.
 
-Forward and backward are written out by hand with batched matmuls (`baddbmm`/`bmm`): for many tiny
+Forward and backward are written out by hand with batched matmuls (`bmm`): for many tiny
 networks this is what keeps the arithmetic units busy; autograd's per-op bookkeeping would cost more
 than the matmuls themselves. `tests/test_ensemble.py` checks the gradients against autograd.
 """
@@ -125,11 +125,3 @@ class MLPEnsemble:
     def logits(self, x: torch.Tensor, max_rows: int = 128) -> torch.Tensor:
         """Inference on inputs shared by all members, x: (M, n_in) -> (N, M, n_heads)."""
         return self.readout(self.trunk(x, max_rows))
-
-    def member(self, k: int) -> "MLPEnsemble":
-        """Member k as an ensemble of one (a copy)."""
-        return MLPEnsemble([p[k : k + 1].clone() for p in self.params])
-
-    def flat(self) -> torch.Tensor:
-        """(N, n_params): each member's parameters as one vector (for distances and interpolation)."""
-        return torch.cat([p.reshape(p.shape[0], -1) for p in self.params], 1)
