@@ -103,7 +103,7 @@ def test_chunks_are_sized_to_the_memory_budget():
     assert chunk_size_for(cond.config, world) <= MAX_CHUNK
     small = chunk_size_for(cond.config, world, memory=64 << 20)
     tiny = chunk_size_for(cond.config, world, memory=8 << 20)
-    assert 1 <= tiny < small < chunk_size_for(cond.config, world)
+    assert tiny >= 1 and tiny < small < chunk_size_for(cond.config, world)
     wide = cond.config.model_copy(update={"model": cond.config.model.model_copy(update={"width": 1024})})
     assert chunk_size_for(wide, world) < chunk_size_for(cond.config, world)
     chunks = plan(spec, stored=set())
