@@ -51,3 +51,12 @@ def test_trajectories_are_logged_at_checkpoints():
     loss = df.traj_loss_overseer_model[0]
     assert loss[0] != loss[0]  # nothing trained before step 0 (NaN)
     assert loss[-1] < loss[1]
+
+
+def test_skipped_phases_leave_no_trace_in_the_trajectory():
+    raw = tomllib.loads((REPO / "experiments" / "quick.toml").read_text())
+    raw.update(seeds=2, log_every=500)
+    run = [r for r in expand(parse_spec(raw)) if r.condition.axes == {"situational_awareness": "off", "overseer_model": False, "own_goal_steps": 0}]
+    df = train_chunk(run).to_pandas()
+    assert set(df.traj_phase[0]) == {"training"}
+    assert list(df.traj_step[0]) == [0, 500, 1000, 1500]

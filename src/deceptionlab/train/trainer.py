@@ -114,7 +114,8 @@ def train(
     traj = Trajectory()
     n_heads = model.params[-1].shape[-1]
     nan_loss = torch.full((n, n_heads), float("nan"), device=device)
-    traj.log(0, phases[0].name if phases else "", {**evaluate(model), "train_loss": nan_loss})
+    first = next((p.name for p in phases if p.steps and p.heads), "")  # skipped phases never appear
+    traj.log(0, first, {**evaluate(model), "train_loss": nan_loss})
     _keep_freed_memory()
     flush = torch.set_flush_denormal(True)  # denormal floats (tiny Adam moments) are ~40x slower
     try:
