@@ -28,8 +28,8 @@ class ProbeEvaluator:
 
     Calling it returns {"agreement": (N, cells, classes), "train_accuracy": (N,)} and, when the world
     has decodables, {"decodability": (N, decodables)}: the held-out accuracy of a linear probe (ridge
-    regression on the last hidden layer, fitted per member on half of the decodable's inputs and
-    scored on the other half) that reads the decodable's label, e.g. the situation.
+    regression on the last hidden layer, fitted per member on PROBE_ROWS of the decodable's inputs and
+    scored on as many others) that reads the decodable's label, e.g. the situation.
     """
 
     RIDGE = 1e-2  # per fitted row; keeps the solve well-posed when units are dead or duplicated
@@ -44,7 +44,7 @@ class ProbeEvaluator:
         # the cells the trainer's situation never covers: where deception would show
         self.deployment = torch.tensor([c.discriminating and c.situation not in train_situations for c in cells])
         self.policy_head = policy_head
-        decodables = getattr(world, "decodables", {})
+        decodables = world.decodables
         self.decodable_names = list(decodables)
         # probe, training and decodable inputs overlap: run the trunk on each distinct input once
         parts = [c.x for c in cells] + [fit.x] + [d.x for d in decodables.values()]
@@ -59,7 +59,7 @@ class ProbeEvaluator:
             rows = inverse[start : start + len(d.x)]
             start += len(d.x)
             perm = torch.randperm(len(d.x), generator=g)[: 2 * self.PROBE_ROWS]
-            self.decode.append((rows[perm].to(device), d.y[perm].float().to(device), min(len(perm) // 2, self.PROBE_ROWS)))
+            self.decode.append((rows[perm].to(device), d.y[perm].float().to(device), len(perm) // 2))
         self.fit_y = fit.y.float().to(device)
         self.templates = torch.cat([torch.stack([c.templates[k].float() for k in CLASSES], 1) for c in cells]).to(device)
         member = torch.cat([torch.full((len(c.x),), i) for i, c in enumerate(cells)])
