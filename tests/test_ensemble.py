@@ -84,8 +84,8 @@ def test_optimisers_match_torch_member_by_member(make_ours, make_torch):
 def test_member_of_an_ensemble_matches_the_run_trained_alone():
     spec = parse_spec(__import__("tomllib").loads(tiny_spec_text(seeds=6)))
     runs = [r for r in expand(spec) if r.condition.axes["situational_awareness"] == "cue"]
-    together = train_chunk(runs).to_pandas()
-    alone = train_chunk([runs[3]]).to_pandas()
+    together = train_chunk(runs)[0].to_pandas()
+    alone = train_chunk([runs[3]])[0].to_pandas()
     row = together[together.run_id == runs[3].run_id].iloc[0]
     assert row.verdict == alone.verdict[0]
     for col in ["score_internal", "score_corrigible", "score_deceptive", "score_proxy", "train_accuracy"]:

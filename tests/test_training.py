@@ -19,8 +19,8 @@ def test_world_model_heads_and_proxy_pretraining_move_runs_off_internal_alignmen
     runs = expand(parse_spec(raw))
     plain = [r for r in runs if r.condition.axes == {"situational_awareness": "off", "overseer_model": False, "own_goal_steps": 0}]
     loaded = [r for r in runs if r.condition.axes == {"situational_awareness": "interaction", "overseer_model": True, "own_goal_steps": 500}]
-    df_plain = train_chunk(plain).to_pandas()
-    df_loaded = train_chunk(loaded).to_pandas()
+    df_plain = train_chunk(plain)[0].to_pandas()
+    df_loaded = train_chunk(loaded)[0].to_pandas()
     # no world-model heads: SGD generalises as the internally aligned template, nearly always
     assert (df_plain.verdict == "internal").mean() >= 0.9
     assert df_plain.fit.all()
@@ -39,7 +39,7 @@ def test_trajectories_are_logged_at_checkpoints():
     raw.update(seeds=3, log_every=250)
     spec = parse_spec(raw)
     run = [r for r in expand(spec) if r.condition.axes == {"situational_awareness": "interaction", "overseer_model": True, "own_goal_steps": 500}]
-    df = train_chunk(run).to_pandas()
+    df = train_chunk(run)[0].to_pandas()
     steps = list(df.traj_step[0])
     assert steps == [0, 250, 500, 750, 1000, 1250, 1500, 1750, 2000]
     assert list(df.traj_phase[0])[:3] == ["own_goal", "own_goal", "own_goal"]
@@ -57,6 +57,6 @@ def test_skipped_phases_leave_no_trace_in_the_trajectory():
     raw = tomllib.loads((REPO / "experiments" / "quick.toml").read_text())
     raw.update(seeds=2, log_every=500)
     run = [r for r in expand(parse_spec(raw)) if r.condition.axes == {"situational_awareness": "off", "overseer_model": False, "own_goal_steps": 0}]
-    df = train_chunk(run).to_pandas()
+    df = train_chunk(run)[0].to_pandas()
     assert set(df.traj_phase[0]) == {"training"}
     assert list(df.traj_step[0]) == [0, 500, 1000, 1500]

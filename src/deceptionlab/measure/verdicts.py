@@ -26,7 +26,8 @@ TOLERANCE = 1e-6  # float32 rounding of a score or accuracy
 class ProbeEvaluator:
     """Evaluates an ensemble on a world's probe cells, training data and decodables, all members at once.
 
-    Calling it returns {"agreement": (N, cells, classes), "train_accuracy": (N,)} and, when the world
+    Calling it returns {"agreement": (N, cells, classes), "train_accuracy": (N,), "decisions": (N, bytes)
+    (the policy's decision on every probe input, packed 8 to a byte)} and, when the world
     has decodables, {"decodability": (N, decodables)}: the held-out accuracy of a linear probe (ridge
     regression on the last hidden layer, fitted per member on PROBE_ROWS of the decodable's inputs and
     scored on as many others) that reads the decodable's label, e.g. the situation.
@@ -74,7 +75,9 @@ class ProbeEvaluator:
 
     def __call__(self, model: MLPEnsemble) -> dict[str, torch.Tensor]:
         hidden = model.trunk(self.x)  # (N, M, width)
-        out = self.score_outputs(self.outputs(model, hidden))
+        decisions = self.outputs(model, hidden)
+        out = self.score_outputs(decisions)
+        out["decisions"] = pack_decisions(decisions[:, : self.n_probe])  # the function itself, for clustering
         if self.decode:
             out["decodability"] = torch.stack([self.probe_accuracy(hidden, *d) for d in self.decode], 1)
         return out
@@ -99,6 +102,20 @@ class ProbeEvaluator:
     def score_function(self, fn) -> dict[str, torch.Tensor]:
         """Score a plain function of observations (a reference implementation) as a one-member ensemble."""
         return self.score_outputs(fn(self.x).float().sign().unsqueeze(0)[:, self.inverse])
+
+
+def pack_decisions(out: torch.Tensor) -> torch.Tensor:
+    """(N, M) decisions in {-1, +1} -> (N, ceil(M / 8)) uint8, bit 1 for +1, most significant bit first
+    (numpy.unpackbits order)."""
+    bits = torch.nn.functional.pad((out > 0).to(torch.uint8), (0, -out.shape[1] % 8)).view(len(out), -1, 8)
+    weights = torch.tensor([128, 64, 32, 16, 8, 4, 2, 1], dtype=torch.uint8, device=out.device)
+    return (bits * weights).sum(-1, dtype=torch.uint8)
+
+
+def unpack_decisions(blobs, n: int) -> np.ndarray:
+    """Packed decisions (a sequence of bytes, one per run) -> (runs, n) bool, True for +1."""
+    packed = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(blobs), -1)
+    return np.unpackbits(packed, axis=1, count=n).astype(bool)
 
 
 def class_scores(agreement: torch.Tensor, discriminating: torch.Tensor) -> torch.Tensor:

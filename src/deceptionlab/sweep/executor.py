@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import multiprocessing as mp
 import os
 import time
@@ -78,8 +79,18 @@ class Progress:
     message: Callable[[str], None] = print
 
 
-def train_chunk(runs: list[Run], device: str = "cpu", on_fraction=None) -> pa.Table:
-    """Train one chunk of runs of the same condition and return their result rows."""
+def perturb(model: MLPEnsemble, generators: list[torch.Generator], scale: float) -> None:
+    """Add N(0, (scale * init std)^2) noise to every parameter, member by member (measure F: an early
+    intervention on the weights). The init is U(-b, b) with b = 1/sqrt(fan_in), whose std is b/sqrt(3)."""
+    for w, b in zip(model.params[::2], model.params[1::2]):
+        std = scale / math.sqrt(3 * w.shape[1])  # w: (N, fan_in, fan_out)
+        for p in (w, b):
+            p.add_(torch.stack([torch.randn(p.shape[1:], generator=g) for g in generators]).to(p.device), alpha=std)
+
+
+def train_chunk(runs: list[Run], device: str = "cpu", on_fraction=None) -> tuple[pa.Table, pa.Table | None]:
+    """Train one chunk of runs of the same condition; return their result rows, and their final
+    weights when the config asks for them."""
     cond = runs[0].condition
     cfg = cond.config
     norm = cfg.normalised()
@@ -89,6 +100,8 @@ def train_chunk(runs: list[Run], device: str = "cpu", on_fraction=None) -> pa.Ta
     model = MLPEnsemble.init(
         world.input_dim, cfg.model.depth, cfg.model.width, len(world.heads), [generator(r.seed, "init") for r in runs], device
     )
+    if cfg.early.weight_noise > 0:
+        perturb(model, [generator(r.seed, "perturb") for r in runs], cfg.early.weight_noise)
     evaluator = ProbeEvaluator(world, device)
     opt = cfg.optimizer
 
@@ -108,8 +121,14 @@ def train_chunk(runs: list[Run], device: str = "cpu", on_fraction=None) -> pa.Ta
         log_every=cfg.log_every,
         evaluate=evaluator,
         on_steps=on_steps,
+        early_steps=cfg.early.data_swap_steps,
+        early_generators=[generator(r.data_seed, "early-data") for r in runs],
     )
-    return rows_table(runs, world, evaluator, traj, norm)
+    weights = None
+    if cfg.save_weights:
+        flat = torch.cat([p.reshape(len(runs), -1) for p in model.params], 1).float().cpu().numpy()
+        weights = pa.table({"run_id": [r.run_id for r in runs], "weights": [row.tobytes() for row in flat]})
+    return rows_table(runs, world, evaluator, traj, norm), weights
 
 
 def rows_table(runs: list[Run], world: World, evaluator: ProbeEvaluator, traj, norm: dict) -> pa.Table:
@@ -149,6 +168,10 @@ def rows_table(runs: list[Run], world: World, evaluator: ProbeEvaluator, traj, n
     for i, c in enumerate(CLASSES):
         cols[f"traj_deploy_score_{c}"] = deploy[:, :, i].tolist()
     cols["traj_train_accuracy"] = acc.tolist()
+    packed = st["decisions"].numpy()  # (N, T, bytes)
+    cols["n_decisions"] = [evaluator.n_probe] * n
+    cols["decisions"] = [packed[k, -1].tobytes() for k in range(n)]
+    cols["traj_decisions"] = [[packed[k, t].tobytes() for t in range(T)] for k in range(n)]
     for i, name in enumerate(evaluator.decodable_names):
         cols[f"traj_decode_{name}"] = st["decodability"][:, :, i].tolist()
     losses = st["train_loss"]  # (N, T, heads)
@@ -184,7 +207,7 @@ def _init_worker(threads: int, queue) -> None:
     _worker_queue, _worker_parent = queue, os.getppid()
 
 
-def _work(key: int, runs: list[Run], device: str) -> tuple[int, pa.Table]:
+def _work(key: int, runs: list[Run], device: str) -> tuple[int, tuple[pa.Table, pa.Table | None]]:
     def report(fraction: float) -> None:
         if os.getppid() != _worker_parent:  # the sweep was killed: stop, its chunks are not written
             os._exit(1)
@@ -193,8 +216,10 @@ def _work(key: int, runs: list[Run], device: str) -> tuple[int, pa.Table]:
     return key, train_chunk(runs, device, on_fraction=report)
 
 
-def execute(chunks: list[list[Run]], device: str = "cpu", workers: int = 1, progress: Progress | None = None) -> Iterator[tuple[list[Run], pa.Table]]:
-    """Train chunks, yielding (chunk, rows) as each finishes. With workers > 1, chunks run in that many
+def execute(
+    chunks: list[list[Run]], device: str = "cpu", workers: int = 1, progress: Progress | None = None
+) -> Iterator[tuple[list[Run], tuple[pa.Table, pa.Table | None]]]:
+    """Train chunks, yielding (chunk, (rows, weights)) as each finishes. With workers > 1, chunks run in that many
     processes sharing the cores' torch threads between them. On 2 cores one process with two threads
     is the faster default for the flagship (BENCHMARKS.md); processes are how a sweep uses more."""
     progress = progress or Progress()
@@ -248,8 +273,8 @@ def run_experiment(  # noqa: PLR0913
         progress.start(pending)
         labels = list(dict.fromkeys(r.condition.label for r in all_runs))
         t0 = time.time()
-        for chunk, table in execute(chunks, device, workers or 1, progress):
+        for chunk, (table, weights) in execute(chunks, device, workers or 1, progress):
             table = table.append_column("experiment", pa.array([spec.name] * len(chunk)))
             table = table.append_column("condition_index", pa.array([labels.index(chunk[0].condition.label)] * len(chunk)))
-            store.write_chunk(table)
+            store.write_chunk(table, weights)
     return {"total": len(all_runs), "skipped": len(all_runs) - pending, "trained": pending, "seconds": time.time() - t0}

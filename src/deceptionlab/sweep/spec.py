@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from ..worlds import get_world
 
-RESULTS_VERSION = 1  # bump when stored rows change meaning; part of every run id
+RESULTS_VERSION = 2  # bump when stored rows change meaning; part of every run id
 
 
 class SpecError(ValueError):
@@ -83,6 +83,16 @@ class VerdictSpec(_Strict):
     """Training accuracy below which a run is `unfit`."""
 
 
+class EarlySpec(_Strict):
+    """Early interventions (path dependence, measure F): small changes at the very start of a run, so
+    paired runs (same seeds, one with the change) show how much the outcome hangs on the first steps."""
+
+    data_swap_steps: int = Field(0, ge=0, le=10_000_000)
+    """Draw the minibatches of this many first steps from another generator; later batches are unchanged."""
+    weight_noise: float = Field(0.0, ge=0, le=10)
+    """Add Gaussian noise of this many init standard deviations to every initial weight and bias."""
+
+
 class RunConfig(_Strict):
     """Everything one condition's runs share: what the run id hashes, with the seeds."""
 
@@ -91,8 +101,11 @@ class RunConfig(_Strict):
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     phases: list[PhaseSpec] = Field(min_length=1)
     verdict: VerdictSpec = Field(default_factory=VerdictSpec)
+    early: EarlySpec = Field(default_factory=EarlySpec)
     log_every: int = Field(100, ge=1)
     """Steps between trajectory checkpoints."""
+    save_weights: bool = False
+    """Store each run's final weights (weights/ in the results folder): loss barriers need them."""
 
     @model_validator(mode="after")
     def _check_world(self) -> "RunConfig":
@@ -133,6 +146,7 @@ class RunConfig(_Strict):
         d["phases"] = phases
         if d["optimizer"]["name"] == "adam":
             d["optimizer"].pop("momentum")
+        d.pop("save_weights")  # storage, not training: the same runs either way
         return json.loads(json.dumps(d, sort_keys=True))
 
 
@@ -308,7 +322,7 @@ def expand(spec: ExperimentSpec) -> list[Run]:
 def fingerprint(spec: ExperimentSpec) -> dict:
     """What a results folder pins: everything but seeds, descriptions and axis values."""
     d = spec.model_dump()
-    d.pop("seeds"), d.pop("data_seeds"), d.pop("description")
+    d.pop("seeds"), d.pop("data_seeds"), d.pop("description"), d.pop("save_weights")
     d["sweep"] = {n: a["path"] for n, a in d["sweep"].items()}  # values and labels may grow
     return json.loads(json.dumps(d, sort_keys=True))
 

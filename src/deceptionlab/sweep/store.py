@@ -4,6 +4,8 @@ Layout of a results folder:
     experiment.json   the spec's fingerprint (what every later run in this folder must share)
     spec.toml         the latest spec run into this folder, as given
     runs/part-*.parquet   one file per finished chunk, renamed into place only once fully written
+    weights/part-*.parquet    final weights per run (float32 bytes), when the spec sets save_weights;
+                          written before the chunk's runs file, so a stored run has its weights
     .lock             held while a `run` writes here
 
 A chunk is either wholly present or absent, so a sweep killed at any moment resumes by skipping the
@@ -36,6 +38,7 @@ class Store:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.runs_dir = self.root / "runs"
+        self.weights_dir = self.root / "weights"
 
     # -- opening ---------------------------------------------------------------------------------
     def check_compatible(self, spec: ExperimentSpec) -> None:
@@ -105,20 +108,25 @@ class Store:
                 report(f"warning: {part.name} is unreadable ({type(e).__name__}); moved to {bad.name}, its runs will be recomputed")
         return ids
 
-    def write_chunk(self, table: pa.Table) -> Path:
-        """Write one chunk's rows atomically (temp file, fsync, rename)."""
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
+    def write_chunk(self, table: pa.Table, weights: pa.Table | None = None) -> Path:
+        """Write one chunk's rows atomically (temp file, fsync, rename); its weights first, if any."""
         name = f"part-{table.column('run_id')[0].as_py()}-{uuid.uuid4().hex[:8]}.parquet"
-        tmp = self.runs_dir / f".tmp-{name}"
-        try:
-            pq.write_table(table, tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, self.runs_dir / name)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return self.runs_dir / name
+        if weights is not None:
+            _write_parquet(self.weights_dir / name, weights)
+        return _write_parquet(self.runs_dir / name, table)
+
+    def weights(self, run_ids) -> dict[str, bytes]:
+        """Stored final weights (float32 bytes, in the order of `MLPEnsemble.params`) of these runs."""
+        wanted, out = set(run_ids), {}
+        for part in sorted(self.weights_dir.glob("part-*.parquet")) if self.weights_dir.exists() else []:
+            try:
+                t = pq.read_table(part)
+            except Exception:  # a torn or corrupt weights file: those runs simply have no weights
+                continue
+            for rid, blob in zip(t.column("run_id").to_pylist(), t.column("weights").to_pylist()):
+                if rid in wanted:
+                    out[rid] = blob
+        return out
 
     def query(self, sql: str = "SELECT * FROM runs") -> pd.DataFrame:
         """Run SQL over the stored runs (the view is called `runs`) with DuckDB."""
@@ -129,6 +137,20 @@ class Store:
         files = ", ".join(f"'{p}'" for p in parts)
         con.execute(f"CREATE VIEW runs AS SELECT * FROM read_parquet([{files}], union_by_name=true)")
         return con.execute(sql).df()
+
+
+def _write_parquet(path: Path, table: pa.Table) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    try:
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

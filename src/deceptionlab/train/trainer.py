@@ -102,9 +102,15 @@ def train(
     log_every: int,
     evaluate: Callable[[MLPEnsemble], dict[str, torch.Tensor]],
     on_steps: Callable[[int], None] | None = None,
+    early_steps: int = 0,
+    early_generators: list[torch.Generator] | None = None,
 ) -> Trajectory:
     """Train `model` in place through `phases`; log `evaluate` at step 0, every `log_every` steps,
-    at every phase boundary and at the end."""
+    at every phase boundary and at the end.
+
+    An early intervention: with `early_steps` > 0, the minibatches of the first `early_steps` steps
+    are drawn from `early_generators` instead, and every later minibatch is the one the unperturbed
+    run draws (the main generators are consumed the same way), so two such runs differ only early."""
     device = model.params[0].device
     n = model.n_members
     # compiling the fused update costs seconds once per process: worth it only for long chunks on a
@@ -119,7 +125,8 @@ def train(
     _keep_freed_memory()
     flush = torch.set_flush_denormal(True)  # denormal floats (tiny Adam moments) are ~40x slower
     try:
-        _run_phases(model, phases, opt, batch_size, data_generators, log_every, evaluate, on_steps, traj)
+        early = (early_steps, early_generators) if early_steps > 0 else None
+        _run_phases(model, phases, opt, batch_size, data_generators, log_every, evaluate, on_steps, traj, early)
     finally:
         if flush:
             torch.set_flush_denormal(False)
@@ -127,7 +134,14 @@ def train(
 
 
 @torch.no_grad()
-def _run_phases(model, phases, opt, batch_size, data_generators, log_every, evaluate, on_steps, traj) -> None:
+def _draw(generators, k, batch_size, sizes, offsets, device) -> torch.Tensor:
+    """(N, k, R) row indices: k steps of a minibatch per head, member by member."""
+    return torch.stack(
+        [torch.cat([torch.randint(sz, (k, batch_size), generator=g) + off for sz, off in zip(sizes, offsets)], 1) for g in generators]
+    ).to(device)
+
+
+def _run_phases(model, phases, opt, batch_size, data_generators, log_every, evaluate, on_steps, traj, early=None) -> None:
     device = model.params[0].device
     n, n_heads = model.n_members, model.params[-1].shape[-1]
     step = 0
@@ -149,12 +163,10 @@ def _run_phases(model, phases, opt, batch_size, data_generators, log_every, eval
         done = 0
         while done < phase.steps:
             k = min(BLOCK, phase.steps - done)
-            block = torch.stack(
-                [
-                    torch.cat([torch.randint(sz, (k, batch_size), generator=g) + off for sz, off in zip(sizes, offsets)], 1)
-                    for g in data_generators
-                ]
-            ).to(device)  # (N, k, R)
+            block = _draw(data_generators, k, batch_size, sizes, offsets, device)  # (N, k, R)
+            if early is not None and step < early[0]:
+                swap = min(k, early[0] - step)
+                block[:, :swap] = _draw(early[1], swap, batch_size, sizes, offsets, device)
             for s in range(k):
                 loss_sum += _step(model, opt, xs, ys, block[:, s], block_heads, onehot, rowweight)
                 step += 1
