@@ -5,6 +5,7 @@ Every user error (a bad spec, an unusable results folder) is one line on stderr 
 
 from __future__ import annotations
 
+import json
 import sys
 from enum import Enum
 from pathlib import Path
@@ -16,7 +17,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColum
 from rich.table import Table
 from rich.text import Text
 
-from .measure import VERDICTS, frequencies, path_summary
+from .measure import VERDICTS, frequencies
 from .sweep import SpecError, Store, StoreError, load, load_spec, run_experiment
 from .sweep.executor import Progress as ProgressHooks
 from .worlds import REGISTRY
@@ -119,34 +120,117 @@ def show(
     console.print(table)
 
 
+def _ci(p: float, lo: float, hi: float) -> str:
+    return f"{100 * p:.0f} ({100 * lo:.0f}-{100 * hi:.0f})"
+
+
+def _num(v, fmt: str = ".0f") -> str:
+    return "-" if v is None or v != v else format(v, fmt)
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]], left: int = 0) -> None:
+    table = Table(title=title, title_justify="left")
+    for i, c in enumerate(columns):
+        table.add_column(c, justify="left" if i < left else "right", overflow="fold")
+    for r in rows:
+        table.add_row(*r)
+    console.print(table)
+
+
 @app.command()
 def paths(
     results: Path = typer.Argument(..., help="Results folder written by `deceptionlab run`."),
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv or json."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv (the path-dependence table) or json (every table)."),
     threshold: float = typer.Option(0.9, min=0.5, max=1.0, help="Template score at which the objective counts as generalised."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where tables (CSV) and figures (PNG, SVG) go (default: RESULTS/paths)."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the figures."),
 ):
-    """Path events per condition: does situational awareness come before the objective (claim C1)?"""
+    """Training paths and path dependence per condition: which comes first (C1), gain per step (C2),
+    path length per class (C3), path dependence (A-F, seed shares, loss barriers) and the regime (C8)."""
+    from .measure.path_dependence import THRESHOLDS
+    from .report.paths import analyse_paths, condition_axes
+
     try:
-        runs = load(results)
+        runs_axes = condition_axes(Store(results), load(results))
+        tables = analyse_paths(results, out, threshold=threshold, plots=plots)
     except StoreError as e:
         _fail(str(e))
-    axes = [a for a in Store(results).axes() if a in runs.columns] or ["condition"]
-    summary = path_summary(runs, by=axes, threshold=threshold)
-    if fmt is not Format.table:
-        sys.stdout.write(summary.to_csv(index=False) if fmt is Format.csv else summary.to_json(orient="records", indent=1) + "\n")
+    except OSError as e:
+        _fail(f"{out or results}: {e.strerror or e}")
+    if fmt is Format.csv:
+        sys.stdout.write(tables["path_dependence"].to_csv(index=False))
         return
-    table = Table(title=f"Path events per condition (steps are checkpoint steps; medians over runs): {results}", title_justify="left")
-    cols = ["runs", "situation first % (95% CI)", "situation known at", "objective generalises at", "never %", "verdict settled at", "derailments"]
-    for c in [*axes, *cols]:
-        table.add_column(c, justify="left" if c in axes else "right", overflow="fold")
-    fmt_step = lambda v: "-" if v != v else f"{v:.0f}"  # noqa: E731
-    for r in summary.to_dict(orient="records"):
-        table.add_row(
-            *(str(r[a]) for a in axes), str(r["n"]), f"{100 * r['p_situation_first']:.0f} ({100 * r['low']:.0f}-{100 * r['high']:.0f})",
-            fmt_step(r["median_sa_step"]), fmt_step(r["median_objective_step"]), f"{100 * r['p_objective_never']:.0f}",
-            fmt_step(r["median_verdict_step"]), f"{r['mean_derailments']:.2f}",
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps({k: json.loads(v.to_json(orient="records")) for k, v in tables.items()}, indent=1) + "\n")
+        return
+    by = runs_axes
+    key = lambda r: [str(r[a]) for a in by]  # noqa: E731
+    ev = tables["events"]
+    _table(
+        f"C1 path events per condition (medians over runs; steps are checkpoints): {results}",
+        [*by, "runs", "situation first % (95% CI)", "situation known at", "objective generalises at", "never %", "verdict settled at", "derailments"],
+        [[*key(r), str(r["n"]), _ci(r["p_situation_first"], r["low"], r["high"]), _num(r["median_sa_step"]), _num(r["median_objective_step"]),
+          f"{100 * r['p_objective_never']:.0f}", _num(r["median_verdict_step"]), f"{r['mean_derailments']:.2f}"] for r in ev.to_dict("records")],
+        left=len(by),
+    )
+    ret = tables["returns"]
+    _table(
+        "C2 returns per phase and head: gain per step in the first interval, and steps into the phase until 90% of its loss drop (median, IQR)",
+        [*by, "phase", "head", "first gain/step", "loss drop", "steps to 90% (IQR)"],
+        [[*key(r), r["phase"], r["head"], _num(r["first_gain_per_step"], ".2e"), _num(r["total_drop"], ".3f"),
+          f"{_num(r['steps_to_90pct'])} ({_num(r['steps_low'])}-{_num(r['steps_high'])})"] for r in ret.to_dict("records")],
+        left=len(by) + 2,
+    )
+    cl = tables["classes"]
+    _table(
+        "C3 path per final verdict: steps until the verdict holds to the end (median, IQR), training accuracy gained per step on the way",
+        [*by, "verdict", "runs", "path length (IQR)", "accuracy gain/step", "derailments"],
+        [[*key(r), r["verdict"], str(r["runs"]), f"{_num(r['path_length'])} ({_num(r['path_low'])}-{_num(r['path_high'])})",
+          _num(r["accuracy_gain_per_step"], ".2e"), f"{r['derailments']:.2f}"] for r in cl.to_dict("records")],
+        left=len(by) + 1,
+    )
+    pdp = tables["path_dependence"]
+    _table(
+        "C8 path dependence per condition: (A) verdict entropy, score variance; (C) clusters of final functions; (D) ARI and (E) prediction at mid-training; "
+        "variance shares of init and data-order seeds",
+        [*by, "runs", "entropy bits", "score var", "clusters (major)", "largest %", "disagree %", "mid step", "ARI mid", "predicts mid (base)",
+         "init share (chance)", "data share", "regime"],
+        [[*key(r), str(r["n"]), f"{r['verdict_entropy']:.2f}", f"{r['score_variance']:.4f}", f"{r['clusters']} ({r['major_clusters']})",
+          f"{100 * r['largest_cluster']:.0f}", f"{100 * r['mean_disagreement']:.1f}", str(r["mid_step"]), f"{r['ari_mid']:.2f}",
+          f"{100 * r['predict_mid']:.0f} ({100 * r['base_rate']:.0f})", f"{_num(r['init_share'], '.2f')} ({_num(r['init_share_chance'], '.2f')})",
+          _num(r["data_share"], ".2f"), f"[bold]{r['regime']}[/]"] for r in pdp.to_dict("records")],
+        left=len(by),
+    )
+    console.print(
+        f"regime rule: high when verdict entropy >= {THRESHOLDS['high_entropy_bits']} bits or >= 2 major clusters "
+        f"(a cluster: functions within {100 * THRESHOLDS['cluster_cut']:.0f}% average disagreement, average linkage; major: >= "
+        f"{100 * THRESHOLDS['major_cluster']:.0f}% of runs); low otherwise; undetermined below {THRESHOLDS['min_runs']} runs"
+    )
+    sens = tables["sensitivity"]
+    if not sens.empty:
+        others = [c for c in sens.columns if c in by]
+        _table(
+            "(B, F) sensitivity to one axis, other axes fixed: runs paired by (seed, data_seed); P(verdict changes) % with 95% CI beside "
+            "P(two unrelated runs differ); total-variation distance of the verdict distributions with a bootstrap 95% CI",
+            ["axis", "change", *others, "pairs", "verdict changes %", "unrelated differ %", "functions disagree %", "TV (95% CI)"],
+            [[r["axis"], f"{r['from']} -> {r['to']}", *("" if r[a] != r[a] else str(r[a]) for a in others), str(r["pairs"]),
+              _ci(r["p_changed"], r["low"], r["high"]), f"{100 * r['p_differ_unrelated']:.0f}", f"{100 * r['mean_disagreement']:.1f}",
+              f"{r['tv']:.2f} ({r['tv_low']:.2f}-{r['tv_high']:.2f})"] for r in sens.to_dict("records")],
+            left=2 + len(others),
         )
-    console.print(table)
+    bar = tables["barriers"]
+    if bar.empty:
+        console.print("loss barriers: no stored weights (set save_weights = true in the spec)")
+    else:
+        _table(
+            "Loss barriers on the straight line between two runs' final weights (policy loss on its training data, nats)",
+            [*by, "pairs of", "pairs", "mean (95% CI)", "median", "barrier > 0.01 %"],
+            [[*key(r), r["pairs_of"], str(r["pairs"]), f"{r['mean']:.3f} ({_num(r['low'], '.3f')}-{_num(r['high'], '.3f')})",
+              f"{r['median']:.3f}", f"{100 * r['p_barrier']:.0f}"] for r in bar.to_dict("records")],
+            left=len(by) + 1,
+        )
+    where = out or results / "paths"
+    err_console.print(f"tables (CSV){' and figures (PNG, SVG)' if plots else ''} -> {where}")
 
 
 @app.command()

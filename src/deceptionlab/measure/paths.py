@@ -90,3 +90,78 @@ def path_summary(runs: pd.DataFrame, by: list[str], **kw) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(out)
+
+
+# -- gain per step (C2, C3) ---------------------------------------------------------------------------
+def _loss_columns(runs: pd.DataFrame) -> list[str]:
+    return [c for c in runs.columns if c.startswith("traj_loss_") and runs[c].notna().any()]
+
+
+def gain_curves(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per condition, head and checkpoint: the loss gain per step since the previous checkpoint of the
+    same phase (median and quartiles over runs) and the mean loss. A checkpoint's loss is the mean over
+    the steps since the one before, so the gain is between consecutive interval means. Claim C2 reads
+    these curves for the proxy (the policy in own-goal pretraining) against the world-model heads."""
+    out = []
+    for key, g in runs.groupby(by, sort=False):
+        key = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        steps = np.asarray(g.traj_step.iloc[0], dtype=float)
+        phase = np.asarray(g.traj_phase.iloc[0])
+        same = (phase[1:] == phase[:-1]) & (steps[1:] > steps[:-1])
+        for col in _loss_columns(g):
+            loss = np.array([np.asarray(v, dtype=float) for v in g[col]])  # (R, T)
+            gain = (loss[:, :-1] - loss[:, 1:]) / np.maximum(steps[1:] - steps[:-1], 1)
+            for t in np.flatnonzero(same):
+                x = gain[:, t]
+                if np.isnan(x).all():
+                    continue
+                q = np.nanpercentile(x, [25, 50, 75])
+                out.append({**key, "head": col.removeprefix("traj_loss_"), "phase": phase[t + 1], "step": int(steps[t + 1]),
+                            "gain_per_step": q[1], "gain_low": q[0], "gain_high": q[2], "loss": float(np.nanmean(loss[:, t + 1]))})
+    return pd.DataFrame(out)
+
+
+def returns_summary(runs: pd.DataFrame, by: list[str], share: float = 0.9) -> pd.DataFrame:
+    """Diminishing returns per condition, phase and head: the gain per step in the phase's first
+    interval, the total loss drop in the phase, and the steps into the phase by which `share` of that
+    drop was made (median and quartiles over runs). Returns that diminish faster reach the share sooner."""
+    out = []
+    for key, g in runs.groupby(by, sort=False):
+        key = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        steps = np.asarray(g.traj_step.iloc[0], dtype=float)
+        phase = np.asarray(g.traj_phase.iloc[0])
+        for name in dict.fromkeys(phase):
+            idx = np.flatnonzero(phase == name)
+            idx = idx[steps[idx] > 0] if name == phase[0] else idx  # step 0 has no loss yet
+            start = steps[idx[0] - 1] if idx[0] > 0 else 0.0
+            for col in _loss_columns(g):
+                loss = np.array([np.asarray(v, dtype=float)[idx] for v in g[col]])  # (R, t)
+                if len(idx) < 2 or np.isnan(loss).all():
+                    continue
+                drop = loss[:, :1] - loss  # (R, t) drop since the first interval
+                total = drop[:, -1]
+                reached = drop >= share * total[:, None]
+                at = np.where(total > 0, steps[idx][reached.argmax(1)] - start, np.nan)
+                first_gain = (loss[:, 0] - loss[:, 1]) / (steps[idx[1]] - steps[idx[0]])
+                q = np.nanpercentile(at, [25, 50, 75]) if not np.isnan(at).all() else [np.nan] * 3
+                out.append({**key, "phase": name, "head": col.removeprefix("traj_loss_"), "runs": len(g),
+                            "first_gain_per_step": float(np.nanmedian(first_gain)), "total_drop": float(np.nanmedian(total)),
+                            f"steps_to_{int(share * 100)}pct": q[1], "steps_low": q[0], "steps_high": q[2]})
+    return pd.DataFrame(out)
+
+
+def class_paths(runs: pd.DataFrame, by: list[str], **kw) -> pd.DataFrame:
+    """Claim C3 per condition and final verdict: how long the path to the verdict is (the step from
+    which it held to the end; median and quartiles), and the training accuracy gained per step along it."""
+    events = runs[["run_id", *by, "verdict", "traj_step", "traj_train_accuracy"]].merge(path_events(runs, **kw), on="run_id")
+    out = []
+    for key, g in events.groupby([*by, "verdict"], sort=False):
+        steps = [np.asarray(s, dtype=float) for s in g.traj_step]
+        acc = [np.asarray(a, dtype=float) for a in g.traj_train_accuracy]
+        at = [int(np.searchsorted(s, v)) for s, v in zip(steps, g.verdict_step)]
+        rate = [(a[k] - a[0]) / s[k] if s[k] > 0 else np.nan for a, s, k in zip(acc, steps, at)]
+        q = np.percentile(g.verdict_step, [25, 50, 75])
+        out.append({**dict(zip([*by, "verdict"], key)), "runs": len(g), "path_length": q[1], "path_low": q[0], "path_high": q[2],
+                    "accuracy_gain_per_step": float(np.nanmean(rate)) if not np.isnan(rate).all() else np.nan,
+                    "derailments": float(g.derailments.mean())})
+    return pd.DataFrame(out)

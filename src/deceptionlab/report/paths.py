@@ -1,0 +1,56 @@
+"""The paths analysis of a results folder in one call: every table of training paths and path
+dependence, written as CSV, and the figures, written as PNG and SVG. The CLI's `paths` prints it.
+
+    from deceptionlab.report.paths import analyse_paths
+    tables = analyse_paths("results/paths")          # dict of DataFrames
+    tables["path_dependence"][["curriculum", "regime"]]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..measure import barrier_summary, class_paths, curves, gain_curves, loss_barriers, path_dependence, path_summary, returns_summary, sensitivity
+from ..sweep import Store, load
+from . import figures
+
+TABLES = ("events", "returns", "classes", "path_dependence", "sensitivity", "barriers", "curves", "gains")
+
+
+def analyse_paths(results: str | Path, out: str | Path | None = None, *, threshold: float = 0.9, barrier_pairs: int = 32, plots: bool = True) -> dict[str, pd.DataFrame]:
+    """Read a results folder and return {table name: DataFrame} (see TABLES); write each table as CSV
+    and, with `plots`, the figures into `out` (default: <results>/paths)."""
+    results = Path(results)
+    runs = load(results)
+    store = Store(results)
+    by = condition_axes(store, runs)
+    out = Path(out) if out is not None else results / "paths"
+    tables = {
+        "events": path_summary(runs, by, threshold=threshold),
+        "returns": returns_summary(runs, by),
+        "classes": class_paths(runs, by, threshold=threshold),
+        "path_dependence": path_dependence(runs, by),
+        "sensitivity": sensitivity(runs, by) if by != ["condition"] else pd.DataFrame(),
+        "curves": curves(runs, by),
+        "gains": gain_curves(runs, by),
+    }
+    pairs = loss_barriers(runs, store.weights(runs.run_id), by, pairs=barrier_pairs)
+    tables["barriers"] = barrier_summary(pairs, by)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        df.to_csv(out / f"{name}.csv", index=False)
+    if plots:
+        figs = out / "figures"
+        figures.trajectories(runs, by, figs)
+        figures.event_times(runs, by, figs, threshold=threshold)
+        figures.disagreement_matrices(runs, by, figs)
+        figures.gains(tables["gains"], by, figs)
+        figures.stability(tables["curves"], by, figs)
+    return tables
+
+
+def condition_axes(store: Store, runs: pd.DataFrame) -> list[str]:
+    """The columns that name a condition: the sweep's axes, or `condition` when it has none."""
+    return [a for a in store.axes() if a in runs.columns] or ["condition"]
