@@ -210,15 +210,19 @@ def test_one_worker_and_two_workers_give_the_same_runs(finished, tmp_path):
         assert (a[col] - b[col]).abs().max() < 1e-6, col
 
 
-def test_paths_command(finished):
+def test_paths_command(finished, tmp_path):
     _, out = finished
-    res = cli("paths", out, "--format", "csv")
+    res = cli("paths", out, "--format", "csv", "--out", tmp_path / "p", "--no-plots")
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert lines[0].startswith("situational_awareness,n,p_situation_first,low,high,median_sa_step")
+    assert lines[0].startswith("situational_awareness,n,verdict_entropy,score_variance,clusters")
     assert len(lines) == 3
-    table = cli("paths", out)
-    assert "situation first" in table.stdout and "derailments" in table.stdout
+    events = (tmp_path / "p" / "events.csv").read_text().splitlines()
+    assert events[0].startswith("situational_awareness,n,p_situation_first,low,high,median_sa_step") and len(events) == 3
+    table = cli("paths", out, "--out", tmp_path / "q", "--no-plots")
+    assert "situation first" in table.stdout and "derailments" in table.stdout and "regime" in table.stdout
+    missing = cli("paths", tmp_path / "nowhere")
+    assert missing.returncode == 2 and "no such results folder" in missing.stderr and "Traceback" not in missing.stderr
 
 
 def test_unwritable_results_folder_is_a_clear_error(tmp_path, tiny_spec):

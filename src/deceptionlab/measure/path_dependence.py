@@ -66,7 +66,7 @@ def adjusted_rand(a: np.ndarray, b: np.ndarray) -> float:
 
 def entropy_bits(labels) -> float:
     p = pd.Series(labels).value_counts(normalize=True).to_numpy()
-    return float(-(p * np.log2(p)).sum())
+    return max(0.0, float(-(p * np.log2(p)).sum()))  # not -0.0
 
 
 # -- per condition ------------------------------------------------------------------------------------
