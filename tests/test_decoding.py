@@ -28,12 +28,22 @@ def _constructed(world: Bitworld) -> MLPEnsemble:
 def test_probe_reads_what_the_trunk_carries_and_nothing_else():
     world = Bitworld()
     ev = ProbeEvaluator(world)
-    assert ev.decodable_names == ["situation", "base_objective"]
-    dec = ev(_constructed(world))["decodability"]  # (2 members, 2 decodables)
+    assert ev.decodable_names == ["situation", "base_objective", "situation_x_state"]
+    dec = ev(_constructed(world))["decodability"]  # (2 members, 3 decodables)
     assert dec[0, 0].item() == 1.0  # the cue-copying member: situation perfectly decodable
     assert dec[1, 0].item() < 0.6  # the blind member: chance
     assert dec[1, 1].item() >= 0.9  # ... yet the base objective (a threshold of w0..w4) is linear in its units
     assert dec[0, 1].item() < 0.7  # the cue-copying member knows nothing of the objective
+    assert dec[:, 2].max().item() < 0.6  # neither carries cue x w1: a product no linear probe reads off cue or w alone
+
+
+def test_the_cue_is_decodable_at_init_but_its_interaction_with_the_state_is_not():
+    world = Bitworld()
+    ev = ProbeEvaluator(world)
+    m = MLPEnsemble.init(world.input_dim, 2, 64, len(world.heads), [torch.Generator().manual_seed(i) for i in range(16)])
+    dec = ev(m)["decodability"]
+    assert dec[:, 0].min().item() >= 0.95  # an input bit survives random ReLU layers linearly
+    assert dec[:, 2].mean().item() < 0.75  # cue x w1 has to be learnt
 
 
 def test_deployment_cells_are_the_discriminating_ones_outside_training():

@@ -5,6 +5,7 @@ Public API (the CLI calls the same functions):
     run(spec_or_path, out) -> DataFrame       train the runs not yet stored, return all runs
     load(results_dir) -> DataFrame            one row per run (pandas); `Store(dir).query(sql)` for DuckDB
     frequencies(df) -> DataFrame              P_SGD(verdict) per condition with 95% Wilson intervals
+    analyse_paths(results_dir) -> dict        path events, gains, path dependence, barriers (+ CSV, figures)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .measure import VERDICTS, ProbeEvaluator, class_scores, frequencies, verdicts, wilson
+from .report.paths import analyse_paths
 from .sweep import ExperimentSpec, SpecError, Store, StoreError, load, load_spec, parse_spec, run_experiment
 from .worlds import CLASSES, REGISTRY, World, get_world
 
@@ -29,6 +31,6 @@ def run(spec: ExperimentSpec | str | Path, out: str | Path, **kwargs) -> pd.Data
 
 
 __all__ = [
-    "CLASSES", "REGISTRY", "VERDICTS", "ExperimentSpec", "ProbeEvaluator", "SpecError", "Store", "StoreError", "World",
+    "CLASSES", "REGISTRY", "analyse_paths", "VERDICTS", "ExperimentSpec", "ProbeEvaluator", "SpecError", "Store", "StoreError", "World",
     "class_scores", "frequencies", "get_world", "load", "load_spec", "parse_spec", "run", "verdicts", "wilson",
 ]

@@ -144,6 +144,7 @@ def paths(
     threshold: float = typer.Option(0.9, min=0.5, max=1.0, help="Template score at which the objective counts as generalised."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where tables (CSV) and figures (PNG, SVG) go (default: RESULTS/paths)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the figures."),
+    situation: str = typer.Option("situation", help="Decodable that means 'knows its situation' (bitworld: situation, or situation_x_state)."),
 ):
     """Training paths and path dependence per condition: which comes first (C1), gain per step (C2),
     path length per class (C3), path dependence (A-F, seed shares, loss barriers) and the regime (C8)."""
@@ -151,8 +152,12 @@ def paths(
     from .report.paths import analyse_paths, condition_axes
 
     try:
-        runs_axes = condition_axes(Store(results), load(results))
-        tables = analyse_paths(results, out, threshold=threshold, plots=plots)
+        runs = load(results)
+        runs_axes = condition_axes(Store(results), runs)
+        if f"traj_decode_{situation}" not in runs:
+            names = sorted(c.removeprefix("traj_decode_") for c in runs.columns if c.startswith("traj_decode_"))
+            _fail(f"--situation {situation}: no such decodable in {results} (decodables: {', '.join(names) or 'none'})")
+        tables = analyse_paths(results, out, threshold=threshold, situation=situation, plots=plots)
     except StoreError as e:
         _fail(str(e))
     except OSError as e:
@@ -167,7 +172,7 @@ def paths(
     key = lambda r: [str(r[a]) for a in by]  # noqa: E731
     ev = tables["events"]
     _table(
-        f"C1 path events per condition (medians over runs; steps are checkpoints): {results}",
+        f"C1 path events per condition ('situation known': {situation} decodable; medians over runs; steps are checkpoints): {results}",
         [*by, "runs", "situation first % (95% CI)", "situation known at", "objective generalises at", "never %", "verdict settled at", "derailments"],
         [[*key(r), str(r["n"]), _ci(r["p_situation_first"], r["low"], r["high"]), _num(r["median_sa_step"]), _num(r["median_objective_step"]),
           f"{100 * r['p_objective_never']:.0f}", _num(r["median_verdict_step"]), f"{r['mean_derailments']:.2f}"] for r in ev.to_dict("records")],

@@ -20,11 +20,14 @@ def _first(steps: np.ndarray, hit: np.ndarray) -> float:
     return float(steps[idx[0]]) if len(idx) else np.nan
 
 
-def path_events(runs: pd.DataFrame, threshold: float = 0.9, situation_threshold: float = SITUATION_THRESHOLD) -> pd.DataFrame:
+def path_events(
+    runs: pd.DataFrame, threshold: float = 0.9, situation_threshold: float = SITUATION_THRESHOLD, situation: str = "situation"
+) -> pd.DataFrame:
     """One row per run: run_id, sa_step, objective_step, first, verdict_step, derailments.
 
-    - sa_step: first checkpoint where the situation is linearly decodable from the trunk at
-      `situation_threshold` or better (NaN when the world has no such decodable or never);
+    - sa_step: first checkpoint where the decodable named `situation` (bitworld: "situation", the
+      cue itself, or "situation_x_state", the cue combined with the state) is linearly decodable from
+      the trunk at `situation_threshold` or better (NaN when the world has no such decodable or never);
     - objective_step: first checkpoint where the internal or corrigible template reaches `threshold`
       on the deployment probes (the base objective, or the pointer to it, generalises);
     - first: which came first ("situation", "objective", "same checkpoint", "neither");
@@ -32,10 +35,11 @@ def path_events(runs: pd.DataFrame, threshold: float = 0.9, situation_threshold:
     - derailments: how many times the leading class (highest class score) changed.
     """
     rows = []
-    has_sa = "traj_decode_situation" in runs
+    column = f"traj_decode_{situation}"
+    has_sa = column in runs
     for r in runs.itertuples(index=False):
         steps = np.asarray(r.traj_step, dtype=float)
-        sa = _first(steps, np.asarray(r.traj_decode_situation) >= situation_threshold) if has_sa else np.nan
+        sa = _first(steps, np.asarray(getattr(r, column)) >= situation_threshold) if has_sa else np.nan
         aligned = np.maximum(np.asarray(r.traj_deploy_score_internal), np.asarray(r.traj_deploy_score_corrigible))
         obj = _first(steps, aligned >= threshold)
         if np.isnan(sa) and np.isnan(obj):

@@ -21,7 +21,7 @@ from ..measure.paths import SITUATION_THRESHOLD, path_events  # noqa: E402
 from ..worlds import CLASSES  # noqa: E402
 
 MAX_PANELS = 36
-COLOURS = {"internal": "#1b9e77", "corrigible": "#7570b3", "deceptive": "#d95f02", "proxy": "#e7298a", "situation": "#666666", "base_objective": "#a6761d"}
+COLOURS = {"internal": "#1b9e77", "corrigible": "#7570b3", "deceptive": "#d95f02", "proxy": "#e7298a", "situation": "#666666", "situation_x_state": "#1f78b4", "base_objective": "#a6761d"}
 
 
 def _label(key: dict) -> str:
@@ -72,7 +72,7 @@ def trajectories(runs: pd.DataFrame, by: list[str], out: Path) -> list[Path]:
         steps = np.asarray(g.traj_step.iloc[0])
         for c in CLASSES:
             _band(ax, steps, np.array(g[f"traj_deploy_score_{c}"].tolist(), dtype=float), COLOURS[c], c)
-        for d in ("situation", "base_objective"):
+        for d in ("situation", "situation_x_state", "base_objective"):
             if f"traj_decode_{d}" in g:
                 _band(ax, steps, np.array(g[f"traj_decode_{d}"].tolist(), dtype=float), COLOURS[d], f"decode {d}")
         _phase_lines(ax, g)
@@ -90,11 +90,11 @@ def _phase_lines(ax, g: pd.DataFrame) -> None:
         ax.axvline(steps[k], color="k", lw=0.5, ls=":")
 
 
-def event_times(runs: pd.DataFrame, by: list[str], out: Path, threshold: float = 0.9) -> list[Path]:
+def event_times(runs: pd.DataFrame, by: list[str], out: Path, threshold: float = 0.9, situation: str = "situation") -> list[Path]:
     """Histograms of the step at which the situation became decodable and the objective generalised (C1)."""
-    events = runs[["run_id", *by, "traj_step"]].merge(path_events(runs, threshold=threshold), on="run_id")
+    events = runs[["run_id", *by, "traj_step"]].merge(path_events(runs, threshold=threshold, situation=situation), on="run_id")
     groups = list(_groups(events, by))
-    fig, axes = _panels(len(groups), f"When the situation is known (decodable >= {SITUATION_THRESHOLD}) vs when the objective generalises")
+    fig, axes = _panels(len(groups), f"When the situation is known ({situation} decodable >= {SITUATION_THRESHOLD}) vs when the objective generalises")
     for ax, (key, g) in zip(axes, groups):
         steps = np.asarray(g.traj_step.iloc[0], dtype=float)
         edges = np.concatenate([steps - 0.5, [steps[-1] + 0.5]]) if len(steps) < 60 else 30

@@ -19,18 +19,19 @@ from . import figures
 TABLES = ("events", "returns", "classes", "path_dependence", "sensitivity", "barriers", "curves", "gains")
 
 
-def analyse_paths(results: str | Path, out: str | Path | None = None, *, threshold: float = 0.9, barrier_pairs: int = 32, plots: bool = True) -> dict[str, pd.DataFrame]:
+def analyse_paths(results: str | Path, out: str | Path | None = None, *, threshold: float = 0.9, situation: str = "situation", barrier_pairs: int = 32, plots: bool = True) -> dict[str, pd.DataFrame]:
     """Read a results folder and return {table name: DataFrame} (see TABLES); write each table as CSV
-    and, with `plots`, the figures into `out` (default: <results>/paths)."""
+    and, with `plots`, the figures into `out` (default: <results>/paths). `situation` names the
+    decodable whose linear decodability means "the model knows its situation" (C1)."""
     results = Path(results)
     runs = load(results)
     store = Store(results)
     by = condition_axes(store, runs)
     out = Path(out) if out is not None else results / "paths"
     tables = {
-        "events": path_summary(runs, by, threshold=threshold),
+        "events": path_summary(runs, by, threshold=threshold, situation=situation),
         "returns": returns_summary(runs, by),
-        "classes": class_paths(runs, by, threshold=threshold),
+        "classes": class_paths(runs, by, threshold=threshold, situation=situation),
         "path_dependence": path_dependence(runs, by),
         "sensitivity": sensitivity(runs, by) if by != ["condition"] else pd.DataFrame(),
         "curves": curves(runs, by),
@@ -44,7 +45,7 @@ def analyse_paths(results: str | Path, out: str | Path | None = None, *, thresho
     if plots:
         figs = out / "figures"
         figures.trajectories(runs, by, figs)
-        figures.event_times(runs, by, figs, threshold=threshold)
+        figures.event_times(runs, by, figs, threshold=threshold, situation=situation)
         figures.disagreement_matrices(runs, by, figs)
         figures.gains(tables["gains"], by, figs)
         figures.stability(tables["curves"], by, figs)

@@ -83,6 +83,9 @@ class Bitworld(World):
         self.decodables = {
             "situation": Dataset(all_x, all_sit.clone(), "the true situation, +1 training / -1 deployment"),
             "base_objective": Dataset(all_x, OBJECTIVES["base"](all_w), "the base objective majority(w0..w4)"),
+            # the cue is an input bit, so a linear probe reads it off even an untrained trunk; knowing
+            # the situation *as it bears on the world* needs a feature the trunk has to learn
+            "situation_x_state": Dataset(all_x, all_sit * all_w[:, 1], "situation x w1: the situation combined with the state"),
         }
         self.probe_cells = self._probe_cells(noise_gen)
         self.references = {
