@@ -17,7 +17,9 @@ a class" means the same here as in every sweep.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -49,10 +51,10 @@ def _generator(seed: int, purpose: str) -> torch.Generator:
 @dataclass
 class ImitationConfig:
     depths: tuple[int, ...] = (1, 2, 3)  # hidden layers tried
-    widths: tuple[int, ...] = (2, 4, 8, 16, 32)  # units per hidden layer tried
+    widths: tuple[int, ...] = (1, 2, 3, 4, 8, 16)  # units per hidden layer tried (fine where classes part)
     seeds: int = 4  # init seeds per (class, architecture)
-    steps: int = 600  # full-batch Adam steps: the inputs are few, so every step sees them all
-    lr: float = 0.02  # high, so small nets get there in few steps; imitation has no noise to fit
+    steps: int = 400  # full-batch Adam steps: the inputs are few, so every step sees them all
+    lr: float = 0.03  # high, so small nets get there in few steps; imitation has no noise to fit
     threshold: float = 0.9  # the verdict's template threshold
     fit_threshold: float = 0.95  # the verdict's training-accuracy threshold
 
@@ -210,3 +212,45 @@ def ponder_summary(runs: pd.DataFrame) -> pd.DataFrame:
     g = runs.groupby(["width", "beta"], sort=False)
     return g.agg(n=("seed", "size"), train_accuracy=("train_accuracy", "mean"), deploy_base=("deploy_base", "mean"),
                  expected_exit=("expected_exit", "mean")).reset_index()
+
+
+# -- results on disk -------------------------------------------------------------------------------
+
+TABLES = ("imitation", "compute", "ponder_runs", "ponder_cells")
+
+
+@dataclass
+class SpeedResults:
+    """Everything `deceptionlab speed` measures; `save`/`load` as Parquet files plus speed.json."""
+
+    imitation: pd.DataFrame  # imitation_grid rows
+    compute: pd.DataFrame  # compute_per_class
+    ponder_runs: pd.DataFrame  # ponder_sweep runs
+    ponder_cells: pd.DataFrame  # ponder_sweep cells
+    meta: dict  # world, knobs, both configs
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in TABLES:
+            getattr(self, name).to_parquet(folder / f"{name}.parquet", index=False)
+        (folder / "speed.json").write_text(json.dumps(self.meta, indent=1, default=list) + "\n")  # last: marks completeness
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "SpeedResults":
+        folder = Path(folder)
+        meta = json.loads((folder / "speed.json").read_text())
+        return cls(*(pd.read_parquet(folder / f"{name}.parquet") for name in TABLES), meta)
+
+    @staticmethod
+    def stored(folder: str | Path) -> bool:
+        return (Path(folder) / "speed.json").is_file()
+
+
+def measure_speed(world: World, imitation: ImitationConfig, ponder: PonderConfig, on_progress=None) -> SpeedResults:
+    """Both measurements on one world. on_progress(message) after each trained ensemble."""
+    say = on_progress or (lambda msg: None)
+    grid = imitation_grid(world, imitation, on_arch=lambda d, w: say(f"imitation depth {d} width {w}"))
+    runs, cells = ponder_sweep(world, ponder, on_width=lambda w: say(f"ponder width {w}"))
+    meta = {"world": world.name, "knobs": world.knobs.model_dump(), "imitation": asdict(imitation), "ponder": asdict(ponder)}
+    return SpeedResults(grid, compute_per_class(grid), runs, cells, meta)
