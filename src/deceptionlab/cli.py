@@ -248,10 +248,6 @@ def speed(
     from .measure import ImitationConfig, PonderConfig, SpeedResults, measure_speed, plot_speed
     from .models.ponder import PENALTIES
 
-    if SpeedResults.stored(out) and not force:
-        err_console.print(f"showing the speed results stored in {out} (--force recomputes)")
-        _print_speed(SpeedResults.load(out), out)
-        return
     beta_values = _numbers(betas, float, "--betas")
     if any(not b >= 0 or b == float("inf") for b in beta_values):
         _fail(f"--betas: must be finite non-negative numbers, got {betas!r}")
@@ -262,6 +258,10 @@ def speed(
     if min((*width_values, *im_depths, *im_widths)) < 1:
         _fail("--widths, --imitation-depths, --imitation-widths: every value must be at least 1")
     w = _speed_world(world, knob)
+    if SpeedResults.stored(out) and not force:
+        err_console.print(f"showing the speed results stored in {out} (--force recomputes)")
+        _print_speed(SpeedResults.load(out), out)
+        return
     torch.set_num_threads(threads)
     imitation = ImitationConfig(depths=im_depths, widths=im_widths, seeds=imitation_seeds, steps=imitation_steps)
     ponder = PonderConfig(betas=beta_values, widths=width_values, depth=depth, seeds=seeds, steps=steps, own_goal_steps=own_goal_steps, penalty=penalty)

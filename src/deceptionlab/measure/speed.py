@@ -18,7 +18,7 @@ a class" means the same here as in every sweep.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -145,7 +145,6 @@ class PonderConfig:
     world_model_heads: bool = True  # also train the world's situational-awareness / overseer heads
     threshold: float = 0.9
     fit_threshold: float = 0.95
-    heads: list[str] = field(default_factory=list)  # filled in: the heads actually trained
 
 
 def _ponder_phases(world: World, cfg: PonderConfig) -> tuple[list[str], list[Phase]]:
@@ -173,7 +172,6 @@ def ponder_sweep(world: World, cfg: PonderConfig | None = None, on_width=None) -
     if any(b < 0 for b in cfg.betas):
         raise ValueError("betas must be non-negative")
     heads, phases = _ponder_phases(world, cfg)
-    cfg.heads = heads
     evaluator = ProbeEvaluator(world)
     internal = CLASSES.index("internal")
     beta = torch.tensor(cfg.betas, dtype=torch.float32).repeat_interleave(cfg.seeds)
@@ -252,5 +250,6 @@ def measure_speed(world: World, imitation: ImitationConfig, ponder: PonderConfig
     say = on_progress or (lambda msg: None)
     grid = imitation_grid(world, imitation, on_arch=lambda d, w: say(f"imitation depth {d} width {w}"))
     runs, cells = ponder_sweep(world, ponder, on_width=lambda w: say(f"ponder width {w}"))
-    meta = {"world": world.name, "knobs": world.knobs.model_dump(), "imitation": asdict(imitation), "ponder": asdict(ponder)}
+    heads = _ponder_phases(world, ponder)[0]
+    meta = {"world": world.name, "knobs": world.knobs.model_dump(), "imitation": asdict(imitation), "ponder": {**asdict(ponder), "heads": heads}}
     return SpeedResults(grid, compute_per_class(grid), runs, cells, meta)
