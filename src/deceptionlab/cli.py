@@ -193,6 +193,8 @@ def _speed_world(name: str, knobs: list[str]):
 
 
 def _print_speed(res, folder: Path) -> None:
+    import math
+
     from .measure import ponder_summary, wilson
 
     t = Table(title=f"Compute each class needs to be imitated (cheapest architecture reaching its verdict): {folder}", title_justify="left")
@@ -200,7 +202,7 @@ def _print_speed(res, folder: Path) -> None:
         t.add_column(c, justify="left" if c == "class" else "right")
     n_seeds = res.meta["imitation"]["seeds"]
     for cls, depth, width, flops, share in res.compute.itertuples(index=False):
-        if depth != depth:  # NaN: never reached on the grid
+        if math.isnan(depth):  # never reached on the grid
             t.add_row(cls, "-", "-", "not reached", "0")
             continue
         lo, hi = wilson(round(share * n_seeds), n_seeds)

@@ -17,6 +17,7 @@ a class" means the same here as in every sweep.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ def forward_flops(n_in: int, depth: int, width: int, n_out: int = 1) -> int:
     """Multiply-adds of one forward pass of an MLP, counted as 2 * fan_in * fan_out per layer
     (biases and ReLUs are lower order and left out)."""
     sizes = [n_in] + [width] * depth + [n_out]
-    return sum(2 * a * b for a, b in zip(sizes, sizes[1:]))
+    return sum(2 * a * b for a, b in itertools.pairwise(sizes))
 
 
 def _generator(seed: int, purpose: str) -> torch.Generator:

@@ -11,12 +11,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never a window
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from .outcomes import frequencies  # noqa: E402
-from .verdicts import VERDICTS  # noqa: E402
+from .outcomes import frequencies
+from .verdicts import VERDICTS
 
 FIGURES = ("verdicts_vs_beta", "performance_vs_beta", "exit_layer_per_cell")
 
