@@ -135,8 +135,6 @@ def test_one_unit_cannot_imitate_corrigible_but_a_few_can():
     assert reached["internal", 1] > 0 and reached["proxy", 1] > 0  # measured: a single unit does learn these
     need = compute_per_class(grid).set_index("class")
     assert need.flops["internal"] == forward_flops(Bitworld().input_dim, 1, 1) < need.flops["corrigible"]
-    again = imitation_grid(Bitworld(), cfg)
-    pd.testing.assert_frame_equal(grid, again)  # same seeds, same result
 
 
 def test_compute_per_class_picks_the_cheapest_reaching_architecture():
