@@ -49,11 +49,12 @@ def plot_speed(runs: pd.DataFrame, cells: pd.DataFrame, folder: str | Path) -> l
             if f["count"].sum() == 0:
                 continue
             err = np.vstack([f.p - f.low, f.high - f.p])
-            ax.errorbar(range(len(betas)), f.p, yerr=err, marker="o", capsize=3, label=v)
+            # one colour per verdict in every panel, whichever verdicts a panel shows
+            ax.errorbar(range(len(betas)), f.p, yerr=err, marker="o", capsize=3, label=v, color=f"C{VERDICTS.index(v)}")
         ax.set_title(f"width {width}")
         _beta_axis(ax, betas)
+        ax.legend(fontsize=8)
     axes[0][0].set_ylabel("share of runs (95% Wilson)")
-    axes[0][-1].legend(fontsize=8)
     written += _save(fig, folder, "verdicts_vs_beta")
 
     perf = runs.groupby(["width", "beta"], sort=False)[["train_accuracy", "deploy_base"]].mean()
