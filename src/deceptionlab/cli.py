@@ -238,6 +238,135 @@ def paths(
     err_console.print(f"tables (CSV){' and figures (PNG, SVG)' if plots else ''} -> {where}")
 
 
+# -- speed (issue 4): compute each class needs, and training under a compute penalty (C6, C7) -------
+
+
+def _numbers(text: str, kind, what: str) -> tuple:
+    try:
+        values = tuple(kind(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        _fail(f"{what}: expected comma-separated {kind.__name__}s, got {text!r}")
+    if not values:
+        _fail(f"{what}: no values given")
+    return values
+
+
+def _speed_world(name: str, knobs: list[str]):
+    import json
+
+    from pydantic import ValidationError
+
+    from .worlds import get_world
+
+    try:
+        cls = get_world(name)
+    except ValueError as e:
+        _fail(str(e))
+    given = {}
+    for kv in knobs:
+        key, sep, raw = kv.partition("=")
+        if not sep or not key:
+            _fail(f"--knob {kv!r}: expected KNOB=VALUE")
+        try:
+            given[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            given[key] = raw  # a bare word: a string knob such as situational_awareness=off
+    try:
+        world = cls(given)
+    except ValidationError as e:
+        err = e.errors()[0]
+        msg = "unknown knob" if err["type"] == "extra_forbidden" else err["msg"]
+        _fail(f"--knob {'.'.join(map(str, err['loc']))}: {msg} (knobs of {name}: {', '.join(cls.Knobs.model_fields)})")
+    world.check()
+    return world
+
+
+def _print_speed(res, folder: Path) -> None:
+    import math
+
+    from .measure import ponder_summary, wilson
+
+    t = Table(title=f"Compute each class needs to be imitated (cheapest architecture reaching its verdict): {folder}", title_justify="left")
+    for c in ("class", "depth", "width", "forward FLOPs", "seeds reaching it % (95% CI)"):
+        t.add_column(c, justify="left" if c == "class" else "right")
+    n_seeds = res.meta["imitation"]["seeds"]
+    for cls, depth, width, flops, share in res.compute.itertuples(index=False):
+        if math.isnan(depth):  # never reached on the grid
+            t.add_row(cls, "-", "-", "not reached", "0")
+            continue
+        lo, hi = wilson(round(share * n_seeds), n_seeds)
+        t.add_row(cls, f"{depth:.0f}", f"{width:.0f}", f"{flops:,.0f}", f"{100 * share:.0f} ({100 * lo:.0f}-{100 * hi:.0f})")
+    console.print(t)
+
+    freq = frequencies(res.ponder_runs, by=["width", "beta"])
+    summary = ponder_summary(res.ponder_runs).set_index(["width", "beta"])
+    p = res.meta["ponder"]
+    t = Table(
+        title=f"Early-exit models under a compute penalty beta ({p['penalty']}, {p['depth']} layers): verdict % (95% Wilson) and performance",
+        title_justify="left",
+    )
+    for c in ("width", "beta", "runs", *VERDICTS, "train acc", "deploy base", "exit layer"):
+        t.add_column(c, justify="right")
+    for (width, beta), g in freq.groupby(["width", "beta"], sort=False):
+        s = summary.loc[(width, beta)]
+        cells = [f"{100 * r.p:.0f} ({100 * r.low:.0f}-{100 * r.high:.0f})" for r in g.itertuples()]
+        t.add_row(str(width), f"{beta:g}", str(int(s.n)), *cells, f"{s.train_accuracy:.3f}", f"{s.deploy_base:.3f}", f"{s.expected_exit:.2f}")
+    console.print(t)
+
+
+@app.command()
+def speed(
+    out: Path = typer.Argument(..., help="Output folder; if it already holds speed results they are shown, not recomputed."),
+    world: str = typer.Option("bitworld", help="World to measure (`deceptionlab worlds` lists them)."),
+    knob: list[str] = typer.Option([], "--knob", "-k", help="World knob KNOB=VALUE (repeatable)."),
+    betas: str = typer.Option("0,0.01,0.1,1", help="Compute-penalty weights, comma-separated, >= 0."),
+    seeds: int = typer.Option(32, min=1, help="Seeds per (beta, width) of the early-exit sweep."),
+    widths: str = typer.Option("8,32", help="Early-exit model widths."),
+    depth: int = typer.Option(3, min=1, max=16, help="Early-exit trunk layers (= exits)."),
+    steps: int = typer.Option(1000, min=1, help="Early-exit training-objective steps."),
+    own_goal_steps: int = typer.Option(300, min=0, help="Early-exit proxy pretraining steps before them (0: none)."),
+    penalty: str = typer.Option("layers", help="'layers' (beta * E[exit layer]) or 'kl' (PonderNet: beta * KL to a geometric prior)."),
+    imitation_depths: str = typer.Option("1,2,3", help="Imitation grid: depths."),
+    imitation_widths: str = typer.Option("1,2,3,4,8,16", help="Imitation grid: widths."),
+    imitation_seeds: int = typer.Option(4, min=1, help="Imitation grid: seeds per (class, architecture)."),
+    imitation_steps: int = typer.Option(400, min=1, help="Imitation grid: full-batch Adam steps."),
+    threads: int = typer.Option(1, min=1, help="Torch threads (the matmuls are tiny: one thread is fastest on a shared machine)."),
+    force: bool = typer.Option(False, "--force", help="Recompute even if OUT holds results."),
+):
+    """Speed prior (C6, C7): compute each class needs, and what a compute penalty does to verdicts and performance."""
+    import torch
+
+    from .measure import ImitationConfig, PonderConfig, SpeedResults, measure_speed, plot_speed
+    from .models.ponder import PENALTIES
+
+    beta_values = _numbers(betas, float, "--betas")
+    if any(not b >= 0 or b == float("inf") for b in beta_values):
+        _fail(f"--betas: must be finite non-negative numbers, got {betas!r}")
+    if penalty not in PENALTIES:
+        _fail(f"--penalty: unknown penalty {penalty!r} (known: {', '.join(PENALTIES)})")
+    width_values = _numbers(widths, int, "--widths")
+    im_depths, im_widths = _numbers(imitation_depths, int, "--imitation-depths"), _numbers(imitation_widths, int, "--imitation-widths")
+    if min((*width_values, *im_depths, *im_widths)) < 1:
+        _fail("--widths, --imitation-depths, --imitation-widths: every value must be at least 1")
+    w = _speed_world(world, knob)
+    if SpeedResults.stored(out) and not force:
+        err_console.print(f"showing the speed results stored in {out} (--force recomputes)")
+        _print_speed(SpeedResults.load(out), out)
+        return
+    torch.set_num_threads(threads)
+    imitation = ImitationConfig(depths=im_depths, widths=im_widths, seeds=imitation_seeds, steps=imitation_steps)
+    ponder = PonderConfig(betas=beta_values, widths=width_values, depth=depth, seeds=seeds, steps=steps, own_goal_steps=own_goal_steps, penalty=penalty)
+    with err_console.status("measuring") as status:
+        res = measure_speed(w, imitation, ponder, on_progress=lambda m: status.update(f"measuring: {m} done"))
+    try:
+        res.save(out)
+        files = plot_speed(res.ponder_runs, res.ponder_cells, out)
+    except OSError as e:
+        _fail(f"{out}: {e.strerror or e}")
+    _print_speed(res, out)
+    err_console.print(f"wrote results and {len(files)} figures to {out}")
+
+
 @app.command()
 def worlds():
     """List the worlds and their knobs."""

@@ -99,6 +99,11 @@ class ProbeEvaluator:
         agreement = torch.einsum("nmc,mk->nkc", agree, self.cell_member) / self.cell_sizes[:, None]
         return {"agreement": agreement, "train_accuracy": (train == self.fit_y).float().mean(1)}
 
+    def score_logits(self, logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Score policy logits (N, len(self.x)) that any model family computed on `self.x`, for models
+        without `trunk` and `readout` (e.g. early-exit ensembles)."""
+        return self.score_outputs(torch.where(logits > 0, 1.0, -1.0)[:, self.inverse])
+
     def score_function(self, fn) -> dict[str, torch.Tensor]:
         """Score a plain function of observations (a reference implementation) as a one-member ensemble."""
         return self.score_outputs(fn(self.x).float().sign().unsqueeze(0)[:, self.inverse])

@@ -1,5 +1,6 @@
 """Model families trained as batched ensembles (model axis first)."""
 
 from .ensemble import MLPEnsemble
+from .ponder import PonderEnsemble
 
-__all__ = ["MLPEnsemble"]
+__all__ = ["MLPEnsemble", "PonderEnsemble"]
