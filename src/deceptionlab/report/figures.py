@@ -38,10 +38,10 @@ def _panels(n: int, title: str, size=(3.6, 2.6)):
     shown = min(n, MAX_PANELS)
     cols = min(shown, 4)
     rows = math.ceil(shown / cols)
-    height = size[1] * rows + 0.8
+    height = size[1] * rows + 1.2
     fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, height), squeeze=False)
     # a fixed layout: constrained_layout costs seconds per figure at 36 panels
-    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.5 / height, top=1 - 0.7 / height, hspace=0.75, wspace=0.3)
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.5 / height, top=1 - 1.1 / height, hspace=0.75, wspace=0.3)
     for ax in axes.flat[shown:]:
         ax.set_visible(False)
     fig.suptitle(title + (f" (first {MAX_PANELS} of {n} conditions)" if n > MAX_PANELS else ""), fontsize=10)
@@ -111,12 +111,13 @@ def event_times(runs: pd.DataFrame, by: list[str], out: Path, threshold: float =
 def disagreement_matrices(runs: pd.DataFrame, by: list[str], out: Path, cut: float = CLUSTER_CUT) -> list[Path]:
     """Pairwise disagreement of the final functions on the probe inputs, runs sorted by cluster (C)."""
     groups = list(_groups(runs, by))
+    mats = [disagreement(decision_matrix(g.decisions, int(g.n_decisions.iloc[0]))) for _, g in groups[:MAX_PANELS]]
+    top = max(0.05, max(float(d.max()) for d in mats))  # one colour scale for every panel
     fig, axes = _panels(len(groups), "Pairwise disagreement of final functions on probe inputs (runs sorted by cluster)", size=(3.0, 2.8))
-    for ax, (key, g) in zip(axes, groups):
-        d = disagreement(decision_matrix(g.decisions, int(g.n_decisions.iloc[0])))
+    for ax, (key, g), d in zip(axes, groups, mats):
         lab = clusters(d, cut)
         order = np.argsort(lab, kind="stable")
-        im = ax.imshow(d[np.ix_(order, order)], vmin=0, vmax=max(0.05, float(d.max())), cmap="viridis", interpolation="nearest")
+        im = ax.imshow(d[np.ix_(order, order)], vmin=0, vmax=top, cmap="viridis", interpolation="nearest")
         ax.set_title(f"{_label(key)}\n{lab.max() + 1} clusters", fontsize=6)
         ax.set_xticks([])
         ax.set_yticks([])
