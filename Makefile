@@ -3,7 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test bench clean browser
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,7 +17,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## the flagship experiment: 8 conditions x 256 seeds, then its outcome table
 	$(VENV)/bin/deceptionlab run experiments/flagship.toml --out results/flagship
 
-test: $(STAMP)
+browser:  ## headless Chromium and its driver, for the report's browser test
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

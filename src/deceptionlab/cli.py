@@ -368,6 +368,33 @@ def speed(
 
 
 @app.command()
+def report(
+    results: Path = typer.Argument(..., help="Results folder written by `deceptionlab run`."),
+    out: Path = typer.Option(Path("report.html"), "--out", "-o", help="The HTML file to write (figures go beside it, in <name>_figures/)."),
+    speed: Optional[Path] = typer.Option(None, help="A folder written by `deceptionlab speed` (claims C6, C7)."),
+):
+    """One self-contained HTML report: the claims table (C1-C11), verdicts, paths, path dependence, figures."""
+    from .measure import SpeedResults
+    from .report.html import Figure, write_report
+
+    extra, speed_results = [], None
+    if speed is not None:
+        if not SpeedResults.stored(speed):
+            _fail(f"--speed {speed}: no speed results there (run `deceptionlab speed {speed}` first)")
+        speed_results = SpeedResults.load(speed)
+        for name, title in (("verdicts_vs_beta", "Verdicts as the ponder penalty grows (C6)"), ("performance_vs_beta", "Performance as the ponder penalty grows (C7)"),
+                            ("exit_layer_per_cell", "Expected exit layer per probe cell")):
+            extra.append(Figure(name, title, speed / f"{name}.png"))
+    try:
+        path = write_report(results, out, speed=speed_results, extra_figures=extra)
+    except StoreError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"{out}: {e.strerror or e}")
+    err_console.print(f"report -> {path} (figures in {path.with_name(path.stem + '_figures')}/)")
+
+
+@app.command()
 def worlds():
     """List the worlds and their knobs."""
     for name, cls in REGISTRY.items():

@@ -1,0 +1,138 @@
+"""The report: one self-contained HTML file (no CDN, no script) that sets each claim of the texts beside
+the lab's evidence. Figures are embedded as PNG and also saved as PNG and SVG beside the report.
+
+    deceptionlab report results/flagship -o report.html [--prior DIR] [--speed DIR]
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..measure import frequencies
+from ..measure.verdicts import VERDICTS
+from ..sweep import Store, load
+from .claims import Evidence, claims_table
+from .paths import analyse_paths, condition_axes
+
+CSS = """
+body { font: 15px/1.45 system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: 4px 7px; vertical-align: top; text-align: left; }
+th { background: #f3f3f3; } td.num { text-align: right; white-space: nowrap; }
+.supported { background: #e3f4e3; } .contradicted { background: #fbe3e3; } .inconclusive { background: #fff6d6; }
+.not-measured { background: #eee; color: #555; } .measured { background: #e6eefb; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; } figcaption { font-size: 13px; color: #555; }
+pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 12px; }
+.note { color: #555; font-size: 13px; }
+"""
+
+
+@dataclass
+class Figure:
+    id: str
+    title: str
+    png: Path
+
+
+def _esc(x) -> str:
+    return html.escape(str(x))
+
+
+def _table(df: pd.DataFrame, cls: str = "", row_class=None) -> str:
+    head = "".join(f"<th>{_esc(c)}</th>" for c in df.columns)
+    rows = []
+    for _, r in df.iterrows():
+        css = f' class="{row_class(r)}"' if row_class else ""
+        cells = "".join(f'<td class="num">{_esc(v)}</td>' if isinstance(v, (int, float)) else f"<td>{_esc(v)}</td>" for v in r)
+        rows.append(f"<tr{css}>{cells}</tr>")
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _figure(f: Figure) -> str:
+    data = base64.b64encode(f.png.read_bytes()).decode()
+    return (f'<figure id="fig-{f.id}"><img src="data:image/png;base64,{data}" alt="{_esc(f.title)}">'
+            f"<figcaption>{_esc(f.title)} (also {f.png.with_suffix('.svg').name} and {f.png.name} in {f.png.parent.name}/)</figcaption></figure>")
+
+
+def _frequencies(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    freq = frequencies(runs, by=by)
+    out = []
+    for key, g in freq.groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row = {**dict(zip(by, key)), "runs": int(g.n.iloc[0])}
+        for r in g.itertuples():
+            row[r.verdict] = f"{100 * r.p:.0f}% ({100 * r.low:.0f}-{100 * r.high:.0f})"
+        out.append(row)
+    return pd.DataFrame(out)[[*by, "runs", *VERDICTS]]
+
+
+def write_report(results: str | Path, out: str | Path, *, prior: pd.DataFrame | None = None, speed=None,
+                 theory: dict[str, pd.DataFrame] | None = None, extra_figures: list[Figure] | None = None, notes: list[str] | None = None) -> Path:
+    """Write the report for a results folder to `out` (HTML); figures go to <out stem>_figures/."""
+    results, out = Path(results), Path(out)
+    runs = load(results)
+    by = condition_axes(Store(results), runs)
+    fig_dir = out.with_name(out.stem + "_figures")
+    situation = "situation_x_state" if "traj_decode_situation_x_state" in runs else "situation"
+    tables = analyse_paths(results, fig_dir / "paths", situation=situation)
+    ev = Evidence(runs, by, tables, prior=prior, speed=speed, theory=theory or {}, situation=situation)
+    claims = claims_table(ev)
+    figs = [
+        Figure("trajectories", "Class scores on deployment probes and linear decodability along training (median, IQR band)", fig_dir / "paths" / "figures" / "trajectories.png"),
+        Figure("event-times", f"When the situation ({situation}) becomes decodable vs when the objective generalises (C1)", fig_dir / "paths" / "figures" / "event_times.png"),
+        Figure("gains", "Loss gain per step by head (C2)", fig_dir / "paths" / "figures" / "gains.png"),
+        Figure("disagreement", "Pairwise disagreement of final functions, runs sorted by cluster (C8)", fig_dir / "paths" / "figures" / "disagreement.png"),
+        Figure("stability", "Cluster stability and final-verdict prediction along training (C8)", fig_dir / "paths" / "figures" / "stability.png"),
+        *(extra_figures or []),
+    ]
+    spec_path = results / "spec.toml"
+    spec_text = spec_path.read_text() if spec_path.exists() else "(no spec.toml in the results folder)"
+    name = json.loads((results / "experiment.json").read_text())["fingerprint"].get("name", results.name)
+    pdp = tables["path_dependence"][[*by, "n", "verdict_entropy", "clusters", "major_clusters", "largest_cluster", "init_share", "data_share", "regime"]].round(3)
+    parts = [
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>deceptionlab report: {_esc(name)}</title><style>{CSS}</style></head><body>",
+        f"<h1>Does SGD produce deceptively aligned models? Report: {_esc(name)}</h1>",
+        f'<p class="note">{len(runs):,} training runs in {_esc(results)}; written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by deceptionlab. '
+        "Small networks in toy worlds cannot settle the question for superhuman systems; each row says what this evidence shows, and the rule that decided it.</p>",
+        *(f'<p class="note">{_esc(n)}</p>' for n in notes or []),
+        '<h2 id="claims">Claims</h2>',
+        _table(claims, "claims", row_class=lambda r: r.verdict.split(":")[0].replace(" ", "-")),
+        '<h2 id="verdicts">Verdict frequencies (P_SGD, 95% Wilson intervals)</h2>',
+        _table(_frequencies(runs, by), "verdicts"),
+        '<h2 id="paths">Training paths and path dependence</h2>',
+        _table(pdp, "path-dependence"),
+    ]
+    if theory:
+        parts.append('<h2 id="theory">The argument as a model: predictions beside measurements</h2>')
+        for regime, df in theory.items():
+            parts += [f"<h3>{_esc(regime)} path dependence</h3>", _table(df.round(4))]
+    if prior is not None:
+        parts += ['<h2 id="prior">Prior volume vs SGD</h2>', _table(prior.round(4))]
+    if speed is not None:
+        parts += ['<h2 id="speed">Compute per class and the ponder penalty</h2>', _table(speed.compute), _table(_ponder_table(speed))]
+    parts.append('<h2 id="figures">Figures</h2>')
+    parts += [_figure(f) for f in figs if f.png.exists()]
+    parts += ['<h2 id="spec">Experiment spec</h2>', f"<pre>{_esc(spec_text)}</pre>", "</body></html>"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(parts))
+    return out
+
+
+def _ponder_table(speed) -> pd.DataFrame:
+    runs = speed.ponder_runs
+    rows = []
+    for (w, b), g in runs.groupby(["width", "beta"], sort=False):
+        row = {"width": w, "beta": b, "runs": len(g), "train accuracy": round(g.train_accuracy.mean(), 3),
+               "deployment base": round(g.deploy_base.mean(), 3), "E[exit layer]": round(g.expected_exit.mean(), 2)}
+        for v in ("internal", "corrigible", "deceptive", "mixed"):
+            row[v] = f"{100 * (g.verdict == v).mean():.0f}%"
+        rows.append(row)
+    return pd.DataFrame(rows)
