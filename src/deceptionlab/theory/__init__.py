@@ -1,0 +1,18 @@
+"""The argument of the source texts as a quantitative model, whose predictions the report sets
+beside the measurements: a stochastic path model for high path dependence (`paths`), description
+length and compute scores for low path dependence (`biases`), the sensitivity of every prediction
+to every parameter (`sensitivity`), and parameters set from measurements (`calibrate`)."""
+
+from .biases import CLASSES3, BiasParams, bias_params_from_prior, bias_predictions, compute_steps, description_lengths
+from .calibrate import params_from_results, params_from_runs
+from .paths import OUTCOMES, PathParams, PathResult, params_table, path_quantities, simulate_paths
+from .sensitivity import sensitivity
+from ._fields import checked, field_docs
+
+PathModel = PathParams  # the model is its parameters plus `simulate_paths`; the name the issue uses
+
+__all__ = [
+    "CLASSES3", "OUTCOMES", "BiasParams", "PathModel", "PathParams", "PathResult", "bias_params_from_prior", "bias_predictions",
+    "checked", "compute_steps", "description_lengths", "field_docs", "params_from_results", "params_from_runs", "params_table",
+    "path_quantities", "sensitivity", "simulate_paths",
+]
