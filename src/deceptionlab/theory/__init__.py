@@ -1,0 +1,19 @@
+"""The argument of the source texts as a quantitative model, whose predictions the report sets
+beside the measurements: a stochastic path model for high path dependence (`paths`), description
+length and compute scores for low path dependence (`biases`), the sensitivity of every prediction
+to every parameter (`sensitivity`), and parameters set from measurements (`calibrate`)."""
+
+from ._fields import checked, field_docs
+from .biases import CLASSES3, BiasParams, bias_params_from_prior, bias_predictions, compute_steps, description_lengths
+from .calibrate import params_from_results, params_from_runs
+from .paths import OUTCOMES, PathParams, PathResult, params_table, path_quantities, simulate_paths
+from .predict import apply_assignments, parameters, predict
+from .sensitivity import sensitivity
+
+PathModel = PathParams  # the model is its parameters plus `simulate_paths`; the name the issue uses
+
+__all__ = [
+    "CLASSES3", "OUTCOMES", "BiasParams", "PathModel", "PathParams", "PathResult", "apply_assignments", "bias_params_from_prior",
+    "bias_predictions", "checked", "compute_steps", "description_lengths", "field_docs", "params_from_results", "params_from_runs", "params_table",
+    "parameters", "path_quantities", "predict", "sensitivity", "simulate_paths",
+]
