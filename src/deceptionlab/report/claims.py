@@ -81,7 +81,7 @@ def _theory(ev: Evidence, regime: str, text) -> str:
     t = ev.theory.get(regime)
     if t is None or t.empty:
         return "no theory run"
-    return text(t.set_index("class"))
+    return text(t.set_index("class"))  # "high": the path model; "low": the bias scores
 
 
 def claim_c1(ev: Evidence) -> Claim:

@@ -74,15 +74,32 @@ def _frequencies(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out)[[*by, "runs", *VERDICTS]]
 
 
+def theory_beside(runs: pd.DataFrame, situation: str, prior: pd.DataFrame | None = None, sims: int = 4000) -> dict[str, pd.DataFrame]:
+    """The theory's predictions with its path model set from these runs (and its counting model from the
+    measured prior volumes, when given): tables "high", "low", "parameters"."""
+    from ..theory import BiasParams, bias_params_from_prior, params_from_runs, predict
+
+    path, sources = params_from_runs(runs, situation=situation)
+    bias = BiasParams()
+    if prior is not None and not prior.empty and (prior.p > 0).all():
+        bias, more = bias_params_from_prior(dict(zip(prior["class"], prior.p)))
+        sources = {**sources, **more}
+    t = predict(path, bias, runs=sims, sensitivity_runs=200, sources=sources)
+    return {"high": t["high_path_dependence"].rename(columns={"outcome": "class"}), "low": t["low_path_dependence"], "parameters": t["parameters"]}
+
+
 def write_report(results: str | Path, out: str | Path, *, prior: pd.DataFrame | None = None, speed=None,
                  theory: dict[str, pd.DataFrame] | None = None, extra_figures: list[Figure] | None = None, notes: list[str] | None = None) -> Path:
-    """Write the report for a results folder to `out` (HTML); figures go to <out stem>_figures/."""
+    """Write the report for a results folder to `out` (HTML); figures go to <out stem>_figures/. Without
+    `theory`, the theory model is run with parameters set from the results (`theory_beside`)."""
     results, out = Path(results), Path(out)
     runs = load(results)
     by = condition_axes(Store(results), runs)
     fig_dir = out.with_name(out.stem + "_figures")
     situation = "situation_x_state" if "traj_decode_situation_x_state" in runs else "situation"
     tables = analyse_paths(results, fig_dir / "paths", situation=situation)
+    if theory is None:
+        theory = theory_beside(runs, situation, prior)
     ev = Evidence(runs, by, tables, prior=prior, speed=speed, theory=theory or {}, situation=situation)
     claims = claims_table(ev)
     figs = [
@@ -112,8 +129,9 @@ def write_report(results: str | Path, out: str | Path, *, prior: pd.DataFrame | 
     ]
     if theory:
         parts.append('<h2 id="theory">The argument as a model: predictions beside measurements</h2>')
-        for regime, df in theory.items():
-            parts += [f"<h3>{_esc(regime)} path dependence</h3>", _table(df.round(4))]
+        titles = {"high": "High path dependence: the path model (Monte Carlo)", "low": "Low path dependence: simplicity and speed scores", "parameters": "Parameters and where each came from"}
+        for key, df in theory.items():
+            parts += [f"<h3>{_esc(titles.get(key, key))}</h3>", _table(df.round(4))]
     if prior is not None:
         parts += ['<h2 id="prior">Prior volume vs SGD</h2>', _table(prior.round(4))]
     if speed is not None:
