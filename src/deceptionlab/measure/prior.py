@@ -195,8 +195,8 @@ def sample_functions(
     init = Init.parse(init) if isinstance(init, str) else init
     if samples < 1:
         raise ValueError(f"samples must be at least 1, got {samples}")
-    if not widths or any(w < 1 for w in widths):
-        raise ValueError(f"hidden widths must be positive, got {widths}")
+    if any(w < 1 for w in widths):
+        raise ValueError(f"hidden widths must be positive, got {widths}")  # [] is allowed: a linear threshold unit
     x = x.float()
     m, n = x.shape
     dims = [n, *widths, 1]
