@@ -124,7 +124,9 @@ def test_same_seed_same_counts_other_seed_other_counts():
     a = sample_functions(x, [8], 3000, "kaiming", seed=5, block=1000)
     b = sample_functions(x, [8], 3000, "kaiming", seed=5, block=1000)
     c = sample_functions(x, [8], 3000, "kaiming", seed=6, block=1000)
+    one_worker = sample_functions(x, [8], 3000, "kaiming", seed=5, block=1000, workers=1)
     pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a, one_worker)  # each block has its own stream: threads do not matter
     assert not a[["function", "count"]].equals(c[["function", "count"]])
     assert a["count"].is_monotonic_decreasing and a["count"].sum() == 3000
 

@@ -31,10 +31,13 @@ def lz76(s: str | Sequence[int]) -> int:
     s = as_bitstring(s)
     n, i, c = len(s), 0, 0
     while i < n:
-        j = i + 1
-        # extend the word while it can still be copied from the text before its last symbol;
-        # str.__contains__ does the search over every earlier start in C
-        while j <= n and s[i:j] in s[: j - 1]:
+        j, p = i + 1, 0
+        # extend the word while it can still be copied from the text before its last symbol; a longer
+        # word can only occur where a shorter one does, so each search resumes at the last hit
+        while j <= n:
+            p = s.find(s[i:j], p, j - 1)
+            if p < 0:
+                break
             j += 1
         c += 1
         i = j

@@ -14,13 +14,14 @@ Two things make it fast without changing what is computed:
 - Only the sign of the output matters, and ReLU is positively homogeneous, so each layer's scale
   (1/sqrt(fan_in), a, ...) can be moved out of the weights: weights are used as drawn from the unit
   distribution and only the biases (40 numbers per layer and draw, not 1,600) are rescaled.
-- The random numbers (2,000 per draw for 7-40-40-1) cost as much as the arithmetic; they are drawn
-  with numpy's PCG64 (about twice torch's Mersenne Twister on CPU) in a helper thread while the main
-  thread computes the previous block. One generator, drawn block after block: same seed, same counts.
+- The random numbers (2,000 per draw for 7-40-40-1) cost a fair share of the arithmetic; they are
+  drawn with numpy's PCG64 (faster than torch's Mersenne Twister on CPU), one stream per block
+  derived from (seed, block index): same seed, same counts, whatever the number of worker threads.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -34,7 +35,7 @@ import torch
 from .complexity import lz_complexity
 
 WORD = 64  # truth-table bits per packed int64 word
-BLOCK = 8192  # draws per block: a block's activations (8192 x 128 x 40 floats) stay within a few L2/L3 caches
+BLOCK = 512  # draws per block and worker: activations of 512 x 128 x 40 floats (10 MB) stay near the caches
 MERGE_ROWS = 1 << 20  # distinct rows gathered from blocks before merging them into the running table
 
 
@@ -80,6 +81,7 @@ class Init:
 
 
 # -- packing truth tables ----------------------------------------------------------------------------
+@functools.lru_cache(maxsize=8)
 def _pack_matrix(m: int) -> torch.Tensor:
     """(m, 4 * words) float32: bit i goes to 16-bit group i // 16 at weight 2^(15 - i % 16), exact in float32."""
     groups = 4 * math.ceil(m / WORD)
@@ -128,7 +130,10 @@ class FunctionCounter:
         self._pending_rows = 0
 
     def add(self, packed: torch.Tensor) -> None:
-        u, c = _unique_rows(packed.numpy(), np.ones(len(packed)))
+        self.add_unique(*_unique_rows(packed.numpy(), np.ones(len(packed))))
+
+    def add_unique(self, u: np.ndarray, c: np.ndarray) -> None:
+        """Add distinct rows u (F, words) with their counts c (F,)."""
         self._pending.append((u, c))
         self._pending_rows += len(u)
         # merge when the pending rows outnumber the table: amortised O(rows log rows) overall
@@ -172,8 +177,19 @@ def random_net_signs(params: list[torch.Tensor], x: torch.Tensor, bias_scale: li
     for l in range(depth):
         h_act = torch.baddbmm(params[2 * l + 1] * bias_scale[l], h_act, params[2 * l]).relu_()  # (B, M, h_l)
     w_out, b_out = params[-2], params[-1]  # (B, h, 1), (B, 1, 1)
-    logits = torch.bmm(h_act, w_out).squeeze(-1) + b_out[:, 0] * bias_scale[-1]
-    return logits > 0
+    # (1 x h) @ (h x M) per draw: measured 1.7x faster than (M x h) @ (h x 1) on the same data
+    logits = torch.baddbmm(b_out * bias_scale[-1], w_out.transpose(1, 2), h_act.transpose(1, 2))  # (B, 1, M)
+    return logits.squeeze(1) > 0
+
+
+def _collect(pending: dict, counter: "FunctionCounter", sizes: list[int], done: int, progress) -> int:
+    """Merge the oldest pending block into the counter (in block order: the result is deterministic)."""
+    k = min(pending)
+    counter.add_unique(*pending.pop(k).result())
+    done += sizes[k]
+    if progress:
+        progress(done)
+    return done
 
 
 def sample_functions(
@@ -185,13 +201,15 @@ def sample_functions(
     block: int = BLOCK,
     complexity_for: int | None = 100_000,
     progress=None,
+    workers: int | None = None,
 ) -> pd.DataFrame:
     """Sample `samples` random MLPs (hidden widths `widths`, one output) on inputs x (M, n) and count functions.
 
     Returns one row per distinct function, most frequent first: `function` (hex truth table), `count`,
     `frequency` (count / samples) and `complexity` (LZ, `lz_complexity` of the truth table) for the
     `complexity_for` most frequent functions (None: all; the rest get NaN, as LZ costs ~0.1 ms each).
-    `progress(n)` is called after each block with the number of draws done."""
+    `progress(n)` is called after each block with the number of draws done; `workers` threads compute
+    blocks (default: torch's thread count)."""
     init = Init.parse(init) if isinstance(init, str) else init
     if samples < 1:
         raise ValueError(f"samples must be at least 1, got {samples}")
@@ -204,24 +222,35 @@ def sample_functions(
     scales = [init.scale(fan_in) for fan_in, _ in shapes]
     # bias of layer l sees activations scaled by the product of the earlier layers' scales (see module doc)
     bias_scale = [1 / math.prod(scales[:l]) for l in range(len(shapes))]
-    rng = np.random.Generator(np.random.PCG64(seed))
     counter = FunctionCounter(math.ceil(m / WORD))
     sizes = [min(block, samples - i) for i in range(0, samples, block)]
-    with ThreadPoolExecutor(1) as pool:
-        nxt = pool.submit(_draw_block, rng, shapes, sizes[0], init.normal)
-        done = 0
-        for k, size in enumerate(sizes):
-            arrays = nxt.result()
-            if k + 1 < len(sizes):
-                nxt = pool.submit(_draw_block, rng, shapes, sizes[k + 1], init.normal)
-            params = [torch.from_numpy(a) for a in arrays]
-            if not init.normal:
-                for p in params:
-                    p.mul_(2).sub_(1)
-            counter.add(pack_bits(random_net_signs(params, x, bias_scale)))
-            done += size
-            if progress:
-                progress(done)
+    workers = workers or torch.get_num_threads()
+
+    def run_block(k: int) -> tuple[np.ndarray, np.ndarray]:
+        # block k has its own stream, so the counts do not depend on the number of workers or their timing
+        rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, k])))
+        params = [torch.from_numpy(a) for a in _draw_block(rng, shapes, sizes[k], init.normal)]
+        if not init.normal:
+            for p in params:
+                p.mul_(2).sub_(1)
+        return _unique_rows(pack_bits(random_net_signs(params, x, bias_scale)).numpy(), np.ones(sizes[k]))
+
+    # Python threads, each running single-threaded torch ops (they release the GIL): on 2 cores this beats
+    # one thread with 2 OpenMP threads by ~1.3x, more when the machine is shared, as the many small
+    # elementwise ops scale badly across OpenMP threads; intra-op threads are restored afterwards.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            pending, done = {}, 0
+            for k in range(len(sizes)):
+                pending[k] = pool.submit(run_block, k)
+                if len(pending) >= 2 * workers:  # a bounded window: memory stays a few blocks
+                    done = _collect(pending, counter, sizes, done, progress)
+            while pending:
+                done = _collect(pending, counter, sizes, done, progress)
+    finally:
+        torch.set_num_threads(threads)
     keys, counts = counter.result()
     order = np.lexsort((np.arange(len(counts)), -counts))  # by count, ties in table order: deterministic
     keys, counts = keys[order], counts[order]
