@@ -4,7 +4,8 @@ The work: 7-40-40-1 ReLU MLPs with PyTorch's default init on all 128 inputs in {
 truth table (the output bit [logit > 0] on every input) is counted. DESIGN.md: a naive
 implementation does 1e6 draws in about 67 s; the arithmetic alone allows 1e7 in about a minute.
   naive   one nn.Sequential per draw (built and initialised by PyTorch), its truth table packed to
-          bytes and counted in a dict; timed on --naive-samples draws and extrapolated
+          bytes and counted in a dict; timed on --naive-samples draws and extrapolated, with torch's
+          default threads and with one thread (the better one is the baseline)
   lab     deceptionlab.measure.sample_functions on --samples draws: drawing, truth tables, counts;
           then, timed apart, the LZ complexity of the 1e5 most frequent functions (its default)
 Both run in this process, one after the other; the load average is printed, since the machine is
@@ -56,14 +57,18 @@ def main() -> None:
     df.loc[: k - 1, "complexity"] = [lz_complexity(P.function_bits(f, 128)) for f in df.function[:k]]
     print(f"       LZ complexity of the {k:,} most frequent functions: {time.perf_counter() - t:.1f} s more")
 
-    t = time.perf_counter()
-    counts = naive(n_naive, x)
-    naive_s = time.perf_counter() - t
-    slow = n_naive / naive_s
-    print(f"naive: {n_naive:,} draws in {naive_s:.1f} s = {slow:,.0f} draws/s ({len(counts):,} distinct functions); "
-          f"1e6 would take {1e6 / slow:.0f} s, 1e7 {1e7 / slow:.0f} s")
+    rates = {}
+    for threads in (torch.get_num_threads(), 1):  # the naive loop's tiny ops may do better on one thread
+        torch.set_num_threads(threads)
+        t = time.perf_counter()
+        counts = naive(n_naive, x)
+        naive_s = time.perf_counter() - t
+        rates[threads] = n_naive / naive_s
+        print(f"naive ({threads} thread{'s' if threads > 1 else ''}): {n_naive:,} draws in {naive_s:.1f} s = {rates[threads]:,.0f} draws/s "
+              f"({len(counts):,} distinct functions); 1e6 would take {1e6 / rates[threads]:.0f} s")
+    slow = max(rates.values())
     corr = P.complexity_correlation(df)
-    print(f"ratio: the lab samples {lab / slow:.1f}x faster than the naive loop")
+    print(f"ratio: the lab samples {lab / slow:.1f}x faster than the naive loop (its better thread setting)")
     print(f"1e7 draws: {1e7 / lab:.1f} s for the lab ({'measured' if n == 10**7 else 'extrapolated'}); "
           f"log P vs LZ: Spearman {corr['spearman']:.3f}, Pearson {corr['pearson']:.3f}; load average {os.getloadavg()[0]:.2f}")
 

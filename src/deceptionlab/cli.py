@@ -21,7 +21,7 @@ from rich.text import Text
 from .measure import VERDICTS, frequencies, path_summary
 from .sweep import SpecError, Store, StoreError, load, load_spec, run_experiment
 from .sweep.executor import Progress as ProgressHooks
-from .worlds import REGISTRY
+from .worlds import REGISTRY, get_world
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Does SGD produce deceptively aligned models? Run the experiments.")
 console = Console(width=None if sys.stdout.isatty() else 160)  # tables stay whole when piped
@@ -195,7 +195,7 @@ def _prior_world(name: str, knobs: list[str]):
     from pydantic import ValidationError
 
     try:
-        cls = REGISTRY[name] if name in REGISTRY else __import__("deceptionlab.worlds", fromlist=["get_world"]).get_world(name)
+        cls = get_world(name)
         values = {}
         for kv in knobs:
             k, sep, v = kv.partition("=")
@@ -209,9 +209,9 @@ def _prior_world(name: str, knobs: list[str]):
         _fail(str(e))
 
 
-def _progress_bar(label: str, total: int):
+def _progress_bar() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-                    TextColumn("eta"), TimeRemainingColumn(), console=err_console, transient=True), label, total
+                    TextColumn("eta"), TimeRemainingColumn(), console=err_console, transient=True)
 
 
 @app.command()
@@ -250,9 +250,8 @@ def prior(
     else:
         _fail(f"--inputs {inputs!r}: expected boolean:n or probes:WORLD")
     widths = widths or [40, 40]
-    bar, label, total = _progress_bar(f"{n:,} draws", n)
-    with bar:
-        task = bar.add_task(label, total=total)
+    with _progress_bar() as bar:
+        task = bar.add_task(f"{n:,} draws", total=n)
         t0 = time.perf_counter()
         functions = P.sample_functions(x, widths, n, init_obj, seed, progress=lambda d: bar.update(task, completed=d))
         secs = time.perf_counter() - t0
@@ -322,9 +321,8 @@ def _prior_classes(w, n, widths, init_obj, seed, out, fit_rows, fit_threshold, r
         _fail("--world draws the lab's model family, whose init is torch (nn.Linear default)")
     if results is not None and not results.is_dir():
         _fail(f"{results}: no such results folder")
-    bar, label, total = _progress_bar(f"{n:,} draws on {w.name}", n)
-    with bar:
-        task = bar.add_task(label, total=total)
+    with _progress_bar() as bar:
+        task = bar.add_task(f"{n:,} draws on {w.name}", total=n)
         try:
             table, acc = class_prior(w, n, depth=len(widths), width=widths[0], seed=seed, fit_rows=fit_rows,
                                      fit_threshold=fit_threshold, progress=lambda d: bar.update(task, completed=d))

@@ -15,7 +15,7 @@ import torch
 
 from ..models import MLPEnsemble
 from ..train import HeadData, Phase, train
-from .prior import from_hex, pack_bits, to_hex
+from .prior import from_hex, hex_bits, pack_bits, to_hex
 
 
 def training_subset(m: int, size: int, seed: int) -> torch.Tensor:
@@ -60,10 +60,8 @@ def sgd_functions(
 
 def prior_given_subset(functions: pd.DataFrame, target: str, subset: torch.Tensor, m: int) -> tuple[pd.DataFrame, int]:
     """The prior's functions that agree with `target` on `subset`, with P_prior(f | S); and how many draws fit S."""
-    mask = np.zeros(m, bool)
-    mask[subset.numpy()] = True
-    want = from_hex(target, m)[mask]
-    fits = np.array([np.array_equal(from_hex(f, m)[mask], want) for f in functions.function])
+    cols = subset.numpy()
+    fits = (hex_bits(list(functions.function), m)[:, cols] == from_hex(target, m)[cols]).all(1)
     kept = functions[fits][["function", "count"]].rename(columns={"count": "prior_count"})
     total = int(kept.prior_count.sum())
     return kept.assign(p_prior=kept.prior_count / max(total, 1)).reset_index(drop=True), total

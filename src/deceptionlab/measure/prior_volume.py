@@ -29,6 +29,7 @@ from .outcomes import frequencies
 from .verdicts import VERDICTS, ProbeEvaluator, class_scores, verdicts, wilson
 
 COLUMNS = ["verdict", "count", "n", "p", "low", "high"]
+FEW = 30  # accepted draws below which the note warns that P_prior(class | fit) is rough
 
 
 def random_ensemble(n_in: int, depth: int, width: int, n_heads: int, members: int, generator: torch.Generator) -> MLPEnsemble:
@@ -100,6 +101,8 @@ def class_prior(
         note = f"no draw of {samples:,} fits {where} (accuracy >= {fit_threshold}); acceptance < {hi:.2g} (95% Wilson upper bound)"
     else:
         note = f"{k:,} of {samples:,} draws fit {where} (acceptance {k / samples:.3g}, 95% CI {lo:.2g}-{hi:.2g})"
+        if k < FEW:
+            note += f"; fewer than {FEW} accepted, so the conditional shares' intervals are wide"
     acceptance = {"accepted": k, "samples": samples, "rate": k / samples, "low": float(lo), "high": float(hi), "fit_rows": fit_rows or n_fit, "note": note}
     table = pd.concat([_shares(all_verdicts, samples).assign(source="prior"), _shares(fit_verdicts, k).assign(source="prior|fit")])
     return table[["source", *COLUMNS]].reset_index(drop=True), acceptance
