@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from deceptionlab.cli import app
 from deceptionlab.measure import class_prior, compare_with_sgd, complexity_correlation, lz76, lz_complexity, sample_functions
 from deceptionlab.measure import prior as P
+from deceptionlab.measure.prior_plots import sgd_vs_prior_plot
 from deceptionlab.measure.prior_sgd import compare_functions, prior_given_subset, sgd_functions, training_subset
 from deceptionlab.measure.prior_volume import random_ensemble
 from deceptionlab.sweep import Store
@@ -143,7 +144,7 @@ def test_published_shape_on_7_40_40_1():
 
 
 # -- P_SGD(f) vs P_prior(f) ----------------------------------------------------------------------------
-def test_sgd_runs_fit_their_subset_and_join_the_prior():
+def test_sgd_runs_fit_their_subset_and_join_the_prior(tmp_path):
     x, m = P.boolean_inputs(4), 16
     target, subset = "00ff", training_subset(m, 4, 0)  # target x_0
     sgd, fit_rate = sgd_functions(x, target, subset, depth=1, width=16, runs=32, steps=200, lr=0.05)
@@ -156,6 +157,8 @@ def test_sgd_runs_fit_their_subset_and_join_the_prior():
     both, stats = compare_functions(prior_fit, sgd)
     assert stats["functions_in_both"] >= 3 and -1 <= stats["log_pearson"] <= 1
     assert 0 < stats["sgd_mass_covered"] <= 1 + 1e-9
+    png, svg = sgd_vs_prior_plot(both, stats, tmp_path)
+    assert png.stat().st_size > 1000 and svg.read_text().startswith("<?xml")
 
 
 # -- prior volume of classes ---------------------------------------------------------------------------
@@ -192,15 +195,20 @@ def test_rejection_reports_zero_acceptance_honestly():
     assert table[table.source == "prior|fit"].p.isna().all()
 
 
-def test_side_by_side_with_p_sgd(small_prior, tmp_path):
+def _fake_results(folder) -> None:
+    """A results folder holding eight runs' verdicts in two conditions, as `deceptionlab run` writes them."""
+    import pyarrow as pa
+
     runs = pd.DataFrame({
         "run_id": [f"r{i}" for i in range(8)], "condition": ["a"] * 4 + ["b"] * 4, "condition_index": [0] * 4 + [1] * 4,
         "seed": list(range(8)), "data_seed": list(range(8)),
         "verdict": ["internal", "internal", "deceptive", "mixed", "proxy", "proxy", "proxy", "unfit"],
     })
-    import pyarrow as pa
+    Store(folder).write_chunk(pa.Table.from_pandas(runs, preserve_index=False))
 
-    Store(tmp_path).write_chunk(pa.Table.from_pandas(runs, preserve_index=False))
+
+def test_side_by_side_with_p_sgd(small_prior, tmp_path):
+    _fake_results(tmp_path)
     wide = compare_with_sgd(small_prior[0], tmp_path)
     assert list(wide.columns) == ["verdict", "prior", "prior|fit", "sgd:a", "sgd:b"]
     row = wide.set_index("verdict")
@@ -258,3 +266,14 @@ def test_cli_world_class_prior(tmp_path):
     assert "prior|fit" in r.output and "draws fit 3 of the 256 training inputs" in r.output
     table = pd.read_csv(tmp_path / "class_prior.csv")
     assert table.groupby("source").p.sum().tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_cli_world_with_results_adds_p_sgd_columns(tmp_path):
+    _fake_results(tmp_path / "res")
+    r = CliRunner().invoke(app, ["prior", "--world", "bitworld", "--arch", "8", "--samples", "100", "--results", str(tmp_path / "res")])
+    assert r.exit_code == 0, r.output
+    header = next(ln for ln in r.output.splitlines() if "verdict" in ln)
+    assert all(c in header for c in ("prior", "prior|fit", "sgd:a", "sgd:b"))
+    internal = next(ln for ln in r.output.splitlines() if "internal" in ln)
+    assert "50.00 (" in internal  # P_SGD(internal) in condition a: 2 of 4 runs
+    assert "no draw of 100 fits all 256 training inputs" in r.output
