@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import subprocess
@@ -97,7 +98,7 @@ def test_moving_the_scales_into_the_biases_keeps_every_function(init):
     """The sampler uses unit-scale weights and rescaled biases; the plainly scaled network must agree."""
     spec = P.Init.parse(init)
     x, dims = P.boolean_inputs(5), [5, 12, 9, 1]
-    shapes = list(zip(dims[:-1], dims[1:]))
+    shapes = list(itertools.pairwise(dims))
     unit = [torch.from_numpy(a) for a in P._draw_block(np.random.Generator(np.random.PCG64(3)), shapes, 400, spec.normal)]
     if not spec.normal:
         unit = [u * 2 - 1 for u in unit]
@@ -223,7 +224,7 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO / "src")}
 def test_cli_boolean_writes_table_correlation_and_files(tmp_path):
     out = tmp_path / "prior"
     r = subprocess.run([*CLI, "--inputs", "boolean:5", "--arch", "20,20", "--samples", "5e3", "--top", "4", "--out", str(out)],
-                       capture_output=True, text=True, env=ENV, timeout=300)
+                       check=False, capture_output=True, text=True, env=ENV, timeout=300)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     ranked = [ln for ln in lines if ln.strip().startswith(("│    1 ", "│    2 "))]
@@ -237,7 +238,7 @@ def test_cli_boolean_writes_table_correlation_and_files(tmp_path):
 
 
 def test_cli_bad_input_is_one_line_exit_2():
-    r = subprocess.run([*CLI, "--inputs", "boolean:x"], capture_output=True, text=True, env=ENV, timeout=120)
+    r = subprocess.run([*CLI, "--inputs", "boolean:x"], check=False, capture_output=True, text=True, env=ENV, timeout=120)
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip().splitlines() == ["error: --inputs 'boolean:x': boolean:n needs a whole number 1 <= n <= 16"]
 

@@ -14,7 +14,7 @@ A word cut short by the end of the string still counts. E.g. 0001101001000101 ->
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def as_bitstring(s: str | Sequence[int] | Sequence[bool]) -> str:

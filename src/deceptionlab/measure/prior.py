@@ -66,7 +66,7 @@ class Init:
         return {"torch": 1 / math.sqrt(fan_in), "uniform": self.a, "kaiming": math.sqrt(2 / fan_in), "lecun": math.sqrt(1 / fan_in)}[self.name]
 
     @classmethod
-    def parse(cls, text: str) -> "Init":
+    def parse(cls, text: str) -> Init:
         if text in ("torch", "kaiming", "lecun"):
             return cls(text, normal=text != "torch")
         m = re.fullmatch(r"uniform:([0-9.eE+-]+)", text)
@@ -191,7 +191,7 @@ def random_net_signs(params: list[torch.Tensor], x: torch.Tensor, bias_scale: li
     return logits.squeeze(1) > 0
 
 
-def _collect(pending: dict, counter: "FunctionCounter", sizes: list[int], done: int, progress) -> int:
+def _collect(pending: dict, counter: FunctionCounter, sizes: list[int], done: int, progress) -> int:
     """Merge the oldest pending block into the counter (in block order: the result is deterministic)."""
     k = min(pending)
     counter.add_unique(*pending.pop(k).result())
@@ -227,7 +227,7 @@ def sample_functions(
     x = x.float()
     m, n = x.shape
     dims = [n, *widths, 1]
-    shapes = list(zip(dims[:-1], dims[1:]))
+    shapes = list(itertools.pairwise(dims))
     scales = [init.scale(fan_in) for fan_in, _ in shapes]
     # bias of layer l sees activations scaled by the product of the earlier layers' scales (see module doc)
     bias_scale = [1 / math.prod(scales[:l]) for l in range(len(shapes))]

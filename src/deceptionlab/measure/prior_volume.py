@@ -16,6 +16,7 @@ conditional shares are NaN and the acceptance's Wilson upper bound is what is re
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def random_ensemble(n_in: int, depth: int, width: int, n_heads: int, members: in
     generators, so that a trained run's init does not depend on its chunk); batched, it is ~50x faster."""
     dims = [n_in] + [width] * depth + [n_heads]
     params = []
-    for fan_in, fan_out in zip(dims[:-1], dims[1:]):
+    for fan_in, fan_out in itertools.pairwise(dims):
         bound = 1 / math.sqrt(fan_in)
         for shape in ((members, fan_in, fan_out), (members, 1, fan_out)):
             params.append(torch.rand(shape, generator=generator).mul_(2 * bound).sub_(bound))
@@ -120,7 +121,7 @@ def compare_with_sgd(prior_table: pd.DataFrame, results: str | Path | None = Non
     """Side by side: one row per verdict, one column per source (prior, prior|fit, sgd:<condition>...)
     holding "p (low-high)" in percent; NaN where a source has no draws."""
     long = prior_table if results is None else pd.concat([prior_table, sgd_classes(results)])
-    fmt = lambda r: "n/a" if r.n == 0 else f"{100 * r.p:.2f} ({100 * r.low:.2f}-{100 * r.high:.2f})"  # noqa: E731
+    fmt = lambda r: "n/a" if r.n == 0 else f"{100 * r.p:.2f} ({100 * r.low:.2f}-{100 * r.high:.2f})"
     long = long.assign(text=[fmt(r) for r in long.itertuples()])
     wide = long.pivot(index="verdict", columns="source", values="text").reindex(list(VERDICTS))
     return wide[list(dict.fromkeys(long.source))].reset_index()
