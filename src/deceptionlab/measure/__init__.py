@@ -1,11 +1,15 @@
-"""Measurements: verdicts per run, outcomes, paths and path dependence, loss barriers, and speed
-(compute per class, compute penalties). They read results."""
+"""Measurements: verdicts per run, outcomes, paths and path dependence, loss barriers, prior volume
+(simplicity) and speed (compute per class, compute penalties). They read results."""
 
 from .verdicts import VERDICTS, ProbeEvaluator, class_scores, verdicts, wilson  # noqa: I001  (first: the others build on it)
 from .barriers import barrier_summary, loss_barriers
+from .complexity import lz76, lz_complexity
 from .outcomes import frequencies
 from .path_dependence import THRESHOLDS, curves, path_dependence, sensitivity
 from .paths import class_paths, gain_curves, path_events, path_summary, returns_summary
+from .prior import Init, boolean_inputs, complexity_correlation, sample_functions
+from .prior_sgd import compare_functions, prior_given_subset, sgd_functions
+from .prior_volume import class_prior, compare_with_sgd
 from .speed import (
     ImitationConfig,
     PonderConfig,
@@ -23,6 +27,8 @@ __all__ = [
     "gain_curves", "loss_barriers", "path_dependence", "path_events", "path_summary", "returns_summary", "sensitivity", "verdicts", "wilson",
     "ImitationConfig", "PonderConfig", "SpeedResults", "compute_per_class", "forward_flops", "imitation_grid",
     "measure_speed", "plot_speed", "ponder_summary", "ponder_sweep",
+    "Init", "boolean_inputs", "class_prior", "compare_functions", "compare_with_sgd", "complexity_correlation", "lz76", "lz_complexity",
+    "prior_given_subset", "sample_functions", "sgd_functions",
 ]
 
 
