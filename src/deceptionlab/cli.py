@@ -463,6 +463,7 @@ def report(
     results: Path = typer.Argument(..., help="Results folder written by `deceptionlab run`."),
     out: Path = typer.Option(Path("report.html"), "--out", "-o", help="The HTML file to write (figures go beside it, in <name>_figures/)."),
     speed: Optional[Path] = typer.Option(None, help="A folder written by `deceptionlab speed` (claims C6, C7)."),
+    prior_samples: int = typer.Option(20_000, min=0, help="Random parameter draws for the class prior (claim C5); 0 skips it."),
 ):
     """One self-contained HTML report: the claims table (C1-C11), verdicts, paths, path dependence, figures."""
     from .measure import SpeedResults
@@ -477,7 +478,7 @@ def report(
                             ("exit_layer_per_cell", "Expected exit layer per probe cell")):
             extra.append(Figure(name, title, speed / f"{name}.png"))
     try:
-        path = write_report(results, out, speed=speed_results, extra_figures=extra)
+        path = write_report(results, out, speed=speed_results, prior_samples=prior_samples, extra_figures=extra)
     except StoreError as e:
         _fail(str(e))
     except OSError as e:

@@ -59,6 +59,8 @@ class Claim:
 
 
 def _pct(p, lo, hi) -> str:
+    if hi < 0.01:  # small shares (prior volumes): significant digits, not "0% (0-0)"
+        return f"{100 * p:.2g}% ({100 * lo:.2g}-{100 * hi:.2g}%)"
     return f"{100 * p:.0f}% ({100 * lo:.0f}-{100 * hi:.0f})"
 
 

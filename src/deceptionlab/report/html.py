@@ -74,6 +74,28 @@ def _frequencies(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out)[[*by, "runs", *VERDICTS]]
 
 
+def prior_beside(runs: pd.DataFrame, samples: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """P_prior(class) and P_prior(class | fit) for the runs' model family and world (the first
+    condition's): (claims-table form: class, p, low, high, p_fit, fit_low, fit_high; the long table;
+    the acceptance note)."""
+    from ..measure import class_prior
+    from ..worlds import get_world
+
+    cfg = json.loads(runs.config.iloc[0])
+    world = get_world(cfg["world"]["name"])(cfg["world"]["knobs"])
+    table, acceptance = class_prior(world, samples, depth=cfg["model"]["depth"], width=cfg["model"]["width"], seed=seed,
+                                    threshold=cfg["verdict"]["threshold"], fit_threshold=cfg["verdict"]["fit_threshold"])
+    prior = table[table.source == "prior"].set_index("verdict")
+    fit = table[table.source == "prior|fit"].set_index("verdict")
+    rows = []
+    for c in ("internal", "corrigible", "deceptive", "proxy"):
+        r = {"class": c, "p": prior.loc[c, "p"], "low": prior.loc[c, "low"], "high": prior.loc[c, "high"]}
+        if acceptance["accepted"]:
+            r.update(p_fit=fit.loc[c, "p"], fit_low=fit.loc[c, "low"], fit_high=fit.loc[c, "high"])
+        rows.append(r)
+    return pd.DataFrame(rows), table, acceptance["note"]
+
+
 def theory_beside(runs: pd.DataFrame, situation: str, prior: pd.DataFrame | None = None, sims: int = 4000) -> dict[str, pd.DataFrame]:
     """The theory's predictions with its path model set from these runs (and its counting model from the
     measured prior volumes, when given): tables "high", "low", "parameters"."""
@@ -88,7 +110,7 @@ def theory_beside(runs: pd.DataFrame, situation: str, prior: pd.DataFrame | None
     return {"high": t["high_path_dependence"].rename(columns={"outcome": "class"}), "low": t["low_path_dependence"], "parameters": t["parameters"]}
 
 
-def write_report(results: str | Path, out: str | Path, *, prior: pd.DataFrame | None = None, speed=None,
+def write_report(results: str | Path, out: str | Path, *, prior_samples: int = 0, speed=None,
                  theory: dict[str, pd.DataFrame] | None = None, extra_figures: list[Figure] | None = None, notes: list[str] | None = None) -> Path:
     """Write the report for a results folder to `out` (HTML); figures go to <out stem>_figures/. Without
     `theory`, the theory model is run with parameters set from the results (`theory_beside`)."""
@@ -98,6 +120,10 @@ def write_report(results: str | Path, out: str | Path, *, prior: pd.DataFrame | 
     fig_dir = out.with_name(out.stem + "_figures")
     situation = "situation_x_state" if "traj_decode_situation_x_state" in runs else "situation"
     tables = analyse_paths(results, fig_dir / "paths", situation=situation)
+    prior = prior_long = None
+    if prior_samples:
+        prior, prior_long, note = prior_beside(runs, prior_samples)
+        notes = [*(notes or []), f"Prior volume: {prior_samples:,} random draws of the model family (PyTorch's default init) on the first condition's world; {note}."]
     if theory is None:
         theory = theory_beside(runs, situation, prior)
     ev = Evidence(runs, by, tables, prior=prior, speed=speed, theory=theory or {}, situation=situation)
@@ -132,8 +158,11 @@ def write_report(results: str | Path, out: str | Path, *, prior: pd.DataFrame | 
         titles = {"high": "High path dependence: the path model (Monte Carlo)", "low": "Low path dependence: simplicity and speed scores", "parameters": "Parameters and where each came from"}
         for key, df in theory.items():
             parts += [f"<h3>{_esc(titles.get(key, key))}</h3>", _table(df.round(4))]
-    if prior is not None:
-        parts += ['<h2 id="prior">Prior volume vs SGD</h2>', _table(prior.round(4))]
+    if prior_long is not None:
+        from ..measure import compare_with_sgd
+
+        side = compare_with_sgd(prior_long, results)
+        parts += ['<h2 id="prior">Prior volume vs SGD (% with 95% Wilson intervals)</h2>', _table(side.fillna("n/a"), "prior")]
     if speed is not None:
         parts += ['<h2 id="speed">Compute per class and the ponder penalty</h2>', _table(speed.compute), _table(_ponder_table(speed))]
     parts.append('<h2 id="figures">Figures</h2>')
