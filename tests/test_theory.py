@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import subprocess
@@ -159,10 +160,24 @@ def test_cli():
     bad = subprocess.Popen([*cmd, "--param", "world_rate=fast"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = good.communicate(timeout=120)
     assert good.returncode == 0, err
-    for title in ("High path dependence", "path factors", "Low path dependence", "Parameters", "Sensitivity"):
+    for title in ("High path dependence", "path factors", "Low path dependence", "Parameters", "Sensitivity", "What reverses the conclusion"):
         assert title in out
     assert "--param" in out and "prior: -log2 P_prior(deceptive)" in out
     assert "the deceptive path is shorter (C3): yes" in out
     out, err = bad.communicate(timeout=120)
     assert bad.returncode == 2 and not out
     assert len(err.strip().splitlines()) == 1 and "world_rate" in err
+
+
+def test_reversals_name_the_changes_that_overturn_the_texts_conclusion():
+    from deceptionlab.theory import CLASSES3, BiasParams, bias_predictions, reversals
+
+    low = lambda b: dict(zip(CLASSES3, bias_predictions(b).p))  # noqa: E731
+    rev = reversals(BiasParams(), low).set_index("param")
+    assert rev.attrs["leader"] == "deceptive"  # the texts' conclusion under their assumptions
+    # a cheaper pointer (fewer bits) makes corrigible alignment the simplest: hand-checkable in the Gibbs form
+    assert rev.loc["pointer_bits", "down_leader"] == "corrigible" and rev.loc["pointer_bits", "down_factor"] < 1
+    b = BiasParams()
+    flipped = dict(zip(CLASSES3, bias_predictions(dataclasses.replace(b, pointer_bits=b.pointer_bits * rev.loc["pointer_bits", "down_factor"])).p))
+    assert max(flipped, key=flipped.get) == "corrigible"
+    assert math.isnan(rev.loc["objective_steps", "up_factor"])  # internal's compute is already the least: more never reverses

@@ -456,6 +456,16 @@ def theory(
          for r in sens.to_dict("records")],
         left=2,
     )
+    rev = tables["reversals"]
+    fmt_change = lambda f, who: "-" if f != f else f"x{f:g} -> {who}"  # noqa: E731
+    _table(
+        "What reverses the conclusion: per parameter, the smallest change (x factor, down and up; others fixed) after which another "
+        "outcome is the most likely",
+        ["model", "param", "value", "most likely now", "lowering it", "raising it"],
+        [[r["model"], r["param"], f"{r['value']:.4g}", r["leader"], fmt_change(r["down_factor"], r["down_leader"]), fmt_change(r["up_factor"], r["up_leader"])]
+         for r in rev.to_dict("records")],
+        left=2,
+    )
 
 
 @app.command()

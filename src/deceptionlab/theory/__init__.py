@@ -8,12 +8,12 @@ from .biases import CLASSES3, BiasParams, bias_params_from_prior, bias_predictio
 from .calibrate import params_from_results, params_from_runs
 from .paths import OUTCOMES, PathParams, PathResult, params_table, path_quantities, simulate_paths
 from .predict import apply_assignments, parameters, predict
-from .sensitivity import sensitivity
+from .sensitivity import reversals, sensitivity
 
 PathModel = PathParams  # the model is its parameters plus `simulate_paths`; the name the issue uses
 
 __all__ = [
     "CLASSES3", "OUTCOMES", "BiasParams", "PathModel", "PathParams", "PathResult", "apply_assignments", "bias_params_from_prior",
     "bias_predictions", "checked", "compute_steps", "description_lengths", "field_docs", "params_from_results", "params_from_runs", "params_table",
-    "parameters", "path_quantities", "predict", "sensitivity", "simulate_paths",
+    "parameters", "path_quantities", "predict", "reversals", "sensitivity", "simulate_paths",
 ]

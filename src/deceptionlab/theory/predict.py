@@ -9,7 +9,7 @@ import pandas as pd
 from ._fields import checked, field_docs
 from .biases import CLASSES3, BiasParams, bias_predictions
 from .paths import PathParams, path_quantities, simulate_paths
-from .sensitivity import sensitivity
+from .sensitivity import reversals, sensitivity
 
 
 def apply_assignments(path: PathParams, bias: BiasParams, assignments: list[str], sources: dict[str, str]) -> tuple[PathParams, BiasParams]:
@@ -52,14 +52,20 @@ def predict(
 ) -> dict[str, pd.DataFrame]:
     """Tables: high_path_dependence (P per outcome, Wilson intervals, time to it), path_quantities (the
     two path factors; attrs["deceptive_shorter"]), low_path_dependence, parameters, sensitivity (both
-    models, ±25%; the path model with `sensitivity_runs` runs under the same seed)."""
+    models, ±25%; the path model with `sensitivity_runs` runs under the same seed), reversals (the
+    smallest single-parameter change after which the most likely outcome is another)."""
     sim = lambda p: simulate_paths(p, runs=sensitivity_runs, seed=seed, max_steps=max_steps).probabilities()  # noqa: E731
     low = lambda b: dict(zip(CLASSES3, bias_predictions(b).p))  # noqa: E731
     sens = pd.concat(
         [sensitivity(path, sim).assign(model="high path dependence"), sensitivity(bias, low).assign(model="low path dependence")],
         ignore_index=True,
     )
+    rev = pd.concat(
+        [reversals(path, sim).assign(model="high path dependence"), reversals(bias, low).assign(model="low path dependence")],
+        ignore_index=True,
+    )
     return {
+        "reversals": rev,
         "high_path_dependence": simulate_paths(path, runs=runs, seed=seed, max_steps=max_steps).summary(),
         "path_quantities": path_quantities(path),
         "low_path_dependence": bias_predictions(bias),

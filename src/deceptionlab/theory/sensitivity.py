@@ -37,3 +37,39 @@ def sensitivity(params, predict: Callable[[object], dict[str, float]], relative:
                 row[f"slope_{k}"] = (up[k] - down[k]) / (hi - lo)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+FACTORS = (0.9, 0.75, 0.5, 0.25, 0.1, 0.01, 1.1, 1.25, 1.5, 2.0, 4.0, 10.0, 100.0)  # nearest changes first, each side
+
+
+def reversals(params, predict: Callable[[object], dict[str, float]], outcome: str = "deceptive", exclude: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Which single-parameter changes reverse the conclusion "`outcome` is the most likely": per
+    parameter, the smallest multiplicative change downwards and upwards (from FACTORS, within the
+    field's bounds) after which another outcome is the most likely, and which. NaN where no tried
+    change reverses it. Under the defaults this says what the texts' conclusion hangs on."""
+    def leader(p) -> str:
+        out = predict(p)
+        return max(out, key=out.get)
+
+    base = leader(params)
+    rows = []
+    for f in dataclasses.fields(params):
+        if f.name in exclude:
+            continue
+        v = getattr(params, f.name)
+        row = {"param": f.name, "value": v, "leader": base, "down_factor": math.nan, "down_leader": "", "up_factor": math.nan, "up_leader": ""}
+        for side, factors in (("down", [x for x in FACTORS if x < 1]), ("up", [x for x in FACTORS if x > 1])):
+            for x in factors:
+                try:
+                    p = checked(params, **{f.name: v * x})
+                except ValueError:  # outside the field's bounds: no further on this side
+                    break
+                new = leader(p)
+                if new != base:
+                    row[f"{side}_factor"], row[f"{side}_leader"] = x, new
+                    break
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs["leader"] = base
+    out.attrs["outcome"] = outcome
+    return out
