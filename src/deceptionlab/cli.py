@@ -139,6 +139,22 @@ def _table(title: str, columns: list[str], rows: list[list[str]], left: int = 0)
     console.print(table)
 
 
+def _gain_sparklines(gains, by: list[str]) -> dict[tuple, str]:
+    """(condition values..., phase, head) -> a sparkline of log10 gain per step, on one scale for all rows."""
+    import numpy as np
+
+    if gains.empty:
+        return {}
+    logs = np.log10(gains.gain_per_step.clip(lower=1e-7))
+    lo, hi = float(logs.min()), float(logs.max())
+    marks = "▁▂▃▄▅▆▇█"
+    out = {}
+    for key, g in gains.assign(log=logs).groupby([*by, "phase", "head"], sort=False):
+        levels = ((g.log - lo) / max(hi - lo, 1e-9) * (len(marks) - 1)).round().astype(int)
+        out[tuple(str(k) for k in key)] = "".join(marks[v] for v in levels)
+    return out
+
+
 @app.command()
 def paths(
     results: Path = typer.Argument(..., help="Results folder written by `deceptionlab run`."),
@@ -181,12 +197,14 @@ def paths(
         left=len(by),
     )
     ret = tables["returns"]
+    curve = _gain_sparklines(tables["gains"], by)
     _table(
-        "C2 returns per phase and head: gain per step in the first interval, and steps into the phase until 90% of its loss drop (median, IQR)",
-        [*by, "phase", "head", "first gain/step", "loss drop", "steps to 90% (IQR)"],
-        [[*key(r), r["phase"], r["head"], _num(r["first_gain_per_step"], ".2e"), _num(r["total_drop"], ".3f"),
-          f"{_num(r['steps_to_90pct'])} ({_num(r['steps_low'])}-{_num(r['steps_high'])})"] for r in ret.to_dict("records")],
-        left=len(by) + 2,
+        "C2 returns per phase and head: the gain-per-step curve (median over runs, log scale, one mark per checkpoint, shared scale), "
+        "the first interval's gain per step, and steps into the phase until 90% of its loss drop (median, IQR)",
+        [*by, "phase", "head", "gain/step curve", "first gain/step", "loss drop", "steps to 90% (IQR)"],
+        [[*key(r), r["phase"], r["head"], curve.get((*key(r), r["phase"], r["head"]), ""), _num(r["first_gain_per_step"], ".2e"),
+          _num(r["total_drop"], ".3f"), f"{_num(r['steps_to_90pct'])} ({_num(r['steps_low'])}-{_num(r['steps_high'])})"] for r in ret.to_dict("records")],
+        left=len(by) + 3,
     )
     cl = tables["classes"]
     _table(
