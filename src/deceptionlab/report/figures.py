@@ -156,3 +156,35 @@ def stability(curves: pd.DataFrame, by: list[str], out: Path) -> list[Path]:
         ax.tick_params(labelsize=6)
     axes[0].legend(fontsize=6)
     return save(fig, out, "stability")
+
+
+def prior_vs_sgd(prior_long: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
+    """P(verdict) under the prior (random draws), the prior given a fit, and SGD (all runs pooled), with
+    95% Wilson intervals, on a log scale: where SGD puts its mass against where the prior does (C5)."""
+    from ..measure.verdicts import VERDICTS, wilson
+
+    n = len(runs)
+    counts = runs.verdict.value_counts()
+    sgd = pd.DataFrame({"verdict": list(VERDICTS), "count": [int(counts.get(v, 0)) for v in VERDICTS], "n": n})
+    sgd["p"] = sgd["count"] / n
+    sgd["low"], sgd["high"] = wilson(sgd["count"].to_numpy(), n)
+    series = [(s, g.set_index("verdict").reindex(VERDICTS)) for s, g in prior_long.groupby("source", sort=False) if g.n.iloc[0] > 0]
+    series.append(("SGD (all runs)", sgd.set_index("verdict")))
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    width = 0.8 / len(series)
+    x = np.arange(len(VERDICTS))
+    for i, (name, s) in enumerate(series):
+        p = s.p.to_numpy(float)
+        lo, hi = s.low.to_numpy(float), s.high.to_numpy(float)
+        floor = 1e-6  # zero shares drawn at the floor, their interval up to the Wilson upper bound
+        ax.bar(x + i * width, np.maximum(p, floor), width, label=name, alpha=0.8)
+        ax.errorbar(x + i * width, np.maximum(p, floor), yerr=[np.maximum(p, floor) - np.maximum(lo, floor), np.maximum(hi, floor) - np.maximum(p, floor)],
+                    fmt="none", ecolor="k", lw=0.8, capsize=2)
+    ax.set_yscale("log")
+    ax.set_ylim(1e-6, 1.5)
+    ax.set_xticks(x + 0.4 - width / 2, VERDICTS)
+    ax.set_ylabel("P(verdict)")
+    ax.set_title("Prior volume vs SGD: share of each verdict (95% Wilson intervals; zeros at the 1e-6 floor)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save(fig, out, "prior_vs_sgd")

@@ -19,6 +19,7 @@ from ..measure import frequencies
 from ..measure.verdicts import VERDICTS
 from ..sweep import Store, load
 from .claims import Evidence, claims_table
+from . import figures
 from .paths import analyse_paths, condition_axes
 
 CSS = """
@@ -123,6 +124,7 @@ def write_report(results: str | Path, out: str | Path, *, prior_samples: int = 0
     prior = prior_long = None
     if prior_samples:
         prior, prior_long, note = prior_beside(runs, prior_samples)
+        figures.prior_vs_sgd(prior_long, runs, fig_dir / "prior")
         notes = [*(notes or []), f"Prior volume: {prior_samples:,} random draws of the model family (PyTorch's default init) on the first condition's world; {note}."]
     if theory is None:
         theory = theory_beside(runs, situation, prior)
@@ -136,6 +138,8 @@ def write_report(results: str | Path, out: str | Path, *, prior_samples: int = 0
         Figure("stability", "Cluster stability and final-verdict prediction along training (C8)", fig_dir / "paths" / "figures" / "stability.png"),
         *(extra_figures or []),
     ]
+    if prior_long is not None:
+        figs.append(Figure("prior-vs-sgd", "Prior volume vs SGD: P(verdict) of random draws, of draws that fit, and of trained runs (C5)", fig_dir / "prior" / "prior_vs_sgd.png"))
     spec_path = results / "spec.toml"
     spec_text = spec_path.read_text() if spec_path.exists() else "(no spec.toml in the results folder)"
     name = json.loads((results / "experiment.json").read_text())["fingerprint"].get("name", results.name)
