@@ -46,6 +46,9 @@ def model_step_flops(n_in: int, width: int = WIDTH, batch: int = B) -> float:
     return 2 * fwd + dinput  # forward + weight gradients (same size) + input gradients
 
 
+log_every = 200  # set from --log-every
+
+
 def bench_lab(world, members: int, steps: int, log: bool) -> float:
     ds = world.datasets["train"]
     model = MLPEnsemble.init(world.input_dim, 2, WIDTH, 1, [torch.Generator().manual_seed(i) for i in range(members)])
@@ -53,7 +56,7 @@ def bench_lab(world, members: int, steps: int, log: bool) -> float:
     gens = [torch.Generator().manual_seed(10_000 + i) for i in range(members)]
     t = time.perf_counter()
     train(model, [Phase("training", steps, [HeadData(0, ds.x, ds.y, 1.0)])], optimizer=optimizer, **OPT[optimizer], batch_size=B,
-          data_generators=gens, log_every=100 if log else 10**9, evaluate=evaluate)
+          data_generators=gens, log_every=log_every if log else 10**9, evaluate=evaluate)
     return members / (time.perf_counter() - t) * steps / STEPS
 
 
@@ -191,9 +194,10 @@ def main() -> None:
     ap.add_argument("--optimizer", choices=list(OPT), default="sgd", help="the optimiser every program uses")
     ap.add_argument("--members", type=int, default=256, help="ensemble size for the lab, vmap and JAX")
     ap.add_argument("--steps", type=int, default=STEPS, help="steps the lab trains (peers: fewer, scaled)")
+    ap.add_argument("--log-every", type=int, default=200, help="steps between trajectory checkpoints in the logged run (the flagship's: 200)")
     args = ap.parse_args()
-    global optimizer
-    optimizer = args.optimizer
+    global optimizer, log_every
+    optimizer, log_every = args.optimizer, args.log_every
     world = Bitworld({"situational_awareness": "off", "overseer_model": False})
     flops = model_step_flops(world.input_dim)
     print(f"optimizer={optimizer} {OPT[optimizer]} threads={torch.get_num_threads()} members={args.members} "
@@ -210,7 +214,7 @@ def main() -> None:
     results["lab_2proc"] = best_of(2, bench_lab_processes, args.members, args.steps, workers=2)
     print(f"  deceptionlab, 2 worker processes x 1 thread            {results['lab_2proc']:8.2f} runs/s", flush=True)
     results["lab_logged"] = bench_lab(world, args.members, args.steps, log=True)
-    print(f"  deceptionlab + probe logging every 100 steps        {results['lab_logged']:8.2f} runs/s", flush=True)
+    print(f"  deceptionlab + probe logging every {log_every} steps        {results['lab_logged']:8.2f} runs/s", flush=True)
     results["sequential"] = best_of(2, bench_sequential, world, runs=1, steps=300)
     print(f"  sequential (plain PyTorch, 1 run x 300 steps, scaled) {results['sequential']:8.2f} runs/s", flush=True)
     results["vmap"] = best_of(2, bench_vmap, world, args.members, steps=100)

@@ -49,18 +49,32 @@ class ProbeEvaluator:
         self.decodable_names = list(decodables)
         # probe, training and decodable inputs overlap: run the trunk on each distinct input once
         parts = [c.x for c in cells] + [fit.x] + [d.x for d in decodables.values()]
-        self.x, inverse = torch.cat(parts).unique(dim=0, return_inverse=True)
-        self.x = self.x.to(device)
+        x, inverse = torch.cat(parts).unique(dim=0, return_inverse=True)
         self.n_probe = sum(len(c.x) for c in cells)
-        self.inverse = inverse[: self.n_probe + len(fit.x)].to(device)
-        g = torch.Generator().manual_seed(0)  # the same held-out split for every member and checkpoint
-        self.decode = []
-        start = self.n_probe + len(fit.x)
+        # each decodable's probe rows: a fixed random subset (the same split for every member and
+        # checkpoint, and for decodables over the same inputs), fitted on the first half
+        start, picks = self.n_probe + len(fit.x), []
         for d in decodables.values():
-            rows = inverse[start : start + len(d.x)]
+            perm = torch.randperm(len(d.x), generator=torch.Generator().manual_seed(0))[: 2 * self.PROBE_ROWS]
+            picks.append((inverse[start : start + len(d.x)][perm], d.y[perm].float()))
             start += len(d.x)
-            perm = torch.randperm(len(d.x), generator=g)[: 2 * self.PROBE_ROWS]
-            self.decode.append((rows[perm].to(device), d.y[perm].float().to(device), len(perm) // 2))
+        # put the first decodable's rows first among the distinct inputs: probes over them then read a
+        # slice of the hidden activations instead of gathering rows (the gather dominated logging)
+        head = picks[0][0] if picks else torch.zeros(0, dtype=torch.long)
+        rest = torch.ones(len(x), dtype=torch.bool)
+        rest[head] = False
+        order = torch.cat([head, torch.arange(len(x))[rest]])
+        position = torch.empty_like(order)
+        position[order] = torch.arange(len(order))
+        self.x = x[order].to(device)
+        self.inverse = position[inverse[: self.n_probe + len(fit.x)]].to(device)
+        groups: dict[tuple, list] = {}  # decodables that share their rows share one ridge solve
+        for i, (rows, y) in enumerate(picks):
+            groups.setdefault(tuple(position[rows].tolist()), []).append((i, y))
+        self.decode = [
+            (torch.tensor(rows, device=device), [i for i, _ in members], torch.stack([y for _, y in members], 1).to(device), len(rows) // 2)
+            for rows, members in groups.items()
+        ]
         self.fit_y = fit.y.float().to(device)
         self.templates = torch.cat([torch.stack([c.templates[k].float() for k in CLASSES], 1) for c in cells]).to(device)
         member = torch.cat([torch.full((len(c.x),), i) for i, c in enumerate(cells)])
@@ -79,17 +93,29 @@ class ProbeEvaluator:
         out = self.score_outputs(decisions)
         out["decisions"] = pack_decisions(decisions[:, : self.n_probe])  # the function itself, for clustering
         if self.decode:
-            out["decodability"] = torch.stack([self.probe_accuracy(hidden, *d) for d in self.decode], 1)
+            dec = torch.empty(len(hidden), len(self.decodable_names), device=hidden.device)
+            for rows, which, y, n_fit in self.decode:
+                dec[:, which] = self.probe_accuracy(hidden, rows, y, n_fit)
+            out["decodability"] = dec
         return out
 
     def probe_accuracy(self, hidden, rows, y, n_fit) -> torch.Tensor:
-        """(N,) accuracy on rows[n_fit:] of a per-member ridge probe on `hidden` (N, M, width) fitted on
-        rows[:n_fit]."""
-        a = torch.nn.functional.pad(hidden[:, rows], (0, 1), value=1.0)  # (N, m, width + 1): a bias column
+        """(N, k) accuracy on rows[n_fit:] of per-member ridge probes (a bias column included) on `hidden`
+        (N, M, width), fitted on rows[:n_fit], for k labels y (m, k) over the same rows."""
+        m = len(rows)
+        contiguous = m and rows[0].item() == 0 and rows[-1].item() == m - 1 and bool((rows.diff() == 1).all())
+        a = hidden[:, :m] if contiguous else hidden[:, rows]  # (N, m, width): a view where the rows lead
         fit, test = a[:, :n_fit], a[:, n_fit:]
-        gram = fit.transpose(1, 2) @ fit + self.RIDGE * n_fit * torch.eye(a.shape[-1], device=a.device)
-        w = torch.linalg.solve(gram, fit.transpose(1, 2) @ y[:n_fit].view(1, -1, 1).expand(len(a), -1, 1))
-        pred = (test @ w).squeeze(-1)
+        width = a.shape[-1]
+        # the Gram matrix of [fit | 1] without materialising the ones column
+        gram = torch.empty(len(a), width + 1, width + 1, device=a.device)
+        gram[:, :width, :width] = fit.transpose(1, 2) @ fit
+        colsum = fit.sum(1)  # (N, width)
+        gram[:, :width, width], gram[:, width, :width], gram[:, width, width] = colsum, colsum, n_fit
+        gram += self.RIDGE * n_fit * torch.eye(width + 1, device=a.device)
+        rhs = torch.cat([fit.transpose(1, 2) @ y[:n_fit], y[:n_fit].sum(0).expand(len(a), 1, -1)], 1)  # (N, width + 1, k)
+        w = torch.linalg.solve(gram, rhs)
+        pred = test @ w[:, :width] + w[:, width:]  # (N, m - n_fit, k)
         return (torch.where(pred > 0, 1.0, -1.0) == y[n_fit:]).float().mean(1)
 
     def score_outputs(self, out: torch.Tensor) -> dict[str, torch.Tensor]:
