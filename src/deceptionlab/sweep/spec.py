@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from ..worlds import get_world
 
-RESULTS_VERSION = 2  # bump when stored rows change meaning; part of every run id
+RESULTS_VERSION = 3  # bump when stored rows change meaning; part of every run id
 
 
 class SpecError(ValueError):
