@@ -1,0 +1,51 @@
+"""What trajectory logging costs at the flagship's shape, measured in one run.
+
+The work: the flagship's richest condition (situational-awareness and overseer heads, 500 steps of
+own-goal pretraining, Adam, batch 32 per head, 2,000 steps), 256 runs as one chunk, trained without
+logging and with the flagship's logging (probe scores, three linear probes, losses and decisions at
+every 200th step). The machine is shared, so each setting is timed `--rounds` times, alternating,
+and the best of each is compared.
+
+    python benchmarks/bench_logging.py [--runs 256] [--log-every 200] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+from deceptionlab.sweep import load_spec
+from deceptionlab.sweep.spec import expand
+from deceptionlab.sweep.executor import train_chunk
+
+CONDITION = {"situational_awareness": "interaction", "overseer_model": True, "own_goal_steps": 500}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=256)
+    ap.add_argument("--log-every", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    runs = [r for r in expand(load_spec("experiments/flagship.toml")) if r.condition.axes == CONDITION][: args.runs]
+
+    def timed(log_every: int) -> float:
+        cfg = runs[0].condition.config.model_copy(update={"log_every": log_every})
+        chunk = [dataclasses.replace(r, condition=dataclasses.replace(r.condition, config=cfg)) for r in runs]
+        t = time.perf_counter()
+        train_chunk(chunk)
+        return time.perf_counter() - t
+
+    timed(10**9)  # warm-up: the fused Adam update compiles once per process
+    plain, logged = [], []
+    for _ in range(args.rounds):
+        plain.append(timed(10**9))
+        logged.append(timed(args.log_every))
+        print(f"  no logging {plain[-1]:6.1f} s   logging every {args.log_every} steps {logged[-1]:6.1f} s", flush=True)
+    p, lg = min(plain), min(logged)
+    print(f"best of {args.rounds}: no logging {p:.1f} s, logging {lg:.1f} s -> logging costs {1 - p / lg:.0%} of training time")
+
+
+if __name__ == "__main__":
+    main()
