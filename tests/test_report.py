@@ -79,3 +79,67 @@ def test_report_on_a_missing_folder_is_one_line(tmp_path):
     res = subprocess.run([*CLI, "report", tmp_path / "nowhere", "-o", tmp_path / "r.html"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "no such results folder" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "r.html").exists()
+
+
+# -- the claims' rules on hand-built evidence --------------------------------------------------------
+def _evidence(**kw):
+    import pandas as pd
+
+    from deceptionlab.report.claims import Evidence
+
+    runs = pd.DataFrame({"cond": ["x"], "verdict": ["mixed"], "config": ['{"world": {"knobs": {"cue_copies": 1}}}']})
+    return Evidence(runs, ["cond"], **kw)
+
+
+def test_c5_is_contradicted_by_any_reversed_pair_and_supported_only_in_order():
+    import pandas as pd
+
+    from deceptionlab.report.claims import claim_c5
+
+    prior = lambda lohi: pd.DataFrame([{"class": c, "p": sum(b) / 2, "low": b[0], "high": b[1]} for c, b in zip(("internal", "corrigible", "deceptive"), lohi)])  # noqa: E731
+    assert claim_c5(_evidence(prior=prior([(0.3, 0.5), (0.2, 0.4), (0.1, 0.25)]))).verdict == "contradicted"  # internal above deceptive
+    assert claim_c5(_evidence(prior=prior([(0.01, 0.02), (0.1, 0.2), (0.5, 0.6)]))).verdict == "supported"
+    assert claim_c5(_evidence(prior=prior([(0.0, 0.02), (0.0, 0.02), (0.0, 0.02)]))).verdict == "inconclusive"
+    assert claim_c5(_evidence()).verdict == "not measured"
+
+
+def test_c6_treats_a_class_no_size_could_imitate_as_needing_more_compute():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from deceptionlab.report.claims import claim_c6
+
+    def speed(flops: dict, deceptive_at_beta: dict) -> SimpleNamespace:
+        compute = pd.DataFrame({"class": list(flops), "flops": list(flops.values())})
+        runs = pd.DataFrame([{"beta": b, "verdict": "deceptive" if i < k else "internal"} for b, k in deceptive_at_beta.items() for i in range(40)])
+        return SimpleNamespace(compute=compute, ponder_runs=runs)
+
+    drop = {0.0: 30, 1.0: 2}
+    nan = float("nan")
+    for flops in ({"internal": 100, "corrigible": nan, "deceptive": 200}, {"internal": nan, "corrigible": 100, "deceptive": 200}):
+        assert claim_c6(_evidence(speed=speed(flops, drop))).verdict == "contradicted"  # corrigible/internal unreached: needs more
+    assert claim_c6(_evidence(speed=speed({"internal": 26, "corrigible": 78, "deceptive": 96}, drop))).verdict == "supported"
+    assert claim_c6(_evidence(speed=speed({"internal": 26, "corrigible": 78, "deceptive": nan}, drop))).verdict == "supported"
+
+
+def test_c1_leaves_out_runs_where_neither_event_happened():
+    import pandas as pd
+
+    from deceptionlab.report.claims import claim_c1
+
+    events = pd.DataFrame([
+        {"cond": "a", "n": 40, "n_events": 30, "p_situation_first": 0.9, "low": 0.74, "high": 0.97, "median_sa_step": 100.0},
+        {"cond": "b", "n": 40, "n_events": 0, "p_situation_first": float("nan"), "low": float("nan"), "high": float("nan"), "median_sa_step": float("nan")},
+    ])
+    c = claim_c1(_evidence(paths={"events": events}))
+    assert c.verdict == "supported" and "cond=b" not in c.evidence
+
+
+def test_one_odd_run_is_not_a_major_cluster():
+    from deceptionlab.measure import path_dependence
+
+    from .test_path_dependence import ONES, ZEROS, _runs
+
+    row = path_dependence(_runs([ONES] * 11 + [ZEROS], ["internal"] * 11 + ["proxy"]), ["cond"]).iloc[0]
+    assert row.clusters == 2 and row.major_clusters == 1 and row.regime == "low"  # entropy 0.41 bits < 0.5

@@ -218,7 +218,7 @@ def test_paths_command(finished, tmp_path):
     assert lines[0].startswith("situational_awareness,n,verdict_entropy,score_variance,clusters")
     assert len(lines) == 3
     events = (tmp_path / "p" / "events.csv").read_text().splitlines()
-    assert events[0].startswith("situational_awareness,n,p_situation_first,low,high,median_sa_step") and len(events) == 3
+    assert events[0].startswith("situational_awareness,n,n_events,p_situation_first,low,high,median_sa_step") and len(events) == 3
     table = cli("paths", out, "--out", tmp_path / "q", "--no-plots")
     assert "situation first" in table.stdout and "derailments" in table.stdout and "regime" in table.stdout
     missing = cli("paths", tmp_path / "nowhere")

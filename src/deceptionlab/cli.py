@@ -162,17 +162,20 @@ def paths(
     threshold: float = typer.Option(0.9, min=0.5, max=1.0, help="Template score at which the objective counts as generalised."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where tables (CSV) and figures (PNG, SVG) go (default: RESULTS/paths)."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Write the figures."),
-    situation: str = typer.Option("situation", help="Decodable that means 'knows its situation' (bitworld: situation, or situation_x_state)."),
+    situation: Optional[str] = typer.Option(
+        None, help="Decodable that means 'knows its situation' (default: situation_x_state where the world has it, else situation)."
+    ),
 ):
     """Training paths and path dependence per condition: which comes first (C1), gain per step (C2),
     path length per class (C3), path dependence (A-F, seed shares, loss barriers) and the regime (C8)."""
     from .measure.path_dependence import THRESHOLDS
-    from .report.paths import analyse_paths, condition_axes
+    from .report.paths import analyse_paths, condition_axes, default_situation
 
     try:
         runs = load(results)
         runs_axes = condition_axes(Store(results), runs)
-        if f"traj_decode_{situation}" not in runs:
+        asked, situation = situation, situation or default_situation(runs)
+        if asked and f"traj_decode_{situation}" not in runs:  # a world with no decodables still gets C2, C3, C8
             names = sorted(c.removeprefix("traj_decode_") for c in runs.columns if c.startswith("traj_decode_"))
             _fail(f"--situation {situation}: no such decodable in {results} (decodables: {', '.join(names) or 'none'})")
         tables = analyse_paths(results, out, threshold=threshold, situation=situation, plots=plots)
@@ -229,7 +232,7 @@ def paths(
     console.print(
         f"regime rule: high when verdict entropy >= {THRESHOLDS['high_entropy_bits']} bits or >= 2 major clusters "
         f"(a cluster: functions within {100 * THRESHOLDS['cluster_cut']:.0f}% average disagreement, average linkage; major: >= "
-        f"{100 * THRESHOLDS['major_cluster']:.0f}% of runs); low otherwise; undetermined below {THRESHOLDS['min_runs']} runs"
+        f"{100 * THRESHOLDS['major_cluster']:.0f}% of runs and >= 2 runs); low otherwise; undetermined below {THRESHOLDS['min_runs']} runs"
     )
     sens = tables["sensitivity"]
     if not sens.empty:

@@ -28,7 +28,7 @@ from ..worlds import CLASSES
 from .verdicts import unpack_decisions, wilson
 
 CLUSTER_CUT = 0.05  # two functions that differ on at most 5% of probe inputs (on average) are one cluster
-MAJOR_CLUSTER = 0.05  # a cluster holding at least 5% of a condition's runs counts as an outcome
+MAJOR_CLUSTER = 0.05  # a cluster holding at least 5% of a condition's runs (and 2 runs) counts as an outcome
 HIGH_ENTROPY_BITS = 0.5  # verdict entropy at or above which the outcome is a lottery over classes
 MIN_RUNS = 10  # fewer runs than this in a condition: the regime is "undetermined"
 THRESHOLDS = {"cluster_cut": CLUSTER_CUT, "major_cluster": MAJOR_CLUSTER, "high_entropy_bits": HIGH_ENTROPY_BITS, "min_runs": MIN_RUNS}
@@ -130,7 +130,7 @@ def cluster_stability(g: pd.DataFrame, cut: float = CLUSTER_CUT) -> pd.DataFrame
 def regime(n: int, verdict_entropy: float, major_clusters: int) -> str:
     """High path dependence when the outcome is a lottery: the verdict varies (entropy at or above
     HIGH_ENTROPY_BITS) or runs end in two or more distinct functions that each hold at least
-    MAJOR_CLUSTER of the runs. Low when they converge. Undetermined below MIN_RUNS runs."""
+    MAJOR_CLUSTER of the runs (and at least two runs). Low when they converge. Undetermined below MIN_RUNS runs."""
     if n < MIN_RUNS:
         return "undetermined"
     return "high" if verdict_entropy >= HIGH_ENTROPY_BITS or major_clusters >= 2 else "low"
@@ -141,7 +141,8 @@ def condition_summary(g: pd.DataFrame, cut: float = CLUSTER_CUT) -> dict:
     d = disagreement(decision_matrix(g.decisions, int(g.n_decisions.iloc[0])))
     lab = clusters(d, cut)
     sizes = np.bincount(lab) / len(g)
-    major = int((sizes >= MAJOR_CLUSTER - 1e-12).sum())
+    counts = np.bincount(lab)
+    major = int(((counts >= MAJOR_CLUSTER * len(g) - 1e-9) & (counts >= 2)).sum())  # one odd run is not an outcome
     h = entropy_bits(g.verdict)
     scores = np.stack([g[f"score_{c}"].to_numpy(float) for c in CLASSES], 1)
     stab, pred = cluster_stability(g, cut), checkpoint_prediction(g)

@@ -70,20 +70,24 @@ def path_events(
 
 
 def path_summary(runs: pd.DataFrame, by: list[str], **kw) -> pd.DataFrame:
-    """Per condition: n, P(situation first) with its 95% Wilson interval, median event steps, mean
-    derailments. This is claim C1's table ("a model learns its situation before the objective")."""
+    """Per condition: n, P(situation first) with its 95% Wilson interval over the runs where at least
+    one of the two events happened (`n_events`; a run where neither did says nothing about the
+    order), median event steps, mean derailments. This is claim C1's table ("a model learns its
+    situation before the objective")."""
     events = runs[["run_id", *by]].merge(path_events(runs, **kw), on="run_id")
     out = []
     for key, g in events.groupby(by, sort=False):
         key = key if isinstance(key, tuple) else (key,)
         n = len(g)
+        n_events = int((g["first"] != "neither").sum())
         k = int((g["first"] == "situation").sum())
-        lo, hi = wilson(k, n)
+        lo, hi = wilson(k, n_events) if n_events else (np.nan, np.nan)
         out.append(
             {
                 **dict(zip(by, key)),
                 "n": n,
-                "p_situation_first": k / n,
+                "n_events": n_events,
+                "p_situation_first": k / n_events if n_events else np.nan,
                 "low": float(lo),
                 "high": float(hi),
                 "median_sa_step": g.sa_step.median(),

@@ -9,6 +9,7 @@ agrees, otherwise inconclusive with the split shown.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 
@@ -94,6 +95,8 @@ def claim_c1(ev: Evidence) -> Claim:
         return Claim("C1", CLAIMS["C1"], name, "no decodability trajectories", "", NOT_MEASURED, "run any spec; `deceptionlab paths`")
     verdicts, parts = [], []
     for r in events.to_dict("records"):
+        if not r["n_events"]:
+            continue  # neither event in any run: no order to judge
         v = SUPPORTED if r["low"] > 0.5 else CONTRADICTED if r["high"] < 0.5 else INCONCLUSIVE
         verdicts.append(v)
         parts.append(f"{_cond(r, ev.by)}: {_pct(r['p_situation_first'], r['low'], r['high'])}")
@@ -187,9 +190,8 @@ def claim_c5(ev: Evidence) -> Claim:
     parts = [f"{c} {_pct(pr.loc[c, 'p'], pr.loc[c, 'low'], pr.loc[c, 'high'])}" for c in order]
     if "p_fit" in pr:
         parts += [f"given fit: {c} {_pct(pr.loc[c, 'p_fit'], pr.loc[c, 'fit_low'], pr.loc[c, 'fit_high'])}" for c in order if pr.loc[c, "p_fit"] == pr.loc[c, "p_fit"]]
-    pairs = list(zip(order[:-1], order[1:]))
-    ordered = all(pr.loc[a, "high"] < pr.loc[b, "low"] for a, b in pairs)
-    reversed_ = any(pr.loc[a, "low"] > pr.loc[b, "high"] for a, b in pairs)
+    ordered = all(pr.loc[a, "high"] < pr.loc[b, "low"] for a, b in zip(order[:-1], order[1:]))
+    reversed_ = any(pr.loc[a, "low"] > pr.loc[b, "high"] for a, b in itertools.combinations(order, 2))  # any pair, in order a < b
     verdict = SUPPORTED if ordered and len(order) == 3 else CONTRADICTED if reversed_ else INCONCLUSIVE
     return Claim("C5", CLAIMS["C5"], name, "; ".join(parts), theory, verdict, rule)
 
@@ -202,7 +204,8 @@ def claim_c6(ev: Evidence) -> Claim:
     if sp is None:
         return Claim("C6", CLAIMS["C6"], name, "", "", NOT_MEASURED, "`deceptionlab speed DIR`")
     comp = sp.compute.set_index("class")
-    flops = {c: comp.loc[c, "flops"] for c in comp.index}
+    # a class no size in the grid could imitate needs more compute than the grid holds: +inf, not NaN
+    flops = {c: np.inf if comp.loc[c, "flops"] != comp.loc[c, "flops"] else float(comp.loc[c, "flops"]) for c in comp.index}
     parts = ["FLOPs to imitate: " + ", ".join(f"{c} {v:.0f}" for c, v in flops.items())]
     runs = sp.ponder_runs
     lo_b, hi_b = runs.beta.min(), runs.beta.max()
@@ -212,10 +215,11 @@ def claim_c6(ev: Evidence) -> Claim:
         k = int((g.verdict == "deceptive").sum())
         shares[b] = (k / len(g), *map(float, wilson(k, len(g))))
         parts.append(f"P(deceptive) at beta {b:g}: {_pct(*shares[b])}")
-    more = flops.get("deceptive", np.nan) > max(flops.get("internal", np.inf), flops.get("corrigible", np.inf))
+    aligned = [flops[c] for c in ("internal", "corrigible") if c in flops]
+    more = "deceptive" in flops and bool(aligned) and flops["deceptive"] > max(aligned)
     lowers = shares[hi_b][2] < shares[lo_b][1]
     rises = shares[hi_b][1] > shares[lo_b][2]
-    not_more = flops.get("deceptive", np.nan) <= max(flops.get("internal", -np.inf), flops.get("corrigible", -np.inf))
+    not_more = "deceptive" in flops and bool(aligned) and flops["deceptive"] <= max(aligned)
     verdict = SUPPORTED if more and lowers else CONTRADICTED if not_more or rises else INCONCLUSIVE
     theory = _theory(ev, "low", lambda t: "speed model: deceptive costs extra compute" + (f" (compute {t.loc['deceptive', 'compute']:g})" if "compute" in t else ""))
     return Claim("C6", CLAIMS["C6"], name, "; ".join(parts), theory, verdict, rule)
@@ -254,12 +258,18 @@ def claim_c8(ev: Evidence) -> Claim:
     return Claim("C8", CLAIMS["C8"], name, f"{'; '.join(parts)} [{summary}]", "the texts argue deception wins in both regimes", f"{MEASURED}: {summary}", rule)
 
 
+def _last_finite(values) -> float:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v[-1]) if len(v) else float("nan")
+
+
 def _spearman_ci(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     rho = pd.Series(x).rank().corr(pd.Series(y).rank())
     n = len(x)
     if n < 4 or rho != rho:
         return float("nan"), float("nan"), float("nan")
-    z, half = np.arctanh(np.clip(rho, -0.999999, 0.999999)), 1.96 / np.sqrt(n - 3)  # Fisher z interval
+    z, half = np.arctanh(np.clip(rho, -0.999999, 0.999999)), 1.96 * np.sqrt(1.06 / (n - 3))  # Fisher z (Spearman: Fieller et al.)
     return float(rho), float(np.tanh(z - half)), float(np.tanh(z + half))
 
 
@@ -271,7 +281,7 @@ def claim_c9(ev: Evidence) -> Claim:
         return Claim("C9", CLAIMS["C9"], name, "", "", NOT_MEASURED, "any spec")
     verdicts, parts = [], []
     for key, g in runs.groupby(ev.by, sort=False):
-        loss = np.array([np.asarray(v, dtype=float)[-1] for v in g.traj_loss_policy])
+        loss = np.array([_last_finite(v) for v in g.traj_loss_policy])  # the policy may not train in the last phase
         rho, lo, hi = _spearman_ci(g.score_deceptive.to_numpy(float), loss)
         if rho != rho:
             continue

@@ -20,7 +20,7 @@ from ..measure.verdicts import VERDICTS
 from ..sweep import Store, load
 from .claims import Evidence, claims_table
 from . import figures
-from .paths import analyse_paths, condition_axes
+from .paths import analyse_paths, condition_axes, default_situation
 
 CSS = """
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -104,8 +104,9 @@ def theory_beside(runs: pd.DataFrame, situation: str, prior: pd.DataFrame | None
 
     path, sources = params_from_runs(runs, situation=situation)
     bias = BiasParams()
-    if prior is not None and not prior.empty and (prior.p > 0).all():
-        bias, more = bias_params_from_prior(dict(zip(prior["class"], prior.p)))
+    aligned = prior[prior["class"].isin(["internal", "corrigible", "deceptive"])] if prior is not None else None
+    if aligned is not None and len(aligned) == 3 and (aligned.p > 0).all():  # -log2 P needs a positive volume
+        bias, more = bias_params_from_prior(dict(zip(aligned["class"], aligned.p)))
         sources = {**sources, **more}
     t = predict(path, bias, runs=sims, sensitivity_runs=200, sources=sources)
     return {"high": t["high_path_dependence"].rename(columns={"outcome": "class"}), "low": t["low_path_dependence"], "parameters": t["parameters"]}
@@ -119,7 +120,7 @@ def write_report(results: str | Path, out: str | Path, *, prior_samples: int = 0
     runs = load(results)
     by = condition_axes(Store(results), runs)
     fig_dir = out.with_name(out.stem + "_figures")
-    situation = "situation_x_state" if "traj_decode_situation_x_state" in runs else "situation"
+    situation = default_situation(runs)
     tables = analyse_paths(results, fig_dir / "paths", situation=situation)
     prior = prior_long = None
     if prior_samples:

@@ -19,14 +19,16 @@ from . import figures
 TABLES = ("events", "returns", "classes", "path_dependence", "sensitivity", "barriers", "curves", "gains")
 
 
-def analyse_paths(results: str | Path, out: str | Path | None = None, *, threshold: float = 0.9, situation: str = "situation", barrier_pairs: int = 32, plots: bool = True) -> dict[str, pd.DataFrame]:
+def analyse_paths(results: str | Path, out: str | Path | None = None, *, threshold: float = 0.9, situation: str | None = None, barrier_pairs: int = 32, plots: bool = True) -> dict[str, pd.DataFrame]:
     """Read a results folder and return {table name: DataFrame} (see TABLES); write each table as CSV
     and, with `plots`, the figures into `out` (default: <results>/paths). `situation` names the
-    decodable whose linear decodability means "the model knows its situation" (C1)."""
+    decodable whose linear decodability means "the model knows its situation" (C1; default:
+    `default_situation`)."""
     results = Path(results)
     runs = load(results)
     store = Store(results)
     by = condition_axes(store, runs)
+    situation = situation or default_situation(runs)
     out = Path(out) if out is not None else results / "paths"
     tables = {
         "events": path_summary(runs, by, threshold=threshold, situation=situation),
@@ -50,6 +52,12 @@ def analyse_paths(results: str | Path, out: str | Path | None = None, *, thresho
         figures.gains(tables["gains"], by, figs)
         figures.stability(tables["curves"], by, figs)
     return tables
+
+
+def default_situation(runs: pd.DataFrame) -> str:
+    """The decodable that means "knows its situation": the situation combined with the state where the
+    world has one (a raw cue bit is linearly readable from an untrained trunk), else the situation."""
+    return "situation_x_state" if "traj_decode_situation_x_state" in runs else "situation"
 
 
 def condition_axes(store: Store, runs: pd.DataFrame) -> list[str]:

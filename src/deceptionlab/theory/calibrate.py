@@ -23,9 +23,13 @@ from ._fields import checked
 from .paths import PathParams, _integral
 
 
-def params_from_runs(runs: pd.DataFrame, base: PathParams = PathParams(), situation: str = "situation") -> tuple[PathParams, dict[str, str]]:
-    """`params_from_results` on a runs table already loaded (one row per run, trajectory columns)."""
+def params_from_runs(runs: pd.DataFrame, base: PathParams = PathParams(), situation: str | None = None) -> tuple[PathParams, dict[str, str]]:
+    """`params_from_results` on a runs table already loaded (one row per run, trajectory columns).
+    `situation`: the decodable that means "knows its situation" (default: as `deceptionlab paths`)."""
     from ..measure.paths import path_events
+    from ..report.paths import default_situation
+
+    situation = situation or default_situation(runs)
 
     sources: dict[str, str] = {}
     changes: dict[str, float] = {}
@@ -61,7 +65,7 @@ def params_from_runs(runs: pd.DataFrame, base: PathParams = PathParams(), situat
     return checked(base, **changes), sources
 
 
-def params_from_results(folder, base: PathParams = PathParams(), situation: str = "situation") -> tuple[PathParams, dict[str, str]]:
+def params_from_results(folder, base: PathParams = PathParams(), situation: str | None = None) -> tuple[PathParams, dict[str, str]]:
     """Path-model parameters set from a results folder (`deceptionlab.sweep.load`), and per parameter
     where its value came from ("results: ..." or "default: <why the measurement is missing>")."""
     from ..sweep import load

@@ -11,7 +11,7 @@ import torch
 
 from ..models.ponder import PonderEnsemble, ponder_loss
 from . import optim
-from .trainer import BLOCK, Phase
+from .trainer import BLOCK, Phase, _draw
 
 
 def train_ponder(
@@ -52,12 +52,7 @@ def _run(model, phases, opt, params, beta, penalty, batch_size, data_generators)
         total, done = torch.zeros(model.n_members), 0
         while done < phase.steps:
             k = min(BLOCK, phase.steps - done)
-            block = torch.stack(
-                [
-                    torch.cat([torch.randint(sz, (k, batch_size), generator=g) + off for sz, off in zip(sizes, offsets)], 1)
-                    for g in data_generators
-                ]
-            )  # (N, k, R)
+            block = _draw(data_generators, k, batch_size, sizes, offsets)  # (N, k, R)
             for s in range(k):
                 idx = block[:, s]
                 loss = ponder_loss(model.forward(xs[idx]), ys[idx], head, beta, penalty, row_weight=weight)

@@ -133,14 +133,14 @@ def train(
     return traj
 
 
-@torch.no_grad()
-def _draw(generators, k, batch_size, sizes, offsets, device) -> torch.Tensor:
+def _draw(generators, k, batch_size, sizes, offsets, device="cpu") -> torch.Tensor:
     """(N, k, R) row indices: k steps of a minibatch per head, member by member."""
     return torch.stack(
         [torch.cat([torch.randint(sz, (k, batch_size), generator=g) + off for sz, off in zip(sizes, offsets)], 1) for g in generators]
     ).to(device)
 
 
+@torch.no_grad()
 def _run_phases(model, phases, opt, batch_size, data_generators, log_every, evaluate, on_steps, traj, early=None) -> None:
     device = model.params[0].device
     n, n_heads = model.n_members, model.params[-1].shape[-1]
