@@ -138,9 +138,12 @@ def returns_summary(runs: pd.DataFrame, by: list[str], share: float = 0.9) -> pd
         key = dict(zip(by, key if isinstance(key, tuple) else (key,)))
         steps = np.asarray(g.traj_step.iloc[0], dtype=float)
         phase = np.asarray(g.traj_phase.iloc[0])
-        for name in dict.fromkeys(phase):
-            idx = np.flatnonzero(phase == name)
-            idx = idx[steps[idx] > 0] if name == phase[0] else idx  # step 0 has no loss yet
+        bounds = np.flatnonzero(np.r_[True, phase[1:] != phase[:-1]])  # contiguous spans: a name may recur
+        for lo, hi in zip(bounds, np.r_[bounds[1:], len(phase)]):
+            name, idx = phase[lo], np.arange(lo, hi)
+            idx = idx[steps[idx] > 0]  # step 0 has no loss yet
+            if not len(idx):
+                continue
             start = steps[idx[0] - 1] if idx[0] > 0 else 0.0
             for col in _loss_columns(g):
                 loss = np.array([np.asarray(v, dtype=float)[idx] for v in g[col]])  # (R, t)
