@@ -136,8 +136,14 @@ def regime(n: int, verdict_entropy: float, major_clusters: int) -> str:
     return "high" if verdict_entropy >= HIGH_ENTROPY_BITS or major_clusters >= 2 else "low"
 
 
-def condition_summary(g: pd.DataFrame, cut: float = CLUSTER_CUT) -> dict:
-    """(A), (C), (D) at the midpoint, (E) at the midpoint, the seed shares and the regime, for one condition."""
+def condition_curve(g: pd.DataFrame, cut: float = CLUSTER_CUT) -> pd.DataFrame:
+    """Per checkpoint of one condition: (D) clusters and ARI with the final ones, (E) prediction accuracy."""
+    return cluster_stability(g, cut).merge(checkpoint_prediction(g), on="step")
+
+
+def condition_summary(g: pd.DataFrame, cut: float = CLUSTER_CUT, curve: pd.DataFrame | None = None) -> dict:
+    """(A), (C), (D) at the midpoint, (E) at the midpoint, the seed shares and the regime, for one
+    condition (`curve`: its `condition_curve`, when already computed)."""
     d = disagreement(decision_matrix(g.decisions, int(g.n_decisions.iloc[0])))
     lab = clusters(d, cut)
     sizes = np.bincount(lab) / len(g)
@@ -145,7 +151,7 @@ def condition_summary(g: pd.DataFrame, cut: float = CLUSTER_CUT) -> dict:
     major = int(((counts >= MAJOR_CLUSTER * len(g) - 1e-9) & (counts >= 2)).sum())  # one odd run is not an outcome
     h = entropy_bits(g.verdict)
     scores = np.stack([g[f"score_{c}"].to_numpy(float) for c in CLASSES], 1)
-    stab, pred = cluster_stability(g, cut), checkpoint_prediction(g)
+    stab = pred = condition_curve(g, cut) if curve is None else curve.reset_index(drop=True)
     mid = len(stab) // 2
     off = d[np.triu_indices(len(d), 1)]
     return {
@@ -170,18 +176,24 @@ def _groups(runs: pd.DataFrame, by: list[str]):
         yield dict(zip(by, key if isinstance(key, tuple) else (key,))), g.reset_index(drop=True)
 
 
+def path_dependence_and_curves(runs: pd.DataFrame, by: list[str], cut: float = CLUSTER_CUT) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both tables in one pass (the per-checkpoint clusterings are the expensive part)."""
+    rows, long = [], []
+    for key, g in _groups(runs, by):
+        curve = condition_curve(g, cut)
+        rows.append({**key, **condition_summary(g, cut, curve)})
+        long.append(curve.assign(**key))
+    return pd.DataFrame(rows), pd.concat(long, ignore_index=True)[[*by, "step", "clusters", "ari_with_final", "accuracy", "base_rate"]]
+
+
 def path_dependence(runs: pd.DataFrame, by: list[str], cut: float = CLUSTER_CUT) -> pd.DataFrame:
     """One row per condition: the path-dependence numbers and the regime verdict."""
-    return pd.DataFrame([{**key, **condition_summary(g, cut)} for key, g in _groups(runs, by)])
+    return path_dependence_and_curves(runs, by, cut)[0]
 
 
 def curves(runs: pd.DataFrame, by: list[str], cut: float = CLUSTER_CUT) -> pd.DataFrame:
     """Long table per condition and checkpoint: (D) clusters and ARI, (E) prediction accuracy."""
-    out = []
-    for key, g in _groups(runs, by):
-        merged = cluster_stability(g, cut).merge(checkpoint_prediction(g), on="step")
-        out.append(merged.assign(**key))
-    return pd.concat(out, ignore_index=True)[[*by, "step", "clusters", "ari_with_final", "accuracy", "base_rate"]]
+    return path_dependence_and_curves(runs, by, cut)[1]
 
 
 # -- across conditions --------------------------------------------------------------------------------

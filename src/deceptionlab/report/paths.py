@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..measure import barrier_summary, class_paths, curves, gain_curves, loss_barriers, path_dependence, path_summary, returns_summary, sensitivity
+from ..measure import barrier_summary, class_paths, gain_curves, loss_barriers, path_summary, returns_summary, sensitivity
+from ..measure.path_dependence import path_dependence_and_curves
 from ..sweep import Store, load
 from . import figures
 
@@ -34,11 +35,12 @@ def analyse_paths(results: str | Path, out: str | Path | None = None, *, thresho
         "events": path_summary(runs, by, threshold=threshold, situation=situation),
         "returns": returns_summary(runs, by),
         "classes": class_paths(runs, by, threshold=threshold, situation=situation),
-        "path_dependence": path_dependence(runs, by),
+        "path_dependence": None,  # with "curves", below, in one pass
         "sensitivity": sensitivity(runs, by) if by != ["condition"] else pd.DataFrame(),
-        "curves": curves(runs, by),
+        "curves": None,
         "gains": gain_curves(runs, by),
     }
+    tables["path_dependence"], tables["curves"] = path_dependence_and_curves(runs, by)
     pairs = loss_barriers(runs, store.weights(runs.run_id), by, pairs=barrier_pairs)
     tables["barriers"] = barrier_summary(pairs, by)
     out.mkdir(parents=True, exist_ok=True)
