@@ -1,0 +1,61 @@
+"""What every command shares: the app, the consoles, the one-line failure, table helpers."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Does SGD produce deceptively aligned models? Run the experiments.")
+console = Console(width=None if sys.stdout.isatty() else 160)  # tables stay whole when piped
+err_console = Console(stderr=True)
+
+
+def _fail(msg: str) -> None:
+    err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+class RunsPerSecond(ProgressColumn):
+    """Runs per second since the start (chunks finish in bursts, so a recent-window rate jumps)."""
+
+    def render(self, task) -> Text:
+        speed = task.completed / task.elapsed if task.elapsed and task.completed else None
+        return Text(f"{speed:,.1f} runs/s" if speed else "- runs/s", style="cyan")
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _ci(p: float, lo: float, hi: float) -> str:
+    return f"{100 * p:.0f} ({100 * lo:.0f}-{100 * hi:.0f})"
+
+
+def _num(v, fmt: str = ".0f") -> str:
+    return "-" if v is None or v != v else format(v, fmt)
+
+
+def _table(title: str, columns: list[str], rows: list[list[str]], left: int = 0) -> None:
+    table = Table(title=title, title_justify="left")
+    for i, c in enumerate(columns):
+        table.add_column(c, justify="left" if i < left else "right", overflow="fold")
+    for r in rows:
+        table.add_row(*r)
+    console.print(table)
+
+
+def _progress_bar() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+                    TextColumn("eta"), TimeRemainingColumn(), console=err_console, transient=True)
+
+

@@ -1,0 +1,325 @@
+"""`prior` and `speed`: the inductive biases, prior volume (simplicity) and compute (speed)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+import typer
+from rich.table import Table
+
+from ..measure import VERDICTS, frequencies
+from ..sweep import StoreError
+from ..worlds import get_world
+
+
+from ._common import _fail, _progress_bar, app, console, err_console
+
+
+def _numbers(text: str, kind, what: str) -> tuple:
+    try:
+        values = tuple(kind(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        _fail(f"{what}: expected comma-separated {kind.__name__}s, got {text!r}")
+    if not values:
+        _fail(f"{what}: no values given")
+    return values
+
+
+def _speed_world(name: str, knobs: list[str]):
+    import json
+
+    from pydantic import ValidationError
+
+    from ..worlds import get_world
+
+    try:
+        cls = get_world(name)
+    except ValueError as e:
+        _fail(str(e))
+    given = {}
+    for kv in knobs:
+        key, sep, raw = kv.partition("=")
+        if not sep or not key:
+            _fail(f"--knob {kv!r}: expected KNOB=VALUE")
+        try:
+            given[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            given[key] = raw  # a bare word: a string knob such as situational_awareness=off
+    try:
+        world = cls(given)
+    except ValidationError as e:
+        err = e.errors()[0]
+        msg = "unknown knob" if err["type"] == "extra_forbidden" else err["msg"]
+        _fail(f"--knob {'.'.join(map(str, err['loc']))}: {msg} (knobs of {name}: {', '.join(cls.Knobs.model_fields)})")
+    world.check()
+    return world
+
+
+def _print_speed(res, folder: Path) -> None:
+    import math
+
+    from ..measure import ponder_summary, wilson
+
+    t = Table(title=f"Compute each class needs to be imitated (cheapest architecture reaching its verdict): {folder}", title_justify="left")
+    for c in ("class", "depth", "width", "forward FLOPs", "seeds reaching it % (95% CI)"):
+        t.add_column(c, justify="left" if c == "class" else "right")
+    n_seeds = res.meta["imitation"]["seeds"]
+    for cls, depth, width, flops, share in res.compute.itertuples(index=False):
+        if math.isnan(depth):  # never reached on the grid
+            t.add_row(cls, "-", "-", "not reached", "0")
+            continue
+        lo, hi = wilson(round(share * n_seeds), n_seeds)
+        t.add_row(cls, f"{depth:.0f}", f"{width:.0f}", f"{flops:,.0f}", f"{100 * share:.0f} ({100 * lo:.0f}-{100 * hi:.0f})")
+    console.print(t)
+
+    freq = frequencies(res.ponder_runs, by=["width", "beta"])
+    summary = ponder_summary(res.ponder_runs).set_index(["width", "beta"])
+    p = res.meta["ponder"]
+    t = Table(
+        title=f"Early-exit models under a compute penalty beta ({p['penalty']}, {p['depth']} layers): verdict % (95% Wilson) and performance",
+        title_justify="left",
+    )
+    for c in ("width", "beta", "runs", *VERDICTS, "train acc", "deploy base", "exit layer"):
+        t.add_column(c, justify="right")
+    for (width, beta), g in freq.groupby(["width", "beta"], sort=False):
+        s = summary.loc[(width, beta)]
+        cells = [f"{100 * r.p:.0f} ({100 * r.low:.0f}-{100 * r.high:.0f})" for r in g.itertuples()]
+        t.add_row(str(width), f"{beta:g}", str(int(s.n)), *cells, f"{s.train_accuracy:.3f}", f"{s.deploy_base:.3f}", f"{s.expected_exit:.2f}")
+    console.print(t)
+
+
+@app.command()
+def speed(
+    out: Path = typer.Argument(..., help="Output folder; if it already holds speed results they are shown, not recomputed."),
+    world: str = typer.Option("bitworld", help="World to measure (`deceptionlab worlds` lists them)."),
+    knob: list[str] = typer.Option([], "--knob", "-k", help="World knob KNOB=VALUE (repeatable)."),
+    betas: str = typer.Option("0,0.01,0.1,1", help="Compute-penalty weights, comma-separated, >= 0."),
+    seeds: int = typer.Option(32, min=1, help="Seeds per (beta, width) of the early-exit sweep."),
+    widths: str = typer.Option("8,32", help="Early-exit model widths."),
+    depth: int = typer.Option(3, min=1, max=16, help="Early-exit trunk layers (= exits)."),
+    steps: int = typer.Option(1000, min=1, help="Early-exit training-objective steps."),
+    own_goal_steps: int = typer.Option(300, min=0, help="Early-exit proxy pretraining steps before them (0: none)."),
+    penalty: str = typer.Option("layers", help="'layers' (beta * E[exit layer]) or 'kl' (PonderNet: beta * KL to a geometric prior)."),
+    imitation_depths: str = typer.Option("1,2,3", help="Imitation grid: depths."),
+    imitation_widths: str = typer.Option("1,2,3,4,8,16", help="Imitation grid: widths."),
+    imitation_seeds: int = typer.Option(4, min=1, help="Imitation grid: seeds per (class, architecture)."),
+    imitation_steps: int = typer.Option(400, min=1, help="Imitation grid: full-batch Adam steps."),
+    threads: int = typer.Option(1, min=1, help="Torch threads (the matmuls are tiny: one thread is fastest on a shared machine)."),
+    force: bool = typer.Option(False, "--force", help="Recompute even if OUT holds results."),
+):
+    """Speed prior (C6, C7): compute each class needs, and what a compute penalty does to verdicts and performance."""
+    import torch
+
+    from ..measure import ImitationConfig, PonderConfig, SpeedResults, measure_speed, plot_speed
+    from ..models.ponder import PENALTIES
+
+    beta_values = _numbers(betas, float, "--betas")
+    if any(not b >= 0 or b == float("inf") for b in beta_values):
+        _fail(f"--betas: must be finite non-negative numbers, got {betas!r}")
+    if penalty not in PENALTIES:
+        _fail(f"--penalty: unknown penalty {penalty!r} (known: {', '.join(PENALTIES)})")
+    width_values = _numbers(widths, int, "--widths")
+    im_depths, im_widths = _numbers(imitation_depths, int, "--imitation-depths"), _numbers(imitation_widths, int, "--imitation-widths")
+    if min((*width_values, *im_depths, *im_widths)) < 1:
+        _fail("--widths, --imitation-depths, --imitation-widths: every value must be at least 1")
+    w = _speed_world(world, knob)
+    if SpeedResults.stored(out) and not force:
+        err_console.print(f"showing the speed results stored in {out} (--force recomputes)")
+        _print_speed(SpeedResults.load(out), out)
+        return
+    torch.set_num_threads(threads)
+    imitation = ImitationConfig(depths=im_depths, widths=im_widths, seeds=imitation_seeds, steps=imitation_steps)
+    ponder = PonderConfig(betas=beta_values, widths=width_values, depth=depth, seeds=seeds, steps=steps, own_goal_steps=own_goal_steps, penalty=penalty)
+    with err_console.status("measuring") as status:
+        res = measure_speed(w, imitation, ponder, on_progress=lambda m: status.update(f"measuring: {m} done"))
+    try:
+        res.save(out)
+        files = plot_speed(res.ponder_runs, res.ponder_cells, out)
+    except OSError as e:
+        _fail(f"{out}: {e.strerror or e}")
+    _print_speed(res, out)
+    err_console.print(f"wrote results and {len(files)} figures to {out}")
+
+
+# -- theory (issue 5): the argument of the texts as a quantitative model ------------------------------
+
+
+def _parse_prior_args(inputs: str, arch: Optional[str], samples: str, init: str):
+    """Validate `deceptionlab prior`'s arguments; one clear error line for each mistake."""
+    from ..measure.prior import Init
+
+    try:
+        n_samples = float(samples)
+    except ValueError:
+        _fail(f"--samples {samples!r}: not a number")
+    if not (n_samples >= 1 and n_samples == int(n_samples) and n_samples < 1e12):
+        _fail(f"--samples {samples!r}: must be a whole number of draws, at least 1")
+    widths = None
+    if arch is not None:
+        try:
+            widths = [int(w) for w in arch.split(",")]
+        except ValueError:
+            _fail(f"--arch {arch!r}: hidden widths must be comma-separated positive integers, e.g. 40,40")
+        if not widths or any(w < 1 for w in widths):
+            _fail(f"--arch {arch!r}: hidden widths must be comma-separated positive integers, e.g. 40,40")
+    try:
+        init_obj = Init.parse(init)
+    except ValueError as e:
+        _fail(str(e))
+    return int(n_samples), widths, init_obj
+
+
+def _prior_world(name: str, knobs: list[str]):
+    from pydantic import ValidationError
+
+    try:
+        cls = get_world(name)
+        values = {}
+        for kv in knobs:
+            k, sep, v = kv.partition("=")
+            if not sep:
+                raise ValueError(f"--knob {kv!r}: expected name=value")
+            values[k.strip()] = v.strip()
+        return cls(values)
+    except ValidationError as e:
+        _fail(f"world {name!r}: bad knob: " + "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()))
+    except ValueError as e:
+        _fail(str(e))
+
+
+@app.command()
+def prior(
+    inputs: str = typer.Option("boolean:7", help="Input set: boolean:n (all 2^n inputs in {0,1}^n) or probes:WORLD (a world's probe inputs)."),
+    arch: Optional[str] = typer.Option(None, help="Hidden widths, e.g. 40,40 (default 40,40; with --world 64,64, equal widths)."),
+    samples: str = typer.Option("1e6", help="Random parameter draws (1e7 is fine)."),
+    init: str = typer.Option("torch", help="torch (nn.Linear default), uniform:a, kaiming or lecun; weights and biases alike."),
+    seed: int = typer.Option(0, help="Seed of the draws: same seed, same counts."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for functions.parquet / class_prior.csv and the plots."),
+    top: int = typer.Option(15, min=1, help="Functions shown in the table."),
+    world: Optional[str] = typer.Option(None, help="Instead of functions: the prior volume of each class on this world (e.g. bitworld)."),
+    knob: list[str] = typer.Option([], help="A world knob, name=value (repeat)."),
+    fit_rows: Optional[int] = typer.Option(None, min=1, help="With --world: condition on this many random training inputs instead of all."),
+    fit_threshold: float = typer.Option(0.95, min=0.5, max=1.0, help="Training accuracy that counts as fitting."),
+    results: Optional[Path] = typer.Option(None, help="With --world: a results folder whose P_SGD(class) goes beside the prior."),
+    sgd_runs: int = typer.Option(0, min=0, help="Boolean inputs: also train this many runs on a subset and compare P_SGD(f) with P_prior(f)."),
+    train_size: int = typer.Option(16, min=1, help="Size of that training subset S."),
+    target: Optional[str] = typer.Option(None, help="Target truth table (hex) for --sgd-runs (default: the first input bit x_0)."),
+):
+    """The prior of random networks: function frequencies vs LZ complexity, or P_prior(class) on a world."""
+    from ..measure import prior as P
+
+    n, widths, init_obj = _parse_prior_args(inputs, arch, samples, init)
+    if world is not None:
+        _prior_classes(_prior_world(world, knob), n, widths or [64, 64], init_obj, seed, out, fit_rows, fit_threshold, results)
+        return
+    kind, _, arg = inputs.partition(":")
+    if kind == "boolean":
+        if not arg.isdigit() or not 1 <= int(arg) <= 16:
+            _fail(f"--inputs {inputs!r}: boolean:n needs a whole number 1 <= n <= 16")
+        x = P.boolean_inputs(int(arg))
+    elif kind == "probes" and arg:
+        w = _prior_world(arg, knob)
+        x = torch.cat([c.x for c in w.probe_cells]).unique(dim=0)
+    else:
+        _fail(f"--inputs {inputs!r}: expected boolean:n or probes:WORLD")
+    widths = widths or [40, 40]
+    with _progress_bar() as bar:
+        task = bar.add_task(f"{n:,} draws", total=n)
+        t0 = time.perf_counter()
+        functions = P.sample_functions(x, widths, n, init_obj, seed, progress=lambda d: bar.update(task, completed=d))
+        secs = time.perf_counter() - t0
+    corr = P.complexity_correlation(functions)
+    name = f"{x.shape[1]}-{'-'.join(map(str, widths))}-1 on {inputs}, init {init}"
+    table = Table(title=f"P_prior(f), {name}: {n:,} draws in {secs:.1f} s, {len(functions):,} distinct functions", title_justify="left")
+    for c in ("rank", "truth table (hex)", "count", "frequency", "LZ complexity"):
+        table.add_column(c, justify="left" if c.startswith("truth") else "right", overflow="fold")
+    for r in functions.head(top).itertuples():
+        shown = r.function if len(r.function) <= 40 else r.function[:39] + "…"  # full tables are in functions.parquet
+        table.add_row(str(r.Index + 1), shown, f"{r.count:,}", f"{r.frequency:.3g}", "-" if r.complexity != r.complexity else f"{r.complexity:.1f}")
+    console.print(table)
+    console.print(f"log10 P(f) vs LZ complexity over {corr['n_functions']:,} functions: Spearman {corr['spearman']:.3f}, Pearson {corr['pearson']:.3f}")
+    if sgd_runs and kind != "boolean":
+        _fail("--sgd-runs compares on a Boolean input set (--inputs boolean:n)")
+    if sgd_runs:
+        _prior_vs_sgd(x, functions, widths, sgd_runs, train_size, target, seed, out)
+    if out is not None:
+        from ..measure.prior_plots import complexity_plot, rank_plot
+
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            functions.to_parquet(out / "functions.parquet", index=False)
+            rank_plot(functions, out, name)
+            complexity_plot(functions, out, name)
+        except OSError as e:
+            _fail(f"{out}: {e.strerror or e}")
+        err_console.print(f"functions.parquet, rank.png/svg, complexity.png/svg -> {out}")
+
+
+def _prior_vs_sgd(x, functions, widths, runs, train_size, target, seed, out) -> None:
+    from ..measure.prior import pack_bits, to_hex
+    from ..measure.prior_sgd import compare_functions, prior_given_subset, sgd_functions, training_subset
+
+    m = len(x)
+    if len(set(widths)) != 1:
+        _fail(f"--sgd-runs trains the lab's MLPEnsemble, which needs equal hidden widths (got {widths})")
+    if train_size > m:
+        _fail(f"--train-size {train_size}: the input set has only {m} inputs")
+    # the default target is the function x_0 (the first input bit); simple, so both priors give it weight
+    target = target or to_hex(pack_bits(x[:, :1].T > 0).numpy(), m)[0]
+    if not all(ch in "0123456789abcdefABCDEF" for ch in target) or len(target) != -(-m // 4):
+        _fail(f"--target {target!r}: expected a hex truth table of {-(-m // 4)} digits for {m} inputs")
+    subset = training_subset(m, train_size, seed)
+    sgd, fit_rate = sgd_functions(x, target, subset, depth=len(widths), width=widths[0], runs=runs, seed=seed)
+    prior_fit, accepted = prior_given_subset(functions, target, subset, m)
+    both, stats = compare_functions(prior_fit, sgd)
+    console.print(
+        f"P_SGD(f|S) vs P_prior(f|S), target {target}, |S| = {train_size}: {fit_rate:.0%} of {runs} runs fit S; "
+        f"{accepted:,} prior draws fit S; log-log Pearson {stats['log_pearson']:.3f} over {stats['functions_in_both']} functions "
+        f"(the prior sampled functions carrying {stats['sgd_mass_covered']:.0%} of SGD's mass)"
+    )
+    if out is not None:
+        from ..measure.prior_plots import sgd_vs_prior_plot
+
+        out.mkdir(parents=True, exist_ok=True)
+        both.to_parquet(out / "sgd_vs_prior.parquet", index=False)
+        sgd_vs_prior_plot(both, stats, out)
+
+
+def _prior_classes(w, n, widths, init_obj, seed, out, fit_rows, fit_threshold, results) -> None:
+    from ..measure.prior_volume import class_prior, compare_with_sgd
+
+    if len(set(widths)) != 1:
+        _fail(f"--world draws the lab's MLPEnsemble, which needs equal hidden widths (got {widths})")
+    if init_obj.name != "torch":
+        _fail("--world draws the lab's model family, whose init is torch (nn.Linear default)")
+    if results is not None and not results.is_dir():
+        _fail(f"{results}: no such results folder")
+    with _progress_bar() as bar:
+        task = bar.add_task(f"{n:,} draws on {w.name}", total=n)
+        try:
+            table, acc = class_prior(w, n, depth=len(widths), width=widths[0], seed=seed, fit_rows=fit_rows,
+                                     fit_threshold=fit_threshold, progress=lambda d: bar.update(task, completed=d))
+        except ValueError as e:
+            _fail(str(e))
+    try:
+        wide = compare_with_sgd(table, results)
+    except StoreError as e:
+        _fail(str(e))
+    t = Table(title=f"Prior volume in % with 95% Wilson intervals: {w.name}, {len(widths)}x{widths[0]} MLPs, {n:,} draws", title_justify="left")
+    for c in wide.columns:
+        t.add_column(c, justify="left" if c == "verdict" else "right")
+    for r in wide.itertuples(index=False):
+        t.add_row(*map(str, r))
+    console.print(t)
+    console.print(acc["note"])
+    if out is not None:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            table.to_csv(out / "class_prior.csv", index=False)
+        except OSError as e:
+            _fail(f"{out}: {e.strerror or e}")
+
+

@@ -1,0 +1,110 @@
+"""`run`, `show`, `worlds`: train the runs of a spec, show their verdicts, list the worlds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ..measure import VERDICTS, frequencies
+from ..sweep import SpecError, Store, StoreError, load, load_spec, run_experiment
+from ..sweep.executor import Progress as ProgressHooks
+from ..worlds import REGISTRY
+
+
+from ._common import Format, RunsPerSecond, _fail, app, console, err_console
+
+
+@app.command()
+def run(
+    spec: Path = typer.Argument(..., help="Experiment spec (TOML)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results folder (default: results/<experiment name>)."),
+    device: str = typer.Option("cpu", help="Torch device: cpu, or cuda where one exists."),
+    chunk_size: Optional[int] = typer.Option(None, min=1, help="Runs per batched ensemble (default: sized to memory)."),
+    workers: Optional[int] = typer.Option(None, min=1, help="Worker processes, each with a share of the torch threads (default: 1, in this process)."),
+    show_table: bool = typer.Option(True, "--show/--no-show", help="Print the outcome table at the end."),
+):
+    """Train every run of SPEC not already stored in the results folder, then show the outcomes."""
+    try:
+        exp = load_spec(spec)
+    except SpecError as e:
+        _fail(str(e))
+    out = out or Path("results") / exp.name
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), RunsPerSecond(),
+        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), console=err_console, transient=False,
+    ) as bar:
+        task = bar.add_task(exp.name, total=None)
+        hooks = ProgressHooks(
+            start=lambda n: bar.update(task, total=n),
+            advance=lambda n: bar.advance(task, n),
+            message=lambda m: bar.console.print(m),
+        )
+        try:
+            counts = run_experiment(exp, out, spec_text=spec.read_text(), device=device, chunk_size=chunk_size, workers=workers, progress=hooks)
+        except (SpecError, StoreError, OSError) as e:  # OSError: an unwritable folder, a full disk
+            bar.live.transient = True  # the error is the one line left on the screen
+            bar.stop()
+            _fail(f"{out}: {e.strerror or e}" if isinstance(e, OSError) else str(e))
+        except KeyboardInterrupt:
+            bar.stop()
+            err_console.print(f"interrupted: finished chunks are stored in {out}; re-run the same command to resume")
+            raise typer.Exit(130) from None
+    err_console.print(f"{counts['trained']} runs trained, {counts['skipped']} already stored, in {counts['seconds']:.1f} s -> {out}")
+    if show_table:
+        show(out, fmt=Format.table)
+
+
+@app.command()
+def show(
+    results: Path = typer.Argument(..., help="Results folder written by `deceptionlab run`."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv or json."),
+):
+    """Verdict frequencies per condition with 95% Wilson intervals."""
+    try:
+        runs = load(results)
+    except StoreError as e:
+        _fail(str(e))
+    axes = [a for a in Store(results).axes() if a in runs.columns] or ["condition"]
+    freq = frequencies(runs, by=axes)
+    if fmt is Format.csv:
+        sys.stdout.write(freq.to_csv(index=False))
+        return
+    if fmt is Format.json:
+        sys.stdout.write(freq.to_json(orient="records", indent=1) + "\n")
+        return
+    table = Table(title=f"P_SGD(verdict) in % with 95% Wilson intervals: {results}", title_justify="left")
+    for a in axes:
+        table.add_column(a, overflow="fold")
+    table.add_column("runs", justify="right")
+    for v in VERDICTS:
+        table.add_column(v, justify="right")
+    for key, g in freq.groupby(axes, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        cells = []
+        for r in g.itertuples():
+            txt = f"{100 * r.p:.0f} ({100 * r.low:.0f}-{100 * r.high:.0f})"
+            cells.append(f"[bold]{txt}[/]" if r.p >= 0.5 else (txt if r.count else f"[dim]{txt}[/]"))
+        table.add_row(*map(str, key), str(int(g.n.iloc[0])), *cells)
+    console.print(table)
+
+
+@app.command()
+def worlds():
+    """List the worlds and their knobs."""
+    for name, cls in REGISTRY.items():
+        table = Table(title=f"{name}: {cls.doc}", title_justify="left")
+        table.add_column("knob")
+        table.add_column("default")
+        table.add_column("meaning")
+        for row in cls().describe_knobs():
+            table.add_row(*row)
+        console.print(table)
+        console.print(f"  heads: {', '.join(cls.all_heads)}")
+
+
+# -- prior: function frequencies of random networks and prior volume of classes (claim C5) -------------
