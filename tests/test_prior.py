@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from deceptionlab.cli import app
 from deceptionlab.measure import class_prior, compare_with_sgd, complexity_correlation, lz76, lz_complexity, sample_functions
 from deceptionlab.measure import prior as P
-from deceptionlab.measure.prior_plots import sgd_vs_prior_plot
+from deceptionlab.report.prior_figures import sgd_vs_prior_plot
 from deceptionlab.measure.prior_sgd import compare_functions, prior_given_subset, sgd_functions, training_subset
 from deceptionlab.measure.prior_volume import random_ensemble
 from deceptionlab.sweep import Store
@@ -253,7 +253,7 @@ def test_cli_bad_input_is_one_line_exit_2():
         (["--init", "xavier"], "unknown init 'xavier'"),
         (["--init", "uniform:-1"], "uniform:a needs a positive number"),
         (["--world", "nowhere"], "unknown world 'nowhere'"),
-        (["--world", "bitworld", "--knob", "cue_copies"], "--knob 'cue_copies': expected name=value"),
+        (["--world", "bitworld", "--knob", "cue_copies"], "--knob 'cue_copies': expected KNOB=VALUE"),
         (["--world", "bitworld", "--samples", "10", "--results", "/nonexistent/x"], "/nonexistent/x: no such results folder"),
     ],
 )

@@ -28,12 +28,11 @@ def _numbers(text: str, kind, what: str) -> tuple:
     return values
 
 
-def _speed_world(name: str, knobs: list[str]):
+def _world_from_knobs(name: str, knobs: list[str]):
+    """A world from --world and repeated --knob KNOB=VALUE (JSON values, or bare words); one-line errors."""
     import json
 
     from pydantic import ValidationError
-
-    from ..worlds import get_world
 
     try:
         cls = get_world(name)
@@ -113,7 +112,8 @@ def speed(
     """Speed prior (C6, C7): compute each class needs, and what a compute penalty does to verdicts and performance."""
     import torch
 
-    from ..measure import ImitationConfig, PonderConfig, SpeedResults, measure_speed, plot_speed
+    from ..measure import ImitationConfig, PonderConfig, SpeedResults, measure_speed
+    from ..report.speed_figures import plot_speed
     from ..models.ponder import PENALTIES
 
     beta_values = _numbers(betas, float, "--betas")
@@ -125,7 +125,7 @@ def speed(
     im_depths, im_widths = _numbers(imitation_depths, int, "--imitation-depths"), _numbers(imitation_widths, int, "--imitation-widths")
     if min((*width_values, *im_depths, *im_widths)) < 1:
         _fail("--widths, --imitation-depths, --imitation-widths: every value must be at least 1")
-    w = _speed_world(world, knob)
+    w = _world_from_knobs(world, knob)
     if SpeedResults.stored(out) and not force:
         err_console.print(f"showing the speed results stored in {out} (--force recomputes)")
         _print_speed(SpeedResults.load(out), out)
@@ -172,24 +172,6 @@ def _parse_prior_args(inputs: str, arch: Optional[str], samples: str, init: str)
     return int(n_samples), widths, init_obj
 
 
-def _prior_world(name: str, knobs: list[str]):
-    from pydantic import ValidationError
-
-    try:
-        cls = get_world(name)
-        values = {}
-        for kv in knobs:
-            k, sep, v = kv.partition("=")
-            if not sep:
-                raise ValueError(f"--knob {kv!r}: expected name=value")
-            values[k.strip()] = v.strip()
-        return cls(values)
-    except ValidationError as e:
-        _fail(f"world {name!r}: bad knob: " + "; ".join(f"{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors()))
-    except ValueError as e:
-        _fail(str(e))
-
-
 @app.command()
 def prior(
     inputs: str = typer.Option("boolean:7", help="Input set: boolean:n (all 2^n inputs in {0,1}^n) or probes:WORLD (a world's probe inputs)."),
@@ -213,7 +195,7 @@ def prior(
 
     n, widths, init_obj = _parse_prior_args(inputs, arch, samples, init)
     if world is not None:
-        _prior_classes(_prior_world(world, knob), n, widths or [64, 64], init_obj, seed, out, fit_rows, fit_threshold, results)
+        _prior_classes(_world_from_knobs(world, knob), n, widths or [64, 64], init_obj, seed, out, fit_rows, fit_threshold, results)
         return
     kind, _, arg = inputs.partition(":")
     if kind == "boolean":
@@ -221,7 +203,7 @@ def prior(
             _fail(f"--inputs {inputs!r}: boolean:n needs a whole number 1 <= n <= 16")
         x = P.boolean_inputs(int(arg))
     elif kind == "probes" and arg:
-        w = _prior_world(arg, knob)
+        w = _world_from_knobs(arg, knob)
         x = torch.cat([c.x for c in w.probe_cells]).unique(dim=0)
     else:
         _fail(f"--inputs {inputs!r}: expected boolean:n or probes:WORLD")
@@ -246,7 +228,7 @@ def prior(
     if sgd_runs:
         _prior_vs_sgd(x, functions, widths, sgd_runs, train_size, target, seed, out)
     if out is not None:
-        from ..measure.prior_plots import complexity_plot, rank_plot
+        from ..report.prior_figures import complexity_plot, rank_plot
 
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -281,7 +263,7 @@ def _prior_vs_sgd(x, functions, widths, runs, train_size, target, seed, out) -> 
         f"(the prior sampled functions carrying {stats['sgd_mass_covered']:.0%} of SGD's mass)"
     )
     if out is not None:
-        from ..measure.prior_plots import sgd_vs_prior_plot
+        from ..report.prior_figures import sgd_vs_prior_plot
 
         out.mkdir(parents=True, exist_ok=True)
         both.to_parquet(out / "sgd_vs_prior.parquet", index=False)

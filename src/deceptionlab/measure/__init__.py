@@ -1,5 +1,6 @@
 """Measurements: verdicts per run, outcomes, paths and path dependence, loss barriers, prior volume
-(simplicity) and speed (compute per class, compute penalties). They read results."""
+(simplicity) and speed (compute per class, compute penalties). They read results; figures live in
+`deceptionlab.report`."""
 
 from .verdicts import VERDICTS, ProbeEvaluator, class_scores, verdicts, wilson  # noqa: I001  (first: the others build on it)
 from .barriers import barrier_summary, loss_barriers
@@ -26,16 +27,8 @@ __all__ = [
     "THRESHOLDS", "VERDICTS", "ProbeEvaluator", "barrier_summary", "class_paths", "class_scores", "curves", "frequencies",
     "gain_curves", "loss_barriers", "path_dependence", "path_events", "path_summary", "returns_summary", "sensitivity", "verdicts", "wilson",
     "ImitationConfig", "PonderConfig", "SpeedResults", "compute_per_class", "forward_flops", "imitation_grid",
-    "measure_speed", "plot_speed", "ponder_summary", "ponder_sweep",
+    "measure_speed", "ponder_summary", "ponder_sweep",
     "Init", "boolean_inputs", "class_prior", "compare_functions", "compare_with_sgd", "complexity_correlation", "lz76", "lz_complexity",
     "prior_given_subset", "sample_functions", "sgd_functions",
 ]
 
-
-def __getattr__(name: str):
-    # matplotlib takes a while to import; only `plot_speed` needs it, so it loads on first use
-    if name == "plot_speed":
-        from .speed_plots import plot_speed
-
-        return plot_speed
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

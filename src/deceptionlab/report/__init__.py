@@ -1,4 +1,4 @@
-"""Reports: figures (PNG and SVG) and, later, the claims report."""
+"""Reports: figures (PNG and SVG), the paths analysis, the claims table and the HTML report."""
 
 from . import figures
 

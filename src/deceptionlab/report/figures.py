@@ -51,8 +51,8 @@ def _panels(n: int, title: str, size=(3.6, 2.6)):
 def save(fig, out: Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.svg"]
-    fig.savefig(paths[0], dpi=110)
-    fig.savefig(paths[1])
+    for p in paths:
+        fig.savefig(p, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return paths
 

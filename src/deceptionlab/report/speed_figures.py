@@ -8,25 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .outcomes import frequencies
-from .verdicts import VERDICTS
+from ..measure.outcomes import frequencies
+from ..measure.verdicts import VERDICTS
+from .figures import save as _save  # sets the Agg backend
 
 FIGURES = ("verdicts_vs_beta", "performance_vs_beta", "exit_layer_per_cell")
 
 
-def _save(fig, folder: Path, name: str) -> list[Path]:
-    paths = [folder / f"{name}.{ext}" for ext in ("png", "svg")]
-    for p in paths:
-        fig.savefig(p, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return paths
 
 
 def _beta_axis(ax, betas) -> None:

@@ -7,23 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .prior import complexity_correlation
+from ..measure.prior import complexity_correlation
+from .figures import save as _save  # sets the Agg backend
 
 
-def _save(fig, out: Path, name: str) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{name}.png", out / f"{name}.svg"]
-    for p in paths:
-        fig.savefig(p, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return paths
 
 
 def rank_plot(functions: pd.DataFrame, out: str | Path, title: str = "") -> list[Path]:
