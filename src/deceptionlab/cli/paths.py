@@ -54,7 +54,7 @@ def paths(
         if asked and f"traj_decode_{situation}" not in runs:  # a world with no decodables still gets C2, C3, C8
             names = sorted(c.removeprefix("traj_decode_") for c in runs.columns if c.startswith("traj_decode_"))
             _fail(f"--situation {situation}: no such decodable in {results} (decodables: {', '.join(names) or 'none'})")
-        tables = analyse_paths(results, out, threshold=threshold, situation=situation, plots=plots)
+        tables = analyse_paths(results, out, threshold=threshold, situation=situation, plots=plots, runs=runs)
     except StoreError as e:
         _fail(str(e))
     except OSError as e:

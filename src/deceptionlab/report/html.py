@@ -121,7 +121,7 @@ def write_report(results: str | Path, out: str | Path, *, prior_samples: int = 0
     by = condition_axes(Store(results), runs)
     fig_dir = out.with_name(out.stem + "_figures")
     situation = default_situation(runs)
-    tables = analyse_paths(results, fig_dir / "paths", situation=situation)
+    tables = analyse_paths(results, fig_dir / "paths", situation=situation, runs=runs)
     prior = prior_long = None
     if prior_samples:
         prior, prior_long, note = prior_beside(runs, prior_samples)

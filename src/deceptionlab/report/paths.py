@@ -20,13 +20,13 @@ from . import figures
 TABLES = ("events", "returns", "classes", "path_dependence", "sensitivity", "barriers", "curves", "gains")
 
 
-def analyse_paths(results: str | Path, out: str | Path | None = None, *, threshold: float = 0.9, situation: str | None = None, barrier_pairs: int = 32, plots: bool = True) -> dict[str, pd.DataFrame]:
+def analyse_paths(results: str | Path, out: str | Path | None = None, *, threshold: float = 0.9, situation: str | None = None, barrier_pairs: int = 32, plots: bool = True, runs: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """Read a results folder and return {table name: DataFrame} (see TABLES); write each table as CSV
     and, with `plots`, the figures into `out` (default: <results>/paths). `situation` names the
     decodable whose linear decodability means "the model knows its situation" (C1; default:
-    `default_situation`)."""
+    `default_situation`). `runs`: the folder's runs when already loaded."""
     results = Path(results)
-    runs = load(results)
+    runs = load(results) if runs is None else runs
     store = Store(results)
     by = condition_axes(store, runs)
     situation = situation or default_situation(runs)
