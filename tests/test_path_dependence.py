@@ -177,7 +177,7 @@ def test_early_data_swap_changes_only_the_first_batches(monkeypatch):
 
 
 def test_weight_noise_has_the_asked_scale():
-    from deceptionlab.sweep.executor import perturb
+    from deceptionlab.families.mlp import perturb
 
     gens = [torch.Generator().manual_seed(s) for s in range(64)]
     m = MLPEnsemble.init(12, 1, 256, 1, gens)

@@ -24,10 +24,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..families import get_family
 from ..models import MLPEnsemble
 from ..worlds import World
 from .outcomes import frequencies
-from .verdicts import VERDICTS, ProbeEvaluator, class_scores, verdicts, wilson
+from .verdicts import VERDICTS, class_scores, verdicts, wilson
 
 COLUMNS = ["verdict", "count", "n", "p", "low", "high"]
 FEW = 30  # accepted draws below which the note warns that P_prior(class | fit) is rough
@@ -76,7 +77,8 @@ def class_prior(
     accepted, samples, rate, low, high, fit_rows and a one-line `note`."""
     if samples < 1:
         raise ValueError(f"samples must be at least 1, got {samples}")
-    evaluator = ProbeEvaluator(world)
+    family = get_family(world.family)
+    evaluator = family.evaluator(world)
     n_fit = len(evaluator.fit_y)
     if fit_rows is not None and not 1 <= fit_rows <= n_fit:
         raise ValueError(f"fit_rows must be between 1 and {n_fit}, got {fit_rows}")
@@ -84,7 +86,7 @@ def class_prior(
     rows = torch.randperm(n_fit, generator=torch.Generator().manual_seed(seed + 1))[:fit_rows] if fit_rows else torch.arange(n_fit)
     all_verdicts, fit_verdicts = [], []
     for start in range(0, samples, block):
-        model = random_ensemble(world.input_dim, depth, width, len(world.heads), min(block, samples - start), g)
+        model = random_ensemble(world.input_dim, depth, width, family.n_outputs(world), min(block, samples - start), g)
         out = evaluator.outputs(model)  # (B, probe inputs + training inputs) in {-1, +1}
         scored = evaluator.score_outputs(out)
         scores = class_scores(scored["agreement"], evaluator.discriminating)

@@ -25,12 +25,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from ..families import get_family
 from ..models import MLPEnsemble, PonderEnsemble
 from ..train import optim
 from ..train.ponder import train_ponder
 from ..train.trainer import HeadData, Phase
 from ..worlds import CLASSES, World
-from .verdicts import ProbeEvaluator, class_scores, verdicts
+from .verdicts import class_scores, verdicts
 
 
 def forward_flops(n_in: int, depth: int, width: int, n_out: int = 1) -> int:
@@ -93,7 +94,7 @@ def imitation_grid(world: World, cfg: ImitationConfig | None = None, on_arch=Non
     x, labels = imitation_data(world)
     classes = list(labels)
     y = torch.stack([labels[c] for c in classes]).repeat_interleave(cfg.seeds, 0)  # (C*S, P), class-major
-    evaluator = ProbeEvaluator(world)
+    evaluator = get_family(world.family).evaluator(world)
     rows = []
     for depth in cfg.depths:
         for width in cfg.widths:
@@ -173,7 +174,7 @@ def ponder_sweep(world: World, cfg: PonderConfig | None = None, on_width=None) -
     if any(b < 0 for b in cfg.betas):
         raise ValueError("betas must be non-negative")
     heads, phases = _ponder_phases(world, cfg)
-    evaluator = ProbeEvaluator(world)
+    evaluator = get_family(world.family).evaluator(world)
     internal = CLASSES.index("internal")
     beta = torch.tensor(cfg.betas, dtype=torch.float32).repeat_interleave(cfg.seeds)
     seeds = list(range(cfg.seeds)) * len(cfg.betas)

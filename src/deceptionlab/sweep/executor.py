@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import multiprocessing as mp
 import os
 import time
@@ -20,10 +19,9 @@ from typing import Callable, Iterator
 import pyarrow as pa
 import torch
 
-from ..measure import ProbeEvaluator, class_scores, verdicts
+from ..families import get_family
+from ..measure import class_scores, verdicts
 from ..measure.verdicts import TOLERANCE
-from ..models import MLPEnsemble
-from ..train import HeadData, Phase, train
 from ..worlds import CLASSES, World, get_world
 from .spec import Condition, ExperimentSpec, Run, RunConfig, expand
 from .store import Store
@@ -47,18 +45,6 @@ def build_world(config: RunConfig) -> World:
     return world
 
 
-def build_phases(world: World, normalised: dict) -> list[Phase]:
-    heads = list(world.heads)
-    return [
-        Phase(
-            ph["name"],
-            ph["steps"],
-            [HeadData(heads.index(h), world.datasets[e["data"]].x, world.datasets[e["data"]].y, e["weight"]) for h, e in ph["heads"].items()],
-        )
-        for ph in normalised["phases"]
-    ]
-
-
 def chunk_size_for(config: RunConfig, world: World, memory: int = DEFAULT_MEMORY) -> int:
     """Members per chunk so that parameters, optimiser state, activations and evaluation fit `memory`."""
     d, w = config.model.depth, config.model.width
@@ -79,59 +65,20 @@ class Progress:
     message: Callable[[str], None] = print
 
 
-def perturb(model: MLPEnsemble, generators: list[torch.Generator], scale: float) -> None:
-    """Add N(0, (scale * init std)^2) noise to every parameter, member by member (measure F: an early
-    intervention on the weights). The init is U(-b, b) with b = 1/sqrt(fan_in), whose std is b/sqrt(3)."""
-    for w, b in zip(model.params[::2], model.params[1::2]):
-        std = scale / math.sqrt(3 * w.shape[1])  # w: (N, fan_in, fan_out)
-        for p in (w, b):
-            p.add_(torch.stack([torch.randn(p.shape[1:], generator=g) for g in generators]).to(p.device), alpha=std)
-
-
 def train_chunk(runs: list[Run], device: str = "cpu", on_fraction=None) -> tuple[pa.Table, pa.Table | None]:
-    """Train one chunk of runs of the same condition; return their result rows, and their final
-    weights when the config asks for them."""
-    cond = runs[0].condition
-    cfg = cond.config
-    norm = cfg.normalised()
+    """Train one chunk of runs of the same condition with their world's model family; return their
+    result rows, and their final weights when the config asks for them."""
+    cfg = runs[0].condition.config
     world = build_world(cfg)
-    phases = build_phases(world, norm)
-    total_steps = sum(p.steps for p in phases)
-    model = MLPEnsemble.init(
-        world.input_dim, cfg.model.depth, cfg.model.width, len(world.heads), [generator(r.seed, "init") for r in runs], device
-    )
-    if cfg.early.weight_noise > 0:
-        perturb(model, [generator(r.seed, "perturb") for r in runs], cfg.early.weight_noise)
-    evaluator = ProbeEvaluator(world, device)
-    opt = cfg.optimizer
-
-    def on_steps(k: int) -> None:
-        if on_fraction is not None and total_steps:
-            on_fraction(k / total_steps)
-
-    traj = train(
-        model,
-        phases,
-        optimizer=opt.name,
-        lr=opt.lr,
-        momentum=opt.momentum,
-        weight_decay=opt.weight_decay,
-        batch_size=opt.batch_size,
-        data_generators=[generator(r.data_seed, "data") for r in runs],
-        log_every=cfg.log_every,
-        evaluate=evaluator,
-        on_steps=on_steps,
-        early_steps=cfg.early.data_swap_steps,
-        early_generators=[generator(r.data_seed, "early-data") for r in runs],
-    )
+    res = get_family(world.family).train_chunk(world, cfg, runs, device, on_fraction)
     weights = None
-    if cfg.save_weights:
-        flat = torch.cat([p.reshape(len(runs), -1) for p in model.params], 1).float().cpu().numpy()
+    if res.weights is not None:
+        flat = res.weights.numpy()
         weights = pa.table({"run_id": [r.run_id for r in runs], "weights": [row.tobytes() for row in flat]})
-    return rows_table(runs, world, evaluator, traj, norm), weights
+    return rows_table(runs, world, res.evaluator, res.trajectory, cfg.normalised()), weights
 
 
-def rows_table(runs: list[Run], world: World, evaluator: ProbeEvaluator, traj, norm: dict) -> pa.Table:
+def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa.Table:
     cfg = runs[0].condition.config
     st = traj.stacked()
     agreement = st["agreement"]  # (N, T, cells, classes)

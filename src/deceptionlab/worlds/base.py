@@ -77,6 +77,7 @@ class World:
     Knobs: ClassVar[type[Knobs]] = Knobs
     doc: ClassVar[str] = ""
     all_heads: ClassVar[tuple[str, ...]] = ("policy",)  # every head any knob setting can give
+    family: ClassVar[str] = "mlp"  # the model family that trains on it (deceptionlab.families)
 
     input_dim: int
     channels: dict[str, slice]  # observation channel -> columns: world_state, situation_cue, objective_spec

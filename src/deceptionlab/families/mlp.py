@@ -1,0 +1,82 @@
+"""The "mlp" family: an MLP trunk with one logit per head, trained through phases with the lab's
+batched trainer, its policy decision the sign of the policy logit (bitworld and tabular worlds)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..measure.verdicts import ProbeEvaluator
+from ..models import MLPEnsemble
+from ..train import HeadData, Phase, train
+from . import ChunkResult, register
+
+
+def build_phases(world, normalised: dict) -> list[Phase]:
+    heads = list(world.heads)
+    return [
+        Phase(
+            ph["name"],
+            ph["steps"],
+            [HeadData(heads.index(h), world.datasets[e["data"]].x, world.datasets[e["data"]].y, e["weight"]) for h, e in ph["heads"].items()],
+        )
+        for ph in normalised["phases"]
+    ]
+
+
+def perturb(model: MLPEnsemble, generators: list[torch.Generator], scale: float) -> None:
+    """Add N(0, (scale * init std)^2) noise to every parameter, member by member (measure F: an early
+    intervention on the weights). The init is U(-b, b) with b = 1/sqrt(fan_in), whose std is b/sqrt(3)."""
+    for w, b in zip(model.params[::2], model.params[1::2]):
+        std = scale / math.sqrt(3 * w.shape[1])  # w: (N, fan_in, fan_out)
+        for p in (w, b):
+            p.add_(torch.stack([torch.randn(p.shape[1:], generator=g) for g in generators]).to(p.device), alpha=std)
+
+
+class MLPFamily:
+    name = "mlp"
+
+    def n_outputs(self, world) -> int:
+        return len(world.heads)
+
+    def evaluator(self, world, device: str = "cpu") -> ProbeEvaluator:
+        return ProbeEvaluator(world, device)
+
+    def train_chunk(self, world, config, runs, device="cpu", on_fraction=None) -> ChunkResult:
+        from ..sweep.executor import generator  # late: sweep imports families
+
+        phases = build_phases(world, config.normalised())
+        total_steps = sum(p.steps for p in phases)
+        model = MLPEnsemble.init(
+            world.input_dim, config.model.depth, config.model.width, self.n_outputs(world), [generator(r.seed, "init") for r in runs], device
+        )
+        if config.early.weight_noise > 0:
+            perturb(model, [generator(r.seed, "perturb") for r in runs], config.early.weight_noise)
+        evaluator = self.evaluator(world, device)
+        opt = config.optimizer
+
+        def on_steps(k: int) -> None:
+            if on_fraction is not None and total_steps:
+                on_fraction(k / total_steps)
+
+        traj = train(
+            model,
+            phases,
+            optimizer=opt.name,
+            lr=opt.lr,
+            momentum=opt.momentum,
+            weight_decay=opt.weight_decay,
+            batch_size=opt.batch_size,
+            data_generators=[generator(r.data_seed, "data") for r in runs],
+            log_every=config.log_every,
+            evaluate=evaluator,
+            on_steps=on_steps,
+            early_steps=config.early.data_swap_steps,
+            early_generators=[generator(r.data_seed, "early-data") for r in runs],
+        )
+        weights = torch.cat([p.reshape(len(runs), -1) for p in model.params], 1).float().cpu() if config.save_weights else None
+        return ChunkResult(traj, evaluator, weights)
+
+
+register(MLPFamily())
