@@ -6,12 +6,15 @@ implementation does 1e6 draws in about 67 s; the arithmetic alone allows 1e7 in 
   naive   one nn.Sequential per draw (built and initialised by PyTorch), its truth table packed to
           bytes and counted in a dict; timed on --naive-samples draws and extrapolated, with torch's
           default threads and with one thread (the better one is the baseline)
-  lab     deceptionlab.measure.sample_functions on --samples draws: drawing, truth tables, counts;
-          then, timed apart, the LZ complexity of the 1e5 most frequent functions (its default)
+  lab     deceptionlab.measure.sample_functions on --samples draws: drawing, truth tables, counts
+          (the compiled kernel, `measure/prior_kernel.py`, when a C compiler exists); then, timed
+          apart, the LZ complexity of the 1e5 most frequent functions (its default)
+  torch   the same sampler with the kernel switched off (DECEPTIONLAB_NO_KERNEL=1): the batched-matmul
+          program, on --torch-samples draws
 Both run in this process, one after the other; the load average is printed, since the machine is
 shared and its other users' work shows in every figure.
 
-    python benchmarks/bench_prior.py [--samples 1e7] [--naive-samples 2e4] [--block 8192]
+    python benchmarks/bench_prior.py [--samples 1e7] [--torch-samples 1e6] [--naive-samples 2e4] [--block 512]
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 
 from deceptionlab.measure import lz_complexity
 from deceptionlab.measure import prior as P
+from deceptionlab.measure import prior_kernel
 
 
 def naive(samples: int, x: torch.Tensor) -> Counter:
@@ -39,6 +43,7 @@ def naive(samples: int, x: torch.Tensor) -> Counter:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=float, default=1e7)
+    ap.add_argument("--torch-samples", type=float, default=1e6)
     ap.add_argument("--naive-samples", type=float, default=2e4)
     ap.add_argument("--block", type=int, default=P.BLOCK)
     args = ap.parse_args()
@@ -56,6 +61,16 @@ def main() -> None:
     k = min(len(df), 100_000)
     df.loc[: k - 1, "complexity"] = [lz_complexity(P.function_bits(f, 128)) for f in df.function[:k]]
     print(f"       LZ complexity of the {k:,} most frequent functions: {time.perf_counter() - t:.1f} s more")
+
+    kernel = prior_kernel.load() is not None
+    os.environ["DECEPTIONLAB_NO_KERNEL"] = "1"
+    prior_kernel.load.cache_clear()
+    n_torch = int(args.torch_samples)
+    t = time.perf_counter()
+    P.sample_functions(x, [40, 40], n_torch, "torch", seed=0, block=args.block, complexity_for=0)
+    torch_rate = n_torch / (time.perf_counter() - t)
+    print(f"torch: {n_torch:,} draws in {n_torch / torch_rate:.1f} s = {torch_rate:,.0f} draws/s (the batched-matmul program, kernel off)")
+    print(f"ratio: the lab {'(compiled kernel)' if kernel else '(NO compiler: torch program)'} is {lab / torch_rate:.2f}x the torch program")
 
     rates = {}
     for threads in (torch.get_num_threads(), 1):  # the naive loop's tiny ops may do better on one thread

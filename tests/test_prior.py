@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from deceptionlab.cli import app
 from deceptionlab.measure import class_prior, compare_with_sgd, complexity_correlation, lz76, lz_complexity, sample_functions
 from deceptionlab.measure import prior as P
+from deceptionlab.measure import prior_kernel
 from deceptionlab.report.prior_figures import sgd_vs_prior_plot
 from deceptionlab.measure.prior_sgd import compare_functions, prior_given_subset, sgd_functions, training_subset
 from deceptionlab.measure.prior_volume import random_ensemble
@@ -100,9 +101,10 @@ def test_moving_the_scales_into_the_biases_keeps_every_function(init):
     spec = P.Init.parse(init)
     x, dims = P.boolean_inputs(5), [5, 12, 9, 1]
     shapes = list(itertools.pairwise(dims))
-    unit = [torch.from_numpy(a) for a in P._draw_block(np.random.Generator(np.random.PCG64(3)), shapes, 400, spec.normal)]
-    if not spec.normal:
-        unit = [u * 2 - 1 for u in unit]
+    if spec.normal:
+        unit = [torch.from_numpy(a) for a in P._draw_block(np.random.Generator(np.random.PCG64(3)), shapes, 400)]
+    else:
+        unit = [torch.from_numpy(a) for a in prior_kernel.uniform_params(3, 400, shapes)]
     scales = [spec.scale(f) for f, _ in shapes]
     fast = P.random_net_signs(unit, x, [1 / math.prod(scales[:l]) for l in range(3)])
     h = x.expand(400, -1, -1)
@@ -110,6 +112,45 @@ def test_moving_the_scales_into_the_biases_keeps_every_function(init):
         h = torch.bmm(h, unit[2 * l] * scales[l]) + unit[2 * l + 1] * scales[l]
         h = h.relu() if l < 2 else h
     assert torch.equal(fast, h.squeeze(-1) > 0)
+
+
+def test_the_kernels_stream_is_uniform_and_independent_across_blocks():
+    shapes = [(7, 40), (40, 40), (40, 1)]
+    a = np.concatenate([p.ravel() for p in prior_kernel.uniform_params(prior_kernel.block_key(0, 0), 256, shapes)])
+    b = np.concatenate([p.ravel() for p in prior_kernel.uniform_params(prior_kernel.block_key(0, 1), 256, shapes)])
+    assert a.min() >= -1 and a.max() < 1
+    assert abs(a.mean()) < 0.005 and a.var() == pytest.approx(1 / 3, abs=0.003)  # U(-1, 1): mean 0, variance 1/3
+    hist = np.histogram(a, bins=20, range=(-1, 1))[0]
+    assert np.abs(hist / len(a) - 0.05).max() < 0.002
+    assert abs(np.corrcoef(a[:-1], a[1:])[0, 1]) < 0.01 and abs(np.corrcoef(a, b)[0, 1]) < 0.01
+
+
+@pytest.mark.skipif(prior_kernel.load() is None, reason="no C compiler: the torch path computes the same draws")
+def test_the_compiled_kernel_computes_the_same_functions_as_torch():
+    """Same draws (the numpy twin of the kernel's stream), same truth tables, through both programs."""
+    n, widths, draws = 7, [40, 40], 600
+    shapes = list(itertools.pairwise([n, *widths, 1]))
+    spec = P.Init.parse("torch")
+    scales = [spec.scale(f) for f, _ in shapes]
+    bias_scale = [1 / math.prod(scales[:l]) for l in range(3)]
+    key = prior_kernel.block_key(5, 2)
+    kernel = prior_kernel.sample_block(key, draws, n, *widths, bias_scale[1], bias_scale[2])
+    params = [torch.from_numpy(a) for a in prior_kernel.uniform_params(key, draws, shapes)]
+    reference = P.pack_bits(P.random_net_signs(params, P.boolean_inputs(n), bias_scale)).numpy()
+    differ = np.unpackbits((kernel ^ reference).view(np.uint8)).sum()
+    assert differ <= draws * 128 * 1e-4  # only outputs within float rounding of 0 may differ
+    assert (kernel == reference).all(1).mean() > 0.99
+    # and the sampler, kernel or not, counts the same functions
+    fast = sample_functions(P.boolean_inputs(n), widths, 3000, "torch", seed=4)
+    os.environ["DECEPTIONLAB_NO_KERNEL"] = "1"
+    prior_kernel.load.cache_clear()
+    try:
+        slow = sample_functions(P.boolean_inputs(n), widths, 3000, "torch", seed=4)
+    finally:
+        del os.environ["DECEPTIONLAB_NO_KERNEL"]
+        prior_kernel.load.cache_clear()
+    same = fast.merge(slow, on="function", suffixes=("", "_torch"))
+    assert same["count"].sum() >= 0.99 * 3000 and (same["count"] - same["count_torch"]).abs().sum() <= 30
 
 
 def test_linear_unit_on_one_input_matches_the_analytic_prior():
