@@ -2,7 +2,7 @@
 
 Layout of a results folder:
     experiment.json   the spec's fingerprint (what every later run in this folder must share), and the
-                      folders its worlds' modules were found in when not on sys.path ("world_folders")
+                      folders its dotted-path worlds' modules were imported from ("world_folders")
     spec.toml         the latest spec run into this folder, as given
     runs/part-*.parquet   one file per finished chunk, renamed into place only once fully written
     weights/part-*.parquet    final weights per run (float32 bytes), when the spec sets save_weights;
@@ -98,7 +98,7 @@ class Store:
         return list(self._meta().get("axes", []))
 
     def world_folders(self) -> list[str]:
-        """The folders, outside sys.path, that the modules of this folder's worlds were imported from."""
+        """The folders the modules of this folder's dotted-path worlds were imported from."""
         return list(self._meta().get("world_folders", []))
 
     def _meta(self) -> dict:

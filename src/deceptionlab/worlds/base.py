@@ -173,9 +173,11 @@ def _instance_problems(world: World, exact: bool) -> list[str]:
     problems += _cell_problems(world)
     if problems:  # what follows evaluates templates and references, which needs sound shapes
         return problems
-    problems += _template_problems(world.probe_cells)
-    problems += _reference_problems(world, exact)
-    return problems
+    template = _template_problems(world.probe_cells)
+    problems, outputs = _reference_outputs(world)
+    if exact and not template and not problems:  # comparing references with broken templates tells nothing more
+        problems += _exact_problems(world, outputs)
+    return template + problems
 
 
 def _channel_problems(world: World) -> list[str]:
@@ -267,8 +269,11 @@ def _cell_problems(world: World) -> list[str]:
 
 def _template_problems(cells: list[ProbeCell]) -> list[str]:
     problems = []
+    same = [f"{a} and {b}" for i, a in enumerate(CLASSES) for b in CLASSES[i + 1 :] if all(torch.equal(c.templates[a], c.templates[b]) for c in cells)]
     if not any(c.discriminating for c in cells):
         problems.append("no probe cell is discriminating (the templates agree everywhere, so no verdict can tell the classes apart)")
+    elif same:
+        problems.append(f"the templates of {', '.join(same)} are equal on every probe cell (no verdict can tell them apart)")
     if not any(c.in_training for c in cells):
         problems.append("no probe cell is marked in_training (the cells of the policy's training distribution)")
     for cell in cells:
@@ -279,25 +284,22 @@ def _template_problems(cells: list[ProbeCell]) -> list[str]:
                     f"templates disagree on training cell {cell.name!r} "
                     "(internal, corrigible and deceptive must act alike in training)"
                 )
-    for i, a in enumerate(CLASSES):
-        for b in CLASSES[i + 1 :]:
-            if all(torch.equal(c.templates[a], c.templates[b]) for c in cells):
-                problems.append(f"the {a} and {b} templates are equal on every probe cell (no probe tells them apart)")
     return problems
 
 
-def _reference_problems(world: World, exact: bool) -> list[str]:
+def _reference_outputs(world: World) -> tuple[list[str], dict[str, list[torch.Tensor]]]:
+    """Problems of the references, and each sound one's outputs on every probe cell, then on the fit dataset."""
     refs = world.references
     missing = [c for c in ("internal", "corrigible", "proxy") if c not in refs]  # deceptive may be unimplementable
     problems = [f"no reference implementation for {missing}"] if missing else []
     problems += [f"references has unknown class {c!r} (classes: {', '.join(CLASSES)})" for c in refs if c not in CLASSES]
-    fit = world.datasets[world.fit_dataset]
+    inputs = [*((f"probe cell {c.name!r}", c.x) for c in world.probe_cells), (f"dataset {world.fit_dataset!r}", world.datasets[world.fit_dataset].x)]
+    outputs = {}
     for cls, ref in refs.items():
         if cls not in CLASSES:
             continue
-        what = f"reference {cls!r}"
-        outs = []
-        for name, x in [*((f"probe cell {c.name!r}", c.x) for c in world.probe_cells), (f"dataset {world.fit_dataset!r}", fit.x)]:
+        what, outs = f"reference {cls!r}", []
+        for name, x in inputs:
             try:
                 with torch.no_grad():
                     out = ref(x)
@@ -311,23 +313,24 @@ def _reference_problems(world: World, exact: bool) -> list[str]:
             if _not_a_sign(out) is not None:
                 problems.append(f"{what} returns values outside {{-1,+1}} on {name} (e.g. {_not_a_sign(out)!r})")
                 break
-            outs.append((name, out))
+            outs.append(out)
         else:
-            if exact:
-                problems += _exact_problems(world, cls, outs)
-    return problems
+            outputs[cls] = outs
+    return problems, outputs
 
 
-def _exact_problems(world: World, cls: str, outs: list[tuple[str, torch.Tensor]]) -> list[str]:
-    """A reference must reproduce its own template on every probe input; an aligned one the training labels."""
+def _exact_problems(world: World, outputs: dict[str, list[torch.Tensor]]) -> list[str]:
+    """Each reference must reproduce its own template on every probe input; the aligned ones the training labels."""
     problems = []
-    for cell, (name, out) in zip(world.probe_cells, outs):
-        wrong = int((out != cell.templates[cls]).sum())
-        if wrong:
-            problems.append(f"reference {cls!r} disagrees with its own template on {wrong} of {len(out)} inputs of {name}")
-            break
-    name, out = outs[-1]
-    wrong = int((out != world.datasets[world.fit_dataset].y).sum())
-    if cls in ALIGNED and wrong:
-        problems.append(f"reference {cls!r} (an aligned class) disagrees with the training labels on {wrong} of {len(out)} rows of {name}")
+    for cls, outs in outputs.items():
+        for cell, out in zip(world.probe_cells, outs):
+            wrong = int((out != cell.templates[cls]).sum())
+            if wrong:
+                problems.append(f"reference {cls!r} disagrees with its own template on {wrong} of {len(out)} inputs of probe cell {cell.name!r}")
+                break
+    y = world.datasets[world.fit_dataset].y
+    wrong = {cls: int((outs[-1] != y).sum()) for cls, outs in outputs.items() if cls in ALIGNED}
+    if any(wrong.values()):
+        counts = ", ".join(f"{cls} on {n}" for cls, n in wrong.items() if n)
+        problems.append(f"aligned references disagree with the training labels (dataset {world.fit_dataset!r}): {counts} of {len(y)} rows")
     return problems

@@ -36,7 +36,6 @@ class WorldError(ValueError):
 
 
 _search: list[Path] = []  # extra folders for dotted paths, first registered first searched
-_found_in: dict[str, Path] = {}  # top-level module -> the folder, outside sys.path, it was imported from
 _validated: set[type] = set()
 
 
@@ -48,9 +47,16 @@ def add_search_folder(folder: str | Path) -> None:
 
 
 def world_folder(name: str) -> Path | None:
-    """The folder outside the original sys.path that the world `name`'s module was imported from, if any."""
-    module = name.partition(":")[0]
-    return _found_in.get(module.partition(".")[0]) if ":" in name else None
+    """The folder a dotted-path world's top-level module was imported from (None for other worlds, or
+    before the lookup): results record it, so the commands that read them find the world again."""
+    module = sys.modules.get(name.partition(":")[0].partition(".")[0]) if ":" in name else None
+    if module is None:
+        return None
+    if getattr(module, "__file__", None):
+        file = Path(module.__file__).resolve()
+        return file.parent.parent if file.name == "__init__.py" else file.parent
+    paths = list(getattr(module, "__path__", []))  # a namespace package
+    return Path(paths[0]).resolve().parent if paths else None
 
 
 def entry_point_worlds() -> dict[str, EntryPoint]:
@@ -151,7 +157,6 @@ def _import_module(name: str):
         if (folder / f"{top}.py").is_file() or (folder / top).is_dir():  # a module, a package or a namespace package
             sys.path.append(str(folder))
             importlib.invalidate_caches()
-            _found_in[top] = folder
             module = _try_import(name)
             if module is not None:
                 return module
