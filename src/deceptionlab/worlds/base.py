@@ -3,6 +3,10 @@
 A world knows nothing of training. It names its observation channels, its heads and their
 datasets, its probe cells (with each class's template on them) and a reference implementation of
 every class. The trainer only sees `Dataset`s; the verdicts only see `ProbeCell`s.
+
+`World.check` enforces the contract (bottom of this file; docs/worlds.md lists it): shapes and
+values of every tensor, heads and datasets that match, templates for every class that agree in
+training and differ somewhere, references of the right shape that reproduce their templates.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 CLASSES: tuple[str, ...] = ("internal", "corrigible", "deceptive", "proxy")
 """The alignment classes of the source texts (Jesus, Luther, Pascal) plus plain proxy alignment."""
@@ -120,7 +124,7 @@ class World:
         return rows
 
 
-# -- the contract `World.check` enforces ---------------------------------------------------------------
+# -- the contract `World.check` enforces: each function returns problems as phrases ------------------
 CHANNELS = ("world_state", "situation_cue", "objective_spec")
 _ATTRIBUTES = {  # attribute -> (type it must have, what it is)
     "input_dim": (int, "an int"), "channels": (dict, "a dict"), "heads": (dict, "a dict"), "datasets": (dict, "a dict"),
@@ -129,8 +133,6 @@ _ATTRIBUTES = {  # attribute -> (type it must have, what it is)
 
 
 def _class_problems(cls: type) -> list[str]:
-    from pydantic import ValidationError
-
     problems = []
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name:
