@@ -38,14 +38,14 @@ def cli(*args, cwd: Path, pythonpath: tuple[Path, ...] = ()) -> subprocess.Compl
 def isolated_imports():
     """Imports of user modules made in this module's tests are undone afterwards (sys.path, sys.modules, the lookup's state)."""
     path, modules = sys.path[:], set(sys.modules)
-    search, validated = registry._search[:], set(registry._validated)
+    search, validated, checked = registry._search[:], set(registry._validated), set(registry._checked)
     yield
     sys.path[:] = path
     for name in set(sys.modules) - modules:
         del sys.modules[name]
     registry._search[:] = search
-    registry._validated.clear()
-    registry._validated.update(validated)
+    registry._validated.intersection_update(validated)
+    registry._checked.intersection_update(checked)
 
 
 # -- the example, end to end through the CLI, from a folder that is not on sys.path --------------------

@@ -37,6 +37,7 @@ class WorldError(ValueError):
 
 _search: list[Path] = []  # extra folders for dotted paths, first registered first searched
 _validated: set[type] = set()
+_checked: set[tuple[type, str]] = set()  # (class, knobs as JSON) settings that passed World.check
 
 
 def add_search_folder(folder: str | Path) -> None:
@@ -118,9 +119,12 @@ def make_world(name: str, knobs: dict, name_field: str = "world.name", knob_fiel
         world = cls(chosen)
     except Exception as e:  # a user's constructor
         raise WorldError(f"{field}: building {name!r} with knobs {chosen.model_dump()} raised {_one_line(e)}") from None
-    problems = world.problems()
-    if problems:
-        raise WorldError(f"{field}: {name!r} with knobs {chosen.model_dump()}: " + "; ".join(problems))
+    setting = (cls, chosen.model_dump_json())
+    if setting not in _checked:  # a spec validates each grid point several times
+        problems = world.problems()
+        if problems:
+            raise WorldError(f"{field}: {name!r} with knobs {chosen.model_dump()}: " + "; ".join(problems))
+        _checked.add(setting)
     return world
 
 
