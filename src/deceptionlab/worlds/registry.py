@@ -12,8 +12,9 @@ folder of every spec loaded, and the folders a results folder's worlds came from
 import it too.
 
 Every world class is validated once per process, when first looked up: it must subclass `World`,
-build with its default knobs and pass `World.check(exact=True)`. Any failure, from a missing module
-to a reference that contradicts its template, is one `WorldError` line saying what is wrong.
+build with its default knobs and pass `World.check(exact=True)`; `make_world` then builds it with a
+spec's knobs and checks that setting too (`World.check()`). Any failure, from a missing module to a
+reference that contradicts its template, is one `WorldError` line saying what is wrong.
 """
 
 from __future__ import annotations
