@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from ..sweep import StoreError
+from ..worlds import WorldError
 
 
 from ._common import Format, _ci, _fail, _num, _table, app, console, err_console
@@ -134,6 +135,8 @@ def report(
         path = write_report(results, out, speed=speed_results, prior_samples=prior_samples, extra_figures=extra)
     except StoreError as e:
         _fail(str(e))
+    except WorldError as e:  # the class prior rebuilds the world
+        _fail(f"{results}: its world {e}")
     except OSError as e:
         _fail(f"{out}: {e.strerror or e}")
     err_console.print(f"report -> {path} (figures in {path.with_name(path.stem + '_figures')}/)")

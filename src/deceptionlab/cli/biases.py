@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..measure import VERDICTS, frequencies
 from ..sweep import StoreError
-from ..worlds import get_world
+from ..worlds import WorldError, make_world
 
 
 from ._common import _fail, _progress_bar, app, console, err_console
@@ -28,16 +28,10 @@ def _numbers(text: str, kind, what: str) -> tuple:
     return values
 
 
-def _world_from_knobs(name: str, knobs: list[str]):
-    """A world from --world and repeated --knob KNOB=VALUE (JSON values, or bare words); one-line errors."""
+def _world_from_knobs(name: str, knobs: list[str], name_field: str = "--world"):
+    """A world from --world (or `name_field`) and repeated --knob KNOB=VALUE (JSON values, or bare words); one-line errors."""
     import json
 
-    from pydantic import ValidationError
-
-    try:
-        cls = get_world(name)
-    except ValueError as e:
-        _fail(str(e))
     given = {}
     for kv in knobs:
         key, sep, raw = kv.partition("=")
@@ -48,13 +42,9 @@ def _world_from_knobs(name: str, knobs: list[str]):
         except json.JSONDecodeError:
             given[key] = raw  # a bare word: a string knob such as situational_awareness=off
     try:
-        world = cls(given)
-    except ValidationError as e:
-        err = e.errors()[0]
-        msg = "unknown knob" if err["type"] == "extra_forbidden" else err["msg"]
-        _fail(f"--knob {'.'.join(map(str, err['loc']))}: {msg} (knobs of {name}: {', '.join(cls.Knobs.model_fields)})")
-    world.check()
-    return world
+        return make_world(name, given, name_field=name_field, knob_field="--knob ")
+    except WorldError as e:
+        _fail(str(e))
 
 
 def _print_speed(res, folder: Path) -> None:
@@ -203,7 +193,7 @@ def prior(
             _fail(f"--inputs {inputs!r}: boolean:n needs a whole number 1 <= n <= 16")
         x = P.boolean_inputs(int(arg))
     elif kind == "probes" and arg:
-        w = _world_from_knobs(arg, knob)
+        w = _world_from_knobs(arg, knob, name_field="--inputs probes:WORLD")
         x = torch.cat([c.x for c in w.probe_cells]).unique(dim=0)
     else:
         _fail(f"--inputs {inputs!r}: expected boolean:n or probes:WORLD")

@@ -13,7 +13,7 @@ from rich.table import Table
 from ..measure import VERDICTS, frequencies
 from ..sweep import SpecError, Store, StoreError, load, load_spec, run_experiment
 from ..sweep.executor import Progress as ProgressHooks
-from ..worlds import REGISTRY
+from ..worlds import REGISTRY, WorldError, entry_point_worlds, get_world
 
 
 from ._common import Format, RunsPerSecond, _fail, app, console, err_console
@@ -94,17 +94,39 @@ def show(
 
 
 @app.command()
-def worlds():
-    """List the worlds and their knobs."""
-    for name, cls in REGISTRY.items():
-        table = Table(title=f"{name}: {cls.doc}", title_justify="left")
-        table.add_column("knob")
-        table.add_column("default")
-        table.add_column("meaning")
-        for row in cls().describe_knobs():
-            table.add_row(*row)
-        console.print(table)
-        console.print(f"  heads: {', '.join(cls.all_heads)}")
+def worlds(
+    name: Optional[str] = typer.Argument(None, help='Check one world and describe it: a name, or "module:Class" (on sys.path or in the working directory).'),
+):
+    """List the worlds (built in, and those installed packages declare) and their knobs; or check one."""
+    if name is not None:
+        try:
+            cls = get_world(name)
+        except WorldError as e:
+            _fail(str(e))
+        _describe_world(cls, "" if name == cls.name else f" [dim]({name})[/]")
+        console.print(f"  {name}: passes World.check (shapes, templates, references) with its default knobs")
+        return
+    for cls in REGISTRY.values():
+        _describe_world(cls)
+    for name, ep in sorted(entry_point_worlds().items()):
+        if name in REGISTRY:
+            err_console.print(f"[yellow]warning:[/] entry point {name!r} ({ep.value}) is hidden by the built-in world of that name")
+            continue
+        try:
+            _describe_world(get_world(name), f" [dim](entry point {name} = {ep.value})[/]")
+        except WorldError as e:
+            err_console.print(f"[bold red]broken:[/] {e}", highlight=False, soft_wrap=True)
+
+
+def _describe_world(cls, origin: str = "") -> None:
+    table = Table(title=f"{cls.name}: {cls.doc}{origin}", title_justify="left")
+    table.add_column("knob")
+    table.add_column("default")
+    table.add_column("meaning")
+    for row in cls().describe_knobs():
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"  heads: {', '.join(cls.all_heads)}")
 
 
 # -- prior: function frequencies of random networks and prior volume of classes (claim C5) -------------

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from ..sweep import Store, StoreError, load
+from ..worlds import WorldError
 
 
 from ._common import Format, _ci, _fail, _num, _table, app, console, err_console
@@ -57,6 +58,8 @@ def paths(
         tables = analyse_paths(results, out, threshold=threshold, situation=situation, plots=plots, runs=runs)
     except StoreError as e:
         _fail(str(e))
+    except WorldError as e:  # loss barriers rebuild the world
+        _fail(f"{results}: its world {e}")
     except OSError as e:
         _fail(f"{out or results}: {e.strerror or e}")
     if fmt is Format.csv:

@@ -22,7 +22,7 @@ import torch
 from ..families import get_family
 from ..measure import class_scores, verdicts
 from ..measure.verdicts import TOLERANCE
-from ..worlds import CLASSES, World, get_world
+from ..worlds import CLASSES, World, make_world, world_folder
 from .spec import Condition, ExperimentSpec, Run, RunConfig, expand
 from .store import Store
 
@@ -40,9 +40,7 @@ def generator(seed: int, purpose: str) -> torch.Generator:
 
 
 def build_world(config: RunConfig) -> World:
-    world = get_world(config.world.name)(config.world.knobs)
-    world.check()
-    return world
+    return make_world(config.world.name, config.world.knobs)
 
 
 def chunk_size_for(config: RunConfig, world: World, memory: int = DEFAULT_MEMORY) -> int:
@@ -174,7 +172,7 @@ def execute(
         for chunk in chunks:
             yield chunk, train_chunk(chunk, device, on_fraction=lambda f, n=len(chunk): progress.advance(f * n))
         return
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("spawn")  # a spawned worker inherits sys.path, with the folders user worlds were found in
     queue = ctx.Queue()
     pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(max(1, torch.get_num_threads() // workers), queue))
     try:
@@ -210,8 +208,10 @@ def run_experiment(  # noqa: PLR0913
     store = Store(out)
     store.check_compatible(spec)
     all_runs = expand(spec)
+    world_names = {r.condition.config.world.name for r in all_runs}
+    folders = sorted({str(f) for f in map(world_folder, world_names) if f is not None})
     with store.lock():
-        store.initialise(spec, spec_text)
+        store.initialise(spec, spec_text, folders)
         stored = store.stored_ids(report=progress.message)
         chunks = plan(spec, stored)
         if chunk_size:

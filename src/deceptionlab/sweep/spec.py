@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from ..worlds import get_world
+from ..worlds import WorldError, add_search_folder, get_world, make_world
 
 RESULTS_VERSION = 3  # bump when stored rows change meaning; part of every run id
 
@@ -35,7 +35,8 @@ class _Strict(BaseModel):
 
 class WorldSpec(_Strict):
     name: str = "bitworld"
-    """Registered world name (`deceptionlab worlds` lists them)."""
+    """A world's name (`deceptionlab worlds` lists them), or a dotted path "module:Class" to one you wrote
+    (docs/worlds.md); the module is looked up on sys.path, then beside the spec, then in the working directory."""
     knobs: dict[str, Any] = Field(default_factory=dict)
     """The world's knobs; unknown knobs are errors."""
 
@@ -110,18 +111,11 @@ class RunConfig(_Strict):
     @model_validator(mode="after")
     def _check_world(self) -> "RunConfig":
         try:
-            world_cls = get_world(self.world.name)
-        except ValueError as e:
-            raise ValueError(f"world.name: {e}") from None
-        try:
-            knobs = world_cls.Knobs(**self.world.knobs)
-        except ValidationError as e:
-            err = e.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            msg = "unknown knob" if err["type"] == "extra_forbidden" else err["msg"]
-            raise ValueError(f"world.knobs.{loc}: {msg} (knobs of {self.world.name}: {', '.join(world_cls.Knobs.model_fields)})") from None
-        self.world.knobs = knobs.model_dump()
-        world = world_cls(knobs)
+            world = make_world(self.world.name, self.world.knobs)
+        except WorldError as e:
+            raise ValueError(str(e)) from None
+        self.world.knobs = world.knobs.model_dump()
+        world_cls = type(world)
         for i, ph in enumerate(self.phases):
             for head, entry in ph.heads.items():
                 if head not in world_cls.all_heads:
@@ -240,6 +234,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{path}: malformed TOML: {e}") from None
+    add_search_folder(path.parent)  # a world written beside the spec is found by its dotted path
     return parse_spec(raw, source=str(path))
 
 

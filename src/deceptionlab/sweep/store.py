@@ -1,7 +1,8 @@
 """The results folder: Parquet chunks written atomically, one row per run, read back with DuckDB.
 
 Layout of a results folder:
-    experiment.json   the spec's fingerprint (what every later run in this folder must share)
+    experiment.json   the spec's fingerprint (what every later run in this folder must share), and the
+                      folders its dotted-path worlds' modules were imported from ("world_folders")
     spec.toml         the latest spec run into this folder, as given
     runs/part-*.parquet   one file per finished chunk, renamed into place only once fully written
     weights/part-*.parquet    final weights per run (float32 bytes), when the spec sets save_weights;
@@ -27,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..worlds import add_search_folder
 from .spec import RESULTS_VERSION, ExperimentSpec, SpecError, first_difference, fingerprint
 
 
@@ -62,9 +64,14 @@ class Store:
                 f"(experiment {stored['fingerprint'].get('name')!r}); use another --out"
             )
 
-    def initialise(self, spec: ExperimentSpec, spec_text: str | None) -> None:
+    def initialise(self, spec: ExperimentSpec, spec_text: str | None, world_folders: list[str] = ()) -> None:
+        """Write the folder's metadata; `world_folders`: where dotted-path worlds were found, so readers
+        of the folder find them again."""
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.root / "experiment.json", json.dumps({"version": RESULTS_VERSION, "axes": list(spec.sweep), "fingerprint": fingerprint(spec)}, indent=1).encode())
+        meta = {"version": RESULTS_VERSION, "axes": list(spec.sweep), "fingerprint": fingerprint(spec)}
+        if world_folders:
+            meta["world_folders"] = list(world_folders)
+        _atomic_write(self.root / "experiment.json", json.dumps(meta, indent=1).encode())
         if spec_text is not None:
             _atomic_write(self.root / "spec.toml", spec_text.encode())
 
@@ -88,10 +95,17 @@ class Store:
     # -- reading ---------------------------------------------------------------------------------
     def axes(self) -> list[str]:
         """The sweep axis names of the experiment in this folder (columns of the runs table)."""
+        return list(self._meta().get("axes", []))
+
+    def world_folders(self) -> list[str]:
+        """The folders the modules of this folder's dotted-path worlds were imported from."""
+        return list(self._meta().get("world_folders", []))
+
+    def _meta(self) -> dict:
         try:
-            return list(json.loads((self.root / "experiment.json").read_text())["axes"])
-        except (OSError, KeyError, json.JSONDecodeError):
-            return []
+            return json.loads((self.root / "experiment.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
 
     def parts(self) -> list[Path]:
         return sorted(self.runs_dir.glob("part-*.parquet")) if self.runs_dir.exists() else []
@@ -164,4 +178,6 @@ def load(root: str | Path) -> pd.DataFrame:
     root = Path(root)
     if not root.is_dir():
         raise StoreError(f"{root}: no such results folder")
+    for folder in Store(root).world_folders():  # measurements that rebuild a user's world find its module
+        add_search_folder(folder)
     return Store(root).query("SELECT * FROM runs ORDER BY condition_index, seed, data_seed")

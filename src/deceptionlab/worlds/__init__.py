@@ -1,18 +1,22 @@
-"""Worlds: the environments and data of experiments, looked up by name."""
+"""Worlds: the environments and data of experiments, looked up by name (built in, an entry point of an
+installed package, or a dotted path "module:Class" to a world a user wrote: see registry.py)."""
 
 from __future__ import annotations
 
 from .base import ALIGNED, CLASSES, Dataset, Head, Knobs, ProbeCell, World
 from .bitworld import Bitworld
+from .registry import ENTRY_POINT_GROUP, WorldError, add_search_folder, entry_point_worlds, lookup, make_world, world_folder
 
 REGISTRY: dict[str, type[World]] = {Bitworld.name: Bitworld}
 
 
 def get_world(name: str) -> type[World]:
-    """The world class registered under `name`; a ValueError listing the known worlds otherwise."""
-    if name not in REGISTRY:
-        raise ValueError(f"unknown world {name!r} (known: {', '.join(sorted(REGISTRY))})")
-    return REGISTRY[name]
+    """The world class `name` stands for (registered here, an entry point, or "module:Class"), validated
+    once per process; a one-line WorldError (a ValueError) saying what is wrong otherwise."""
+    return lookup(name, REGISTRY)
 
 
-__all__ = ["ALIGNED", "CLASSES", "Dataset", "Head", "Knobs", "ProbeCell", "World", "REGISTRY", "get_world", "Bitworld"]
+__all__ = [
+    "ALIGNED", "CLASSES", "Dataset", "Head", "Knobs", "ProbeCell", "World", "REGISTRY", "get_world", "Bitworld",
+    "ENTRY_POINT_GROUP", "WorldError", "add_search_folder", "entry_point_worlds", "make_world", "world_folder",
+]

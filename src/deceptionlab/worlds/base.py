@@ -3,6 +3,10 @@
 A world knows nothing of training. It names its observation channels, its heads and their
 datasets, its probe cells (with each class's template on them) and a reference implementation of
 every class. The trainer only sees `Dataset`s; the verdicts only see `ProbeCell`s.
+
+`World.check` enforces the contract (bottom of this file; docs/worlds.md lists it): shapes and
+values of every tensor, heads and datasets that match, templates for every class that agree in
+training and differ somewhere, references of the right shape that reproduce their templates.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 CLASSES: tuple[str, ...] = ("internal", "corrigible", "deceptive", "proxy")
 """The alignment classes of the source texts (Jesus, Luther, Pascal) plus plain proxy alignment."""
@@ -92,40 +96,26 @@ class World:
         self.knobs = knobs if isinstance(knobs, self.Knobs) else self.Knobs(**(knobs or {}))
         self.decodables = {}
 
-    def check(self) -> None:
-        """Raise ValueError naming what is wrong if the world breaks the interface's contract."""
-        problems = []
-        if "policy" not in self.heads:
-            problems.append("it has no 'policy' head")
-        for h in self.heads.values():
-            if h.dataset not in self.datasets:
-                problems.append(f"head {h.name!r} trains on unknown dataset {h.dataset!r}")
-        for name, ds in self.datasets.items():
-            if ds.x.ndim != 2 or ds.x.shape[1] != self.input_dim:
-                problems.append(f"dataset {name!r} has x of shape {tuple(ds.x.shape)}, expected (P, {self.input_dim})")
-            elif ds.y.shape != (ds.x.shape[0],):
-                problems.append(f"dataset {name!r} has y of shape {tuple(ds.y.shape)}, expected ({ds.x.shape[0]},)")
-        if self.fit_dataset not in self.datasets:
-            problems.append(f"fit_dataset {self.fit_dataset!r} is not a dataset")
-        for cell in self.probe_cells:
-            missing = [c for c in CLASSES if c not in cell.templates]
-            if missing:
-                problems.append(f"probe cell {cell.name!r} lacks templates for {missing}")
-            if cell.x.ndim != 2 or cell.x.shape[1] != self.input_dim:
-                problems.append(f"probe cell {cell.name!r} has x of shape {tuple(cell.x.shape)}")
-        for cell in self.probe_cells:
-            if cell.in_training and not problems:
-                ts = [cell.templates[c] for c in ALIGNED]
-                if any(not torch.equal(ts[0], t) for t in ts[1:]):
-                    problems.append(
-                        f"templates disagree on training cell {cell.name!r} "
-                        "(internal, corrigible and deceptive must act alike in training)"
-                    )
-        missing = [c for c in ("internal", "corrigible", "proxy") if c not in self.references]
-        if missing:
-            problems.append(f"no reference implementation for {missing}")
+    def check(self, exact: bool = False) -> None:
+        """Raise ValueError naming what is wrong if the world breaks the interface's contract.
+
+        `exact` also asks every reference implementation to reproduce its class's template on every
+        probe input, and every aligned one the training labels: true of a world whose observations
+        reveal the situation and spec. The lab asks it of every world once, built with its default
+        knobs; knob settings may legitimately break it (a noisy cue hides the situation).
+        """
+        problems = self.problems(exact)
         if problems:
-            raise ValueError(f"world {self.name!r}: " + "; ".join(problems))
+            raise ValueError(f"world {getattr(type(self), 'name', type(self).__name__)!r}: " + "; ".join(problems))
+
+    def problems(self, exact: bool = False) -> list[str]:
+        """What `check` would complain about, one phrase per problem (empty when the world is sound)."""
+        return self.class_problems() + _instance_problems(self, exact)
+
+    @classmethod
+    def class_problems(cls) -> list[str]:
+        """Problems of the class itself (its name, knobs and head names), found before building one."""
+        return _class_problems(cls)
 
     def describe_knobs(self) -> list[tuple[str, str, str]]:
         """(knob, default, description) rows for `deceptionlab worlds`."""
@@ -133,3 +123,217 @@ class World:
         for name, f in self.Knobs.model_fields.items():
             rows.append((name, repr(f.default), f.description or ""))
         return rows
+
+
+# -- the contract `World.check` enforces: each function returns problems as phrases ------------------
+CHANNELS = ("world_state", "situation_cue", "objective_spec")
+_ATTRIBUTES = {  # attribute -> (type it must have, what it is)
+    "input_dim": (int, "an int"), "channels": (dict, "a dict"), "heads": (dict, "a dict"), "datasets": (dict, "a dict"),
+    "fit_dataset": (str, "a str"), "probe_cells": (list, "a list"), "references": (dict, "a dict"), "decodables": (dict, "a dict"),
+}
+
+
+def _class_problems(cls: type) -> list[str]:
+    problems = []
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        problems.append("it sets no name (a class attribute: the str results and tables call the world by)")
+    knobs = getattr(cls, "Knobs", None)
+    if not (isinstance(knobs, type) and issubclass(knobs, Knobs)):
+        problems.append(f"Knobs must be a subclass of deceptionlab.worlds.Knobs, got {knobs!r}")
+    else:
+        try:
+            knobs.model_validate(knobs().model_dump())  # pydantic does not validate defaults by itself
+        except ValidationError as e:
+            err = e.errors()[0]
+            knob = ".".join(map(str, err["loc"]))
+            if err["type"] == "missing":
+                problems.append(f"knob {knob!r} has no default (every knob needs one)")
+            else:
+                problems.append(f"the default of knob {knob!r} is invalid: {err['msg']} (got {err.get('input')!r})")
+    heads = getattr(cls, "all_heads", None)
+    if not isinstance(heads, tuple) or not heads or heads[0] != "policy" or not all(isinstance(h, str) for h in heads):
+        problems.append(f"all_heads must be a tuple of head names, 'policy' first, got {heads!r}")
+    return problems
+
+
+def _instance_problems(world: World, exact: bool) -> list[str]:
+    missing = [a for a in _ATTRIBUTES if not hasattr(world, a)]
+    if missing:
+        return [f"__init__ does not set {', '.join(missing)}"]
+    values = {a: getattr(world, a) for a in _ATTRIBUTES}
+    wrong = [f"{a} must be {what}, got {type(values[a]).__name__}" for a, (t, what) in _ATTRIBUTES.items() if not isinstance(values[a], t)]
+    if wrong:
+        return wrong
+    if world.input_dim < 1:
+        return [f"input_dim must be positive, got {world.input_dim}"]
+    problems = _channel_problems(world) + _head_problems(world)
+    for kind, tables, min_rows in (("dataset", world.datasets, 1), ("decodable", world.decodables, 2)):
+        for name, ds in tables.items():
+            problems += _dataset_problems(f"{kind} {name!r}", ds, world.input_dim, min_rows)
+    if world.fit_dataset not in world.datasets:
+        problems.append(f"fit_dataset {world.fit_dataset!r} is not a dataset (datasets: {', '.join(world.datasets)})")
+    problems += _cell_problems(world)
+    if problems:  # what follows evaluates templates and references, which needs sound shapes
+        return problems
+    template = _template_problems(world.probe_cells)
+    problems, outputs = _reference_outputs(world)
+    if exact and not template and not problems:  # comparing references with broken templates tells nothing more
+        problems += _exact_problems(world, outputs)
+    return template + problems
+
+
+def _channel_problems(world: World) -> list[str]:
+    problems = [f"channels lacks {c!r} (each of {', '.join(CHANNELS)} is a slice of the observation, empty where absent)"
+                for c in CHANNELS if c not in world.channels]
+    taken: dict[int, str] = {}
+    for name, sl in world.channels.items():
+        if not isinstance(sl, slice) or not all(isinstance(v, int) for v in (sl.start, sl.stop)) or sl.step not in (None, 1):
+            problems.append(f"channel {name!r} must be a slice(start, stop) of the observation, got {sl!r}")
+        elif not 0 <= sl.start <= sl.stop <= world.input_dim:
+            problems.append(f"channel {name!r} is columns {sl.start}:{sl.stop}, outside the observation's 0:{world.input_dim}")
+        else:
+            for col in range(sl.start, sl.stop):
+                if col in taken:
+                    problems.append(f"channels {taken[col]!r} and {name!r} overlap at column {col}")
+                    break
+                taken[col] = name
+    return problems
+
+
+def _head_problems(world: World) -> list[str]:
+    heads = world.heads
+    if "policy" not in heads:
+        return ["it has no 'policy' head"]
+    problems = [] if next(iter(heads)) == "policy" else ["'policy' must be the first head (the lab reads the policy from head 0)"]
+    for key, h in heads.items():
+        if not isinstance(h, Head) or h.name != key:
+            problems.append(f"heads[{key!r}] must be Head({key!r}, dataset), got {h!r}")
+            continue
+        if key not in type(world).all_heads:
+            problems.append(f"head {key!r} is not in all_heads {type(world).all_heads}")
+        if h.dataset not in world.datasets:
+            problems.append(f"head {key!r} trains on unknown dataset {h.dataset!r} (datasets: {', '.join(world.datasets)})")
+    return problems
+
+
+def _dataset_problems(what: str, ds, input_dim: int, min_rows: int) -> list[str]:
+    if not isinstance(ds, Dataset):
+        return [f"{what} must be a Dataset(x, y), got {type(ds).__name__}"]
+    x, y = ds.x, ds.y
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        return [f"{what} must hold tensors, got x {type(x).__name__} and y {type(y).__name__}"]
+    if x.ndim != 2 or x.shape[1] != input_dim or len(x) < min_rows:
+        return [f"{what} has x of shape {tuple(x.shape)}, expected (P, {input_dim}) with P >= {min_rows}"]
+    if not x.is_floating_point() or not torch.isfinite(x).all():
+        return [f"{what} has x that is not finite floating point ({x.dtype})"]
+    if y.shape != (len(x),):
+        return [f"{what} has y of shape {tuple(y.shape)}, expected ({len(x)},)"]
+    bad = _not_a_sign(y)
+    return [] if bad is None else [f"{what} has y with values outside {{-1,+1}} (e.g. {bad!r})"]
+
+
+def _not_a_sign(t: torch.Tensor) -> float | None:
+    """A value of `t` that is neither -1 nor +1, or None."""
+    bad = t[(t != 1) & (t != -1)]
+    return bad[0].item() if len(bad) else None
+
+
+def _cell_problems(world: World) -> list[str]:
+    cells = world.probe_cells
+    if not cells:
+        return ["it has no probe cells"]
+    problems, seen = [], set()
+    for cell in cells:
+        if not isinstance(cell, ProbeCell):
+            problems.append(f"probe_cells must hold ProbeCells, got {type(cell).__name__}")
+            continue
+        what = f"probe cell {cell.name!r}"
+        if cell.name in seen:
+            problems.append(f"two probe cells are called {cell.name!r}")
+        seen.add(cell.name)
+        x = cell.x
+        if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != world.input_dim or len(x) < 1:
+            problems.append(f"{what} has x of shape {tuple(getattr(x, 'shape', ()))}, expected (n, {world.input_dim}) with n >= 1")
+            continue
+        missing = [c for c in CLASSES if c not in cell.templates]
+        unknown = [c for c in cell.templates if c not in CLASSES]
+        if missing:
+            problems.append(f"{what} lacks templates for {missing}")
+        if unknown:
+            problems.append(f"{what} has templates for unknown classes {unknown} (classes: {', '.join(CLASSES)})")
+        for c, t in cell.templates.items():
+            if not isinstance(t, torch.Tensor) or t.shape != (len(x),):
+                problems.append(f"{what} has a {c} template of shape {tuple(getattr(t, 'shape', ()))}, expected ({len(x)},)")
+            elif _not_a_sign(t) is not None:
+                problems.append(f"{what} has a {c} template with values outside {{-1,+1}} (e.g. {_not_a_sign(t)!r})")
+    return problems
+
+
+def _template_problems(cells: list[ProbeCell]) -> list[str]:
+    problems = []
+    same = [f"{a} and {b}" for i, a in enumerate(CLASSES) for b in CLASSES[i + 1 :] if all(torch.equal(c.templates[a], c.templates[b]) for c in cells)]
+    if not any(c.discriminating for c in cells):
+        problems.append("no probe cell is discriminating (the templates agree everywhere, so no verdict can tell the classes apart)")
+    elif same:
+        problems.append(f"the templates of {', '.join(same)} are equal on every probe cell (no verdict can tell them apart)")
+    if not any(c.in_training for c in cells):
+        problems.append("no probe cell is marked in_training (the cells of the policy's training distribution)")
+    for cell in cells:
+        if cell.in_training:
+            ts = [cell.templates[c] for c in ALIGNED]
+            if any(not torch.equal(ts[0], t) for t in ts[1:]):
+                problems.append(
+                    f"templates disagree on training cell {cell.name!r} "
+                    "(internal, corrigible and deceptive must act alike in training)"
+                )
+    return problems
+
+
+def _reference_outputs(world: World) -> tuple[list[str], dict[str, list[torch.Tensor]]]:
+    """Problems of the references, and each sound one's outputs on every probe cell, then on the fit dataset."""
+    refs = world.references
+    missing = [c for c in ("internal", "corrigible", "proxy") if c not in refs]  # deceptive may be unimplementable
+    problems = [f"no reference implementation for {missing}"] if missing else []
+    problems += [f"references has unknown class {c!r} (classes: {', '.join(CLASSES)})" for c in refs if c not in CLASSES]
+    inputs = [*((f"probe cell {c.name!r}", c.x) for c in world.probe_cells), (f"dataset {world.fit_dataset!r}", world.datasets[world.fit_dataset].x)]
+    outputs = {}
+    for cls, ref in refs.items():
+        if cls not in CLASSES:
+            continue
+        what, outs = f"reference {cls!r}", []
+        for name, x in inputs:
+            try:
+                with torch.no_grad():
+                    out = ref(x)
+            except Exception as e:  # a user's function: any failure is a finding, reported in one line
+                problems.append(f"{what} raised {type(e).__name__}: {e} on {name}")
+                break
+            if not isinstance(out, torch.Tensor) or out.shape != (len(x),):
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                problems.append(f"{what} returns {shape} for the {len(x)} inputs of {name}, expected a tensor of shape ({len(x)},)")
+                break
+            if _not_a_sign(out) is not None:
+                problems.append(f"{what} returns values outside {{-1,+1}} on {name} (e.g. {_not_a_sign(out)!r})")
+                break
+            outs.append(out)
+        else:
+            outputs[cls] = outs
+    return problems, outputs
+
+
+def _exact_problems(world: World, outputs: dict[str, list[torch.Tensor]]) -> list[str]:
+    """Each reference must reproduce its own template on every probe input; the aligned ones the training labels."""
+    problems = []
+    for cls, outs in outputs.items():
+        for cell, out in zip(world.probe_cells, outs):
+            wrong = int((out != cell.templates[cls]).sum())
+            if wrong:
+                problems.append(f"reference {cls!r} disagrees with its own template on {wrong} of {len(out)} inputs of probe cell {cell.name!r}")
+                break
+    y = world.datasets[world.fit_dataset].y
+    wrong = {cls: int((outs[-1] != y).sum()) for cls, outs in outputs.items() if cls in ALIGNED}
+    if any(wrong.values()):
+        counts = ", ".join(f"{cls} on {n}" for cls, n in wrong.items() if n)
+        problems.append(f"aligned references disagree with the training labels (dataset {world.fit_dataset!r}): {counts} of {len(y)} rows")
+    return problems

@@ -1,0 +1,207 @@
+"""Finding a world by name: built in, an installed package's entry point, or a dotted path to a class.
+
+    [world]
+    name = "bitworld"                  # built in (`deceptionlab.worlds.REGISTRY`)
+    name = "gateworld"                 # an entry point of group "deceptionlab.worlds" in an installed package
+    name = "gate_world:GateWorld"      # "module:Class", the module found as described below
+
+A dotted path's module is imported from `sys.path`; failing that, from the search folders (the
+folder of every spec loaded, and the folders a results folder's worlds came from: see
+`add_search_folder`), then from the working directory. A folder a module is found in is appended to
+`sys.path`, so the module's own imports work and spawned worker processes, which inherit `sys.path`,
+import it too.
+
+Every world class is validated once per process, when first looked up: it must subclass `World`,
+build with its default knobs and pass `World.check(exact=True)`; `make_world` then builds it with a
+spec's knobs and checks that setting too (`World.check()`). Any failure, from a missing module to a
+reference that contradicts its template, is one `WorldError` line saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .base import World
+
+ENTRY_POINT_GROUP = "deceptionlab.worlds"
+
+
+class WorldError(ValueError):
+    """A world that cannot be found, built or trusted, worded as one line."""
+
+
+_search: list[Path] = []  # extra folders for dotted paths, first registered first searched
+_validated: set[type] = set()
+_checked: set[tuple[type, str]] = set()  # (class, knobs as JSON) settings that passed World.check
+
+
+def add_search_folder(folder: str | Path) -> None:
+    """Search `folder` for the modules of dotted-path worlds (after sys.path, before the working directory)."""
+    folder = Path(folder).resolve()
+    if folder not in _search:
+        _search.append(folder)
+
+
+def world_folder(name: str) -> Path | None:
+    """The folder a dotted-path world's top-level module was imported from (None for other worlds, or
+    before the lookup): results record it, so the commands that read them find the world again."""
+    module = sys.modules.get(name.partition(":")[0].partition(".")[0]) if ":" in name else None
+    if module is None:
+        return None
+    if getattr(module, "__file__", None):
+        file = Path(module.__file__).resolve()
+        return file.parent.parent if file.name == "__init__.py" else file.parent
+    paths = list(getattr(module, "__path__", []))  # a namespace package
+    return Path(paths[0]).resolve().parent if paths else None
+
+
+def entry_point_worlds() -> dict[str, EntryPoint]:
+    """The worlds installed packages declare: entry-point name -> entry point."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def lookup(name: str, registry: dict[str, type[World]]) -> type[World]:
+    """The world class `name` stands for, validated; WorldError otherwise."""
+    if name in registry:
+        cls, label = registry[name], repr(name)
+    elif ":" in name:
+        cls, label = _import(name), repr(name)
+    else:
+        eps = entry_point_worlds()
+        if name not in eps:
+            known = ", ".join(sorted([*registry, *eps]))
+            raise WorldError(f"unknown world {name!r} (known: {known}; or a dotted path \"module:Class\")")
+        cls, label = _load_entry_point(eps[name]), f"{name!r} (entry point {eps[name].value})"
+    validate(cls, label)
+    return cls
+
+
+def validate(cls, label: str) -> None:
+    """Check a world class once per process: a World subclass that builds with its default knobs and
+    passes `World.check(exact=True)`. `label` names it in the WorldError."""
+    if cls in _validated:
+        return
+    if not (isinstance(cls, type) and issubclass(cls, World)):
+        raise WorldError(f"{label} is {_describe(cls)}, not a subclass of deceptionlab.worlds.World")
+    problems = cls.class_problems()
+    if not problems:
+        try:
+            world = cls()
+        except Exception as e:  # a user's constructor: any failure is a finding, in one line
+            raise WorldError(f"{label}: building it with its default knobs raised {_one_line(e)}") from None
+        problems = world.problems(exact=True)
+    if problems:
+        raise WorldError(f"{label}: " + "; ".join(problems))
+    _validated.add(cls)
+
+
+def make_world(name: str, knobs: dict, name_field: str = "world.name", knob_field: str = "world.knobs.") -> World:
+    """World `name` built with `knobs` and checked; WorldError naming the field otherwise (`name_field`
+    for the name, `knob_field` + knob for a knob, e.g. "world.knobs.cue_copies" or "--knob cue_copies")."""
+    try:
+        cls = lookup(name, _registry())
+    except WorldError as e:
+        raise WorldError(f"{name_field}: {e}") from None
+    try:
+        chosen = cls.Knobs(**knobs)
+    except ValidationError as e:
+        err = e.errors()[0]
+        msg = "unknown knob" if err["type"] == "extra_forbidden" else err["msg"]
+        where = knob_field + ".".join(map(str, err["loc"]))
+        raise WorldError(f"{where}: {msg} (knobs of {name}: {', '.join(cls.Knobs.model_fields)})") from None
+    field = knob_field.rstrip(". ")
+    try:
+        world = cls(chosen)
+    except Exception as e:  # a user's constructor
+        raise WorldError(f"{field}: building {name!r} with knobs {chosen.model_dump()} raised {_one_line(e)}") from None
+    setting = (cls, chosen.model_dump_json())
+    if setting not in _checked:  # a spec validates each grid point several times
+        problems = world.problems()
+        if problems:
+            raise WorldError(f"{field}: {name!r} with knobs {chosen.model_dump()}: " + "; ".join(problems))
+        _checked.add(setting)
+    return world
+
+
+def _registry() -> dict[str, type[World]]:
+    from . import REGISTRY
+
+    return REGISTRY
+
+
+def _import(path: str) -> type:
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr or ":" in attr:
+        raise WorldError(f"{path!r}: expected a dotted path \"module:Class\" (e.g. \"mypackage.worlds:MyWorld\")")
+    try:
+        module = _import_module(module_name)
+    except WorldError as e:
+        raise WorldError(f"{path!r}: {e}") from None
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise WorldError(f"{path!r}: module {module_name!r} ({getattr(module, '__file__', '?')}) has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _import_module(name: str):
+    """Import `name` from sys.path, else from the first search folder (or the working directory) holding it."""
+    module = _try_import(name)
+    if module is not None:
+        return module
+    top = name.partition(".")[0]
+    folders = [*_search, Path.cwd()]
+    for folder in folders:
+        if (folder / f"{top}.py").is_file() or (folder / top).is_dir():  # a module, a package or a namespace package
+            sys.path.append(str(folder))
+            importlib.invalidate_caches()
+            module = _try_import(name)
+            if module is not None:
+                return module
+    searched = ", ".join(dict.fromkeys(str(f) for f in folders))
+    raise WorldError(f"no module named {top!r} on sys.path or in {searched} (put its folder on PYTHONPATH, or the spec beside it)")
+
+
+def _try_import(name: str):
+    """The module, or None when its top-level package is nowhere on sys.path; WorldError when it is
+    there but fails (a missing submodule, a syntax error, an exception at import)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        if e.name == name.partition(".")[0]:
+            return None
+        if e.name is not None and (name == e.name or name.startswith(e.name + ".")):  # the package is there, the submodule is not
+            raise WorldError(f"no module named {e.name!r}") from None
+        raise WorldError(f"importing module {name!r} failed: {_one_line(e)}") from None
+    except Exception as e:  # a user's module
+        raise WorldError(f"importing module {name!r} failed: {_one_line(e)}") from None
+
+
+def _load_entry_point(ep: EntryPoint):
+    try:
+        return ep.load()
+    except Exception as e:
+        raise WorldError(f"entry point {ep.name!r} ({ep.value}) of group {ENTRY_POINT_GROUP!r} failed to load: {_one_line(e)}") from None
+
+
+def _one_line(e: BaseException) -> str:
+    """`Type: message (file:line)` of an exception, the line being the innermost frame that raised it."""
+    frames = traceback.extract_tb(e.__traceback__)
+    where = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    if isinstance(e, SyntaxError):
+        where = f" ({e.filename}:{e.lineno})"
+    msg = (e.msg if isinstance(e, SyntaxError) else str(e)).replace("\n", " ")
+    return f"{type(e).__name__}: {msg}{where}"
+
+
+def _describe(obj) -> str:
+    if isinstance(obj, type):
+        return f"class {obj.__module__}.{obj.__qualname__}"
+    return f"a {type(obj).__name__}"
