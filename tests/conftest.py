@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -53,3 +55,10 @@ def tiny_spec(tmp_path: Path) -> Path:
 
 
 REPO = Path(__file__).resolve().parents[1]
+
+CLI = [sys.executable, "-m", "deceptionlab"]
+
+
+def cli(*args, **kw) -> subprocess.CompletedProcess:
+    """The real command line, run to completion."""
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=600, **kw)

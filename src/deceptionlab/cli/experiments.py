@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -45,14 +47,14 @@ def run(
         hooks = ProgressHooks(
             start=lambda n: bar.update(task, total=n),
             advance=lambda n: bar.advance(task, n),
-            message=lambda m: bar.console.print(m),
+            message=lambda m: bar.console.print(m, soft_wrap=True, highlight=False),
         )
         try:
             counts = run_experiment(exp, out, spec_text=spec.read_text(), device=device, chunk_size=chunk_size, executor=chosen, progress=hooks)
         except (SpecError, StoreError, ExecutorError, OSError) as e:  # OSError: an unwritable folder, a full disk
             bar.live.transient = True  # the error is the one line left on the screen
             bar.stop()
-            _fail(f"{out}: {e.strerror or e}" if isinstance(e, OSError) else str(e))
+            _fail(_os_error(out, e) if isinstance(e, OSError) else str(e))
         except KeyboardInterrupt:
             bar.stop()
             err_console.print(f"interrupted: finished chunks are stored in {out}; re-run the same command to resume")
@@ -60,6 +62,14 @@ def run(
     err_console.print(f"{counts['trained']} runs trained, {counts['skipped']} already stored, in {counts['seconds']:.1f} s -> {out}")
     if show_table:
         show(out, fmt=Format.table)
+
+
+def _os_error(out: Path, e: OSError) -> str:
+    """One line for a failed read or write (pyarrow words ENOSPC as "Error writing bytes... [errno 28]...")."""
+    msg = os.strerror(e.errno) if e.errno else str(e)
+    if e.errno == errno.ENOSPC:
+        msg += "; the chunks stored until now are kept: free some space and run the same command again to resume"
+    return f"{out}: {msg}"
 
 
 @app.command()

@@ -20,12 +20,13 @@ from ..families import get_family
 from ..measure import class_scores, verdicts
 from ..measure.verdicts import TOLERANCE
 from ..worlds import CLASSES, World, get_world
-from .executors import ExecutorError, Local, Progress, RayCluster, executor_for
-from .spec import Condition, ExperimentSpec, Run, RunConfig, SpecError, expand
+from .executors import ExecutorError, Local, Progress, RayCluster, default_workers, executor_for
+from .spec import ExperimentSpec, Run, RunConfig, SpecError, expand
 from .store import Store
 
 MAX_CHUNK = 1024  # beyond this, batched matmuls gain nothing more on a CPU
 DEFAULT_MEMORY = 1 << 30  # bytes a chunk may use
+FLOP_RATE = 3e10  # FLOP/s one process trains at on this machine class (BENCHMARKS.md): for estimates only
 
 
 def derive_seed(seed: int, purpose: str) -> int:
@@ -43,15 +44,32 @@ def build_world(config: RunConfig) -> World:
     return world
 
 
+def _n_params(config: RunConfig, world: World) -> int:
+    d, w = config.model.depth, config.model.width
+    return world.input_dim * w + (d - 1) * w * w + w * len(world.heads) + (d + 1) * w
+
+
+def _n_eval(world: World) -> int:
+    """Inputs scored at every trajectory checkpoint."""
+    n = sum(len(c.x) for c in world.probe_cells) + len(world.datasets[world.fit_dataset].x)
+    return n + sum(len(x.x) for x in world.decodables.values())
+
+
 def chunk_size_for(config: RunConfig, world: World, memory: int = DEFAULT_MEMORY) -> int:
     """Members per chunk so that parameters, optimiser state, activations and evaluation fit `memory`."""
     d, w = config.model.depth, config.model.width
-    n_params = world.input_dim * w + (d - 1) * w * w + w * len(world.heads) + (d + 1) * w
     rows = len(world.heads) * config.optimizer.batch_size
-    n_eval = sum(len(c.x) for c in world.probe_cells) + len(world.datasets[world.fit_dataset].x)
-    n_eval += sum(len(x.x) for x in world.decodables.values())
-    floats = 5 * n_params + 4 * rows * (w * d + world.input_dim) + 2 * n_eval * (w + len(CLASSES))
+    floats = 5 * _n_params(config, world) + 4 * rows * (w * d + world.input_dim) + 2 * _n_eval(world) * (w + len(CLASSES))
     return max(1, min(MAX_CHUNK, memory // (4 * floats)))
+
+
+def seconds_per_run(config: RunConfig, world: World) -> float:
+    """A rough estimate of one run's training time in one process: 6 FLOP per parameter per training row
+    (forward and backward), 2 per scored input at each checkpoint, at FLOP_RATE."""
+    phases = config.normalised()["phases"]
+    rows = sum(ph["steps"] * len(ph["heads"]) for ph in phases) * config.optimizer.batch_size
+    checkpoints = sum(ph["steps"] for ph in phases) // config.log_every + 1
+    return _n_params(config, world) * (6 * rows + 2 * _n_eval(world) * checkpoints) / FLOP_RATE
 
 
 def train_chunk(runs: list[Run], device: str = "cpu", on_fraction=None) -> tuple[pa.Table, pa.Table | None]:
@@ -117,20 +135,23 @@ def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa
     return pa.table(cols)
 
 
-def plan(spec: ExperimentSpec, stored: set[str]) -> list[list[Run]]:
-    """Pending runs, grouped by condition and cut into chunks."""
+def plan(spec: ExperimentSpec, stored: set[str], chunk_size: int | None = None) -> tuple[list[list[Run]], float]:
+    """Pending runs, grouped by condition, cut into chunks (of `chunk_size`, else sized to memory) and
+    ordered costliest first, so that parallel workers end on short chunks; and their estimated seconds
+    in one process."""
     by_cond: dict[str, list[Run]] = {}
-    conds: dict[str, Condition] = {}
     for r in expand(spec):
         if r.run_id not in stored:
             by_cond.setdefault(r.condition.label, []).append(r)
-            conds[r.condition.label] = r.condition
-    chunks = []
-    for label, runs in by_cond.items():
-        cfg = conds[label].config
-        size = chunk_size_for(cfg, build_world(cfg))
-        chunks += [runs[i : i + size] for i in range(0, len(runs), size)]
-    return chunks
+    costed = []
+    for runs in by_cond.values():
+        cfg = runs[0].condition.config
+        world = build_world(cfg)
+        size = chunk_size or chunk_size_for(cfg, world)
+        per_run = seconds_per_run(cfg, world)
+        costed += [(per_run * len(runs[i : i + size]), runs[i : i + size]) for i in range(0, len(runs), size)]
+    costed.sort(key=lambda c: -c[0])  # stable: equal costs keep the spec's order
+    return [c for _, c in costed], sum(s for s, _ in costed)
 
 
 def run_experiment(  # noqa: PLR0913
@@ -161,9 +182,9 @@ def run_experiment(  # noqa: PLR0913
     with store.lock():
         store.initialise(spec, spec_text)
         stored = store.stored_ids(report=progress.message)
-        chunks = plan(spec, stored)
-        if chunk_size:
-            chunks = [c[i : i + chunk_size] for c in chunks for i in range(0, len(c), chunk_size)]
+        chunks, seconds = plan(spec, stored, chunk_size)
+        if isinstance(executor, Local) and executor.workers is None:
+            executor = Local(default_workers(len(chunks), seconds, device))
         pending = sum(len(c) for c in chunks)
         progress.start(pending)
         labels = list(dict.fromkeys(r.condition.label for r in all_runs))

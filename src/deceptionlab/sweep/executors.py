@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 MAX_ATTEMPTS = 3  # tries per chunk when its worker dies under it
+WORTH_A_PROCESS = 60.0  # seconds of estimated work per extra worker process (each costs seconds to start: BENCHMARKS.md)
 
 Chunk = list  # a list of runs of one condition; executors never look inside
 Work = Callable[..., Any]  # work(chunk, device, on_fraction=None) -> result, a module-level function
@@ -45,11 +46,12 @@ class Progress:
     message: Callable[[str], None] = print
 
 
-def default_workers(n_chunks: int, device: str = "cpu") -> int:
-    """Worker processes when none are asked for: one per core, no more than there are chunks (1: this process)."""
+def default_workers(n_chunks: int, seconds: float, device: str = "cpu") -> int:
+    """Worker processes when none are asked for, given the chunks' estimated `seconds` in one process: one
+    per core, but no more than there are chunks, nor than the work pays for (1: in this process)."""
     if device != "cpu":
         return 1
-    return max(1, min(os.cpu_count() or 1, n_chunks))
+    return max(1, min(os.cpu_count() or 1, n_chunks, int(seconds // WORTH_A_PROCESS)))
 
 
 def _lost(chunk: Chunk, attempt: int, why: str) -> str:
@@ -65,11 +67,11 @@ class Local:
     an equal share of the torch threads (so that together they do not oversubscribe the cores)."""
 
     workers: int | None = None
-    """Worker processes (default: `default_workers`)."""
+    """Worker processes (None: `run_experiment` picks with `default_workers`; 1: this process)."""
 
     def run(self, chunks: list[Chunk], work: Work, device: str = "cpu", progress: Progress | None = None) -> Iterator[tuple[Chunk, Any]]:
         progress = progress or Progress()
-        workers = self.workers or default_workers(len(chunks), device)
+        workers = self.workers or 1
         if workers <= 1 or len(chunks) <= 1 or device != "cpu":
             for chunk in chunks:
                 yield chunk, work(chunk, device, on_fraction=lambda f, n=len(chunk): progress.advance(f * n))
