@@ -10,55 +10,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import deceptionlab
 
-from .conftest import CLI, cli, tiny_spec_text
-
-COLS = ["run_id", "verdict", "score_internal", "score_corrigible", "score_deceptive", "score_proxy", "train_accuracy"]
-N_RUNS = 16  # 8 seeds x 2 conditions, in chunks of 2
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> tuple[Path, Path]:
-    """A spec whose chunks take a noticeable while (so a kill lands mid-chunk), run once in this process."""
-    root = tmp_path_factory.mktemp("reference")
-    spec = root / "slow.toml"
-    spec.write_text(tiny_spec_text(seeds=8, steps=300))
-    out = root / "results"
-    res = cli("run", spec, "--out", out, "--chunk-size", 2, "--workers", 1, "--no-show")
-    assert res.returncode == 0, res.stderr
-    return spec, out
-
-
-def assert_same_runs(out: Path, reference: Path) -> None:
-    """Every run exactly once, and each identical to the reference's."""
-    got, ref = deceptionlab.load(out), deceptionlab.load(reference)
-    assert len(got) == N_RUNS and got.run_id.is_unique
-    assert got[COLS].equals(ref[COLS])
-    assert not list(out.rglob(".tmp-*"))
-
-
-def start(*args) -> subprocess.Popen:
-    return subprocess.Popen([*CLI, *map(str, args)], stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(condition, timeout: float = 300.0, what: str = "condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def stored_parts(out: Path) -> int:
-    return len(list((out / "runs").glob("part-*.parquet")))
-
+from .conftest import CLI, COLS, N_RUNS, assert_same_runs, cli, start, stored_parts, wait_for
 
 def worker_pids(parent: int) -> list[int]:
     """The spawned worker processes of `parent` (its children running multiprocessing's spawn_main)."""

@@ -13,6 +13,8 @@ finished until then are stored, and a re-run resumes).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import multiprocessing as mp
 import os
 import signal
@@ -21,6 +23,7 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
@@ -224,8 +227,24 @@ def _stop(w: _Worker) -> None:
 # -- Ray: one task per chunk on a cluster -----------------------------------------------------------------
 
 
-def _train_on_ray(work: Work, chunk: Chunk, device: str) -> Any:
+@functools.cache
+def code_fingerprint() -> str:
+    """A hash of the lab's source files: run ids name what a run computes, so every node must run this code."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(f"{path.relative_to(package)}\0".encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+class CodeMismatch(RuntimeError):
+    """A node runs other code than the driver."""
+
+
+def _train_on_ray(work: Work, chunk: Chunk, device: str, fingerprint: str) -> Any:
     """A Ray task: one chunk on one CPU of some node (a Ray task reserves one CPU: one torch thread)."""
+    if code_fingerprint() != fingerprint:
+        raise CodeMismatch(f"node {socket.gethostname()} runs other deceptionlab code ({Path(__file__).parents[1]}, {code_fingerprint()})")
     torch.set_num_threads(1)
     return work(chunk, device)
 
@@ -234,7 +253,8 @@ def _train_on_ray(work: Work, chunk: Chunk, device: str) -> Any:
 class RayCluster:
     """Chunks as Ray tasks on a cluster at `address` (else $RAY_ADDRESS; else a Ray instance started here
     with one CPU per core). Each task trains one chunk on one CPU; a task whose worker or node dies is
-    retried by Ray. Results come back to this process, which stores them: workers need no shared disk."""
+    retried by Ray. Results come back to this process, which stores them: workers need no shared disk.
+    Every node must run the same code as this process (checked per task)."""
 
     address: str | None = None
 
@@ -251,15 +271,15 @@ class RayCluster:
         ray = _import_ray()
         self._connect(ray)
         task = ray.remote(_train_on_ray).options(num_cpus=1, max_retries=MAX_ATTEMPTS - 1, retry_exceptions=False)
-        refs = {task.remote(work, chunk, device): key for key, chunk in enumerate(chunks)}
+        refs = {task.remote(work, chunk, device, code_fingerprint()): key for key, chunk in enumerate(chunks)}
         try:
             while refs:
                 (ref,), _ = ray.wait(list(refs), num_returns=1)
                 chunk = chunks[refs.pop(ref)]
                 try:
                     result = ray.get(ref)
-                except ray.exceptions.RayTaskError as e:  # the chunk raised: the same error as in this process
-                    raise e.as_instanceof_cause() from None
+                except ray.exceptions.RayTaskError as e:
+                    raise _task_error(e) from None
                 except ray.exceptions.RayError as e:  # its worker or node died on every try
                     raise ExecutorError(_lost(chunk, MAX_ATTEMPTS, type(e).__name__)) from None
                 progress.advance(len(chunk))
@@ -279,6 +299,18 @@ class RayCluster:
         except Exception as e:  # Ray's own message, first line: version mismatch, refused, ...
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
             raise ExecutorError(f"cannot start or reach {where}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+
+
+def _task_error(e) -> Exception:
+    """A failed task as this process would have failed: the chunk's own error; or one line when the node
+    cannot run this code at all (another version installed, or none)."""
+    cause = e.cause
+    if isinstance(cause, CodeMismatch):
+        return ExecutorError(f"{cause}, not this driver's ({code_fingerprint()}): install the same deceptionlab on every node (docs/cluster.md)")
+    if "failed to import" in str(cause) or isinstance(cause, ImportError):
+        missing = str(cause).strip().splitlines()[-1]
+        return ExecutorError(f"a Ray worker cannot import the lab ({missing}): install the same deceptionlab on every node (docs/cluster.md)")
+    return e.as_instanceof_cause()
 
 
 def _import_ray():
