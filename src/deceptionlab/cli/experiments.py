@@ -47,7 +47,7 @@ def run(
         hooks = ProgressHooks(
             start=lambda n: bar.update(task, total=n),
             advance=lambda n: bar.advance(task, n),
-            message=lambda m: bar.console.print(m, soft_wrap=True, highlight=False),
+            message=lambda m: bar.console.print(m, soft_wrap=True, highlight=False, markup=False),
         )
         try:
             counts = run_experiment(exp, out, spec_text=spec.read_text(), device=device, chunk_size=chunk_size, executor=chosen, progress=hooks)
