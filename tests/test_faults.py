@@ -64,7 +64,7 @@ def test_a_sweep_killed_with_its_workers_leaves_no_orphans_and_resumes(reference
     wait_for(lambda: not any(alive(p) for p in workers), timeout=30, what="the orphaned workers to stop")
     partial = stored_parts(out)
     assert 2 <= partial < N_RUNS // 2, "the kill should land mid-sweep"
-    res = cli("run", spec, "--out", out, "--workers", 2, "--no-show", "--chunk-size", 2)
+    res = cli("run", spec, "--out", out, "--workers", 1, "--no-show", "--chunk-size", 2)
     assert res.returncode == 0, res.stderr
     assert f"{N_RUNS - 2 * partial} runs trained, {2 * partial} already stored" in res.stderr
     assert_same_runs(out, ref)

@@ -92,8 +92,8 @@ def test_a_ray_worker_killed_mid_chunk_is_retried_and_ray_address_is_read(cluste
 
 OTHER_CODE = """
 import sys
-from deceptionlab.sweep import executors
-executors.code_fingerprint = lambda: "0" * 12  # this driver runs "other code" than the nodes
+from deceptionlab.sweep.executors import ray_cluster
+ray_cluster.code_fingerprint = lambda: "0" * 12  # this driver runs "other code" than the nodes
 from deceptionlab.cli import main
 sys.argv[0] = "deceptionlab"
 main()
