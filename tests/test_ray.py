@@ -35,7 +35,8 @@ def cluster():
     the process groups of its two `ray start`s (`ray stop` would stop every Ray on the machine)."""
     temp = tempfile.mkdtemp(prefix="dlray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     address = f"127.0.0.1:{_free_port()}"
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0",
+           "HOME": temp}  # no ~/.ray of the user's: the token is the environment's alone
     env.pop("RAY_ADDRESS", None)
     node = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--object-store-memory=80000000", "--disable-usage-stats"]
     groups = []
