@@ -95,7 +95,7 @@ def test_malformed_toml(tmp_path):
 
 
 def test_chunks_are_sized_to_the_memory_budget():
-    from deceptionlab.sweep.executor import MAX_CHUNK, build_world, chunk_size_for, plan
+    from deceptionlab.sweep.executor import MAX_CHUNK, build_world, chunk_size_for, plan, seconds_per_run
 
     spec = load_spec(REPO / "experiments" / "flagship.toml")
     cond = conditions(spec)[-1]
@@ -106,9 +106,12 @@ def test_chunks_are_sized_to_the_memory_budget():
     assert tiny >= 1 and tiny < small < chunk_size_for(cond.config, world)
     wide = cond.config.model_copy(update={"model": cond.config.model.model_copy(update={"width": 1024})})
     assert chunk_size_for(wide, world) < chunk_size_for(cond.config, world)
-    chunks = plan(spec, stored=set())
+    chunks, seconds = plan(spec, stored=set())
     assert sum(len(c) for c in chunks) == 8 * 256
     assert all(len({r.condition.label for r in c}) == 1 for c in chunks)  # one condition per chunk
+    cost = [len(c) * seconds_per_run(c[0].condition.config, build_world(c[0].condition.config)) for c in chunks]
+    assert cost == sorted(cost, reverse=True) and sum(cost) == pytest.approx(seconds)  # costliest first
+    assert 100 < seconds < 1000  # the flagship takes about 4 minutes in one process here (BENCHMARKS.md)
 
 
 def test_a_curriculum_is_a_sweep_axis_with_labels():

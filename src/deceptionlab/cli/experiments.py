@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -11,8 +13,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from ..measure import VERDICTS, frequencies
-from ..sweep import SpecError, Store, StoreError, load, load_spec, run_experiment
-from ..sweep.executor import Progress as ProgressHooks
+from ..sweep import ExecutorError, SpecError, Store, StoreError, load, load_spec, run_experiment
+from ..sweep.executors import EXECUTORS, Progress as ProgressHooks, executor_for
 from ..worlds import REGISTRY, WorldError, entry_point_worlds, get_world
 
 
@@ -25,13 +27,16 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results folder (default: results/<experiment name>)."),
     device: str = typer.Option("cpu", help="Torch device: cpu, or cuda where one exists."),
     chunk_size: Optional[int] = typer.Option(None, min=1, help="Runs per batched ensemble (default: sized to memory)."),
-    workers: Optional[int] = typer.Option(None, min=1, help="Worker processes, each with a share of the torch threads (default: 1, in this process)."),
+    executor: str = typer.Option("local", help=f"Where chunks run: {' or '.join(EXECUTORS)} (a Ray cluster; see docs/cluster.md)."),
+    workers: Optional[int] = typer.Option(None, min=1, help="Local worker processes, each with a share of the torch threads (default: one per core, at most one per chunk)."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address HOST:PORT (default: $RAY_ADDRESS, else a Ray instance on this machine)."),
     show_table: bool = typer.Option(True, "--show/--no-show", help="Print the outcome table at the end."),
 ):
     """Train every run of SPEC not already stored in the results folder, then show the outcomes."""
     try:
         exp = load_spec(spec)
-    except SpecError as e:
+        chosen = executor_for(executor, workers, address)
+    except (SpecError, ExecutorError) as e:
         _fail(str(e))
     out = out or Path("results") / exp.name
     with Progress(
@@ -42,14 +47,14 @@ def run(
         hooks = ProgressHooks(
             start=lambda n: bar.update(task, total=n),
             advance=lambda n: bar.advance(task, n),
-            message=lambda m: bar.console.print(m),
+            message=lambda m: bar.console.print(m, soft_wrap=True, highlight=False, markup=False),
         )
         try:
-            counts = run_experiment(exp, out, spec_text=spec.read_text(), device=device, chunk_size=chunk_size, workers=workers, progress=hooks)
-        except (SpecError, StoreError, OSError) as e:  # OSError: an unwritable folder, a full disk
+            counts = run_experiment(exp, out, spec_text=spec.read_text(), device=device, chunk_size=chunk_size, executor=chosen, progress=hooks)
+        except (SpecError, StoreError, ExecutorError, OSError) as e:  # OSError: an unwritable folder, a full disk
             bar.live.transient = True  # the error is the one line left on the screen
             bar.stop()
-            _fail(f"{out}: {e.strerror or e}" if isinstance(e, OSError) else str(e))
+            _fail(_os_error(out, e) if isinstance(e, OSError) else str(e))
         except KeyboardInterrupt:
             bar.stop()
             err_console.print(f"interrupted: finished chunks are stored in {out}; re-run the same command to resume")
@@ -57,6 +62,14 @@ def run(
     err_console.print(f"{counts['trained']} runs trained, {counts['skipped']} already stored, in {counts['seconds']:.1f} s -> {out}")
     if show_table:
         show(out, fmt=Format.table)
+
+
+def _os_error(out: Path, e: OSError) -> str:
+    """One line for a failed read or write (pyarrow words ENOSPC as "Error writing bytes... [errno 28]...")."""
+    msg = os.strerror(e.errno) if e.errno else str(e)
+    if e.errno == errno.ENOSPC:
+        msg += "; the chunks stored until now are kept: free some space and run the same command again to resume"
+    return f"{out}: {msg}"
 
 
 @app.command()

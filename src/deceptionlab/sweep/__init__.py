@@ -1,10 +1,11 @@
-"""Sweeps: specs, run ids, the executor and the results store."""
+"""Sweeps: specs, run ids, executing chunks (locally or on Ray) and the results store."""
 
-from .executor import Progress, run_experiment, train_chunk
+from .executor import run_experiment, train_chunk
+from .executors import ExecutorError, Local, Progress, RayCluster
 from .spec import ExperimentSpec, RunConfig, SpecError, conditions, expand, load_spec, parse_spec
 from .store import Store, StoreError, load
 
 __all__ = [
-    "ExperimentSpec", "Progress", "RunConfig", "SpecError", "Store", "StoreError",
+    "ExecutorError", "ExperimentSpec", "Local", "Progress", "RayCluster", "RunConfig", "SpecError", "Store", "StoreError",
     "conditions", "expand", "load", "load_spec", "parse_spec", "run_experiment", "train_chunk",
 ]

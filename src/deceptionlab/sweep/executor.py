@@ -2,19 +2,16 @@
 
 A chunk holds runs of one condition (same architecture and curriculum, different seeds), is trained
 as one tensor program, scored, and written as one Parquet file. Chunks are sized to a memory budget.
+Where chunks run (this process, local worker processes, a Ray cluster) is `executors.py`'s concern;
+this process plans them and stores each result as it comes back.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
-import os
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pyarrow as pa
 import torch
@@ -23,11 +20,13 @@ from ..families import get_family
 from ..measure import class_scores, verdicts
 from ..measure.verdicts import TOLERANCE
 from ..worlds import CLASSES, World, make_world, world_folder
-from .spec import Condition, ExperimentSpec, Run, RunConfig, expand
+from .executors import ExecutorError, Local, Progress, RayCluster, default_workers, executor_for
+from .spec import ExperimentSpec, Run, RunConfig, SpecError, expand
 from .store import Store
 
 MAX_CHUNK = 1024  # beyond this, batched matmuls gain nothing more on a CPU
 DEFAULT_MEMORY = 1 << 30  # bytes a chunk may use
+FLOP_RATE = 3e10  # FLOP/s one process trains at on this machine class (BENCHMARKS.md): for estimates only
 
 
 def derive_seed(seed: int, purpose: str) -> int:
@@ -43,24 +42,32 @@ def build_world(config: RunConfig) -> World:
     return make_world(config.world.name, config.world.knobs)
 
 
+def _n_params(config: RunConfig, world: World) -> int:
+    d, w = config.model.depth, config.model.width
+    return world.input_dim * w + (d - 1) * w * w + w * len(world.heads) + (d + 1) * w
+
+
+def _n_eval(world: World) -> int:
+    """Inputs scored at every trajectory checkpoint."""
+    n = sum(len(c.x) for c in world.probe_cells) + len(world.datasets[world.fit_dataset].x)
+    return n + sum(len(x.x) for x in world.decodables.values())
+
+
 def chunk_size_for(config: RunConfig, world: World, memory: int = DEFAULT_MEMORY) -> int:
     """Members per chunk so that parameters, optimiser state, activations and evaluation fit `memory`."""
     d, w = config.model.depth, config.model.width
-    n_params = world.input_dim * w + (d - 1) * w * w + w * len(world.heads) + (d + 1) * w
     rows = len(world.heads) * config.optimizer.batch_size
-    n_eval = sum(len(c.x) for c in world.probe_cells) + len(world.datasets[world.fit_dataset].x)
-    n_eval += sum(len(x.x) for x in world.decodables.values())
-    floats = 5 * n_params + 4 * rows * (w * d + world.input_dim) + 2 * n_eval * (w + len(CLASSES))
+    floats = 5 * _n_params(config, world) + 4 * rows * (w * d + world.input_dim) + 2 * _n_eval(world) * (w + len(CLASSES))
     return max(1, min(MAX_CHUNK, memory // (4 * floats)))
 
 
-@dataclass
-class Progress:
-    """Callbacks for a progress display: `start(total_runs)`, `advance(runs)` (fractional)."""
-
-    start: Callable[[int], None] = lambda n: None
-    advance: Callable[[float], None] = lambda n: None
-    message: Callable[[str], None] = print
+def seconds_per_run(config: RunConfig, world: World) -> float:
+    """A rough estimate of one run's training time in one process: 6 FLOP per parameter per training row
+    (forward and backward), 2 per scored input at each checkpoint, at FLOP_RATE."""
+    phases = config.normalised()["phases"]
+    rows = sum(ph["steps"] * len(ph["heads"]) for ph in phases) * config.optimizer.batch_size
+    checkpoints = sum(ph["steps"] for ph in phases) // config.log_every + 1
+    return _n_params(config, world) * (6 * rows + 2 * _n_eval(world) * checkpoints) / FLOP_RATE
 
 
 def train_chunk(runs: list[Run], device: str = "cpu", on_fraction=None) -> tuple[pa.Table, pa.Table | None]:
@@ -126,66 +133,23 @@ def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa
     return pa.table(cols)
 
 
-def plan(spec: ExperimentSpec, stored: set[str]) -> list[list[Run]]:
-    """Pending runs, grouped by condition and cut into chunks."""
+def plan(spec: ExperimentSpec, stored: set[str], chunk_size: int | None = None) -> tuple[list[list[Run]], float]:
+    """Pending runs, grouped by condition, cut into chunks (of `chunk_size`, else sized to memory) and
+    ordered costliest first, so that parallel workers end on short chunks; and their estimated seconds
+    in one process."""
     by_cond: dict[str, list[Run]] = {}
-    conds: dict[str, Condition] = {}
     for r in expand(spec):
         if r.run_id not in stored:
             by_cond.setdefault(r.condition.label, []).append(r)
-            conds[r.condition.label] = r.condition
-    chunks = []
-    for label, runs in by_cond.items():
-        cfg = conds[label].config
-        size = chunk_size_for(cfg, build_world(cfg))
-        chunks += [runs[i : i + size] for i in range(0, len(runs), size)]
-    return chunks
-
-
-_worker_queue = None
-_worker_parent = None
-
-
-def _init_worker(threads: int, queue) -> None:
-    global _worker_queue, _worker_parent
-    torch.set_num_threads(threads)
-    _worker_queue, _worker_parent = queue, os.getppid()
-
-
-def _work(key: int, runs: list[Run], device: str) -> tuple[int, tuple[pa.Table, pa.Table | None]]:
-    def report(fraction: float) -> None:
-        if os.getppid() != _worker_parent:  # the sweep was killed: stop, its chunks are not written
-            os._exit(1)
-        _worker_queue.put((key, fraction * len(runs)))
-
-    return key, train_chunk(runs, device, on_fraction=report)
-
-
-def execute(
-    chunks: list[list[Run]], device: str = "cpu", workers: int = 1, progress: Progress | None = None
-) -> Iterator[tuple[list[Run], tuple[pa.Table, pa.Table | None]]]:
-    """Train chunks, yielding (chunk, (rows, weights)) as each finishes. With workers > 1, chunks run in that many
-    processes sharing the cores' torch threads between them. On 2 cores one process with two threads
-    is the faster default for the flagship (BENCHMARKS.md); processes are how a sweep uses more."""
-    progress = progress or Progress()
-    if workers <= 1 or len(chunks) <= 1 or device != "cpu":
-        for chunk in chunks:
-            yield chunk, train_chunk(chunk, device, on_fraction=lambda f, n=len(chunk): progress.advance(f * n))
-        return
-    ctx = mp.get_context("spawn")  # a spawned worker inherits sys.path, with the folders user worlds were found in
-    queue = ctx.Queue()
-    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(max(1, torch.get_num_threads() // workers), queue))
-    try:
-        pending = {pool.submit(_work, i, chunk, device) for i, chunk in enumerate(chunks)}
-        while pending:
-            done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-            while not queue.empty():
-                progress.advance(queue.get_nowait()[1])
-            for fut in done:
-                key, table = fut.result()
-                yield chunks[key], table
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    costed = []
+    for runs in by_cond.values():
+        cfg = runs[0].condition.config
+        world = build_world(cfg)
+        size = chunk_size or chunk_size_for(cfg, world)
+        per_run = seconds_per_run(cfg, world)
+        costed += [(per_run * len(runs[i : i + size]), runs[i : i + size]) for i in range(0, len(runs), size)]
+    costed.sort(key=lambda c: -c[0])  # stable: equal costs keep the spec's order
+    return [c for _, c in costed], sum(s for s, _ in costed)
 
 
 def run_experiment(  # noqa: PLR0913
@@ -195,15 +159,20 @@ def run_experiment(  # noqa: PLR0913
     spec_text: str | None = None,
     device: str = "cpu",
     chunk_size: int | None = None,
+    executor: str | Local | RayCluster = "local",
     workers: int | None = None,
+    address: str | None = None,
     progress: Progress | None = None,
 ) -> dict:
-    """Run every run of `spec` not yet stored in `out` (workers > 1: that many processes).
+    """Run every run of `spec` not yet stored in `out` on `executor` ("local": `workers` processes on this
+    machine; "ray": the Ray cluster at `address`; or an executor from `executors`).
     Returns counts {"total", "skipped", "trained", "seconds"}."""
     progress = progress or Progress()
+    if isinstance(executor, str):
+        executor = executor_for(executor, workers, address)
+    if isinstance(executor, RayCluster) and device != "cpu":
+        raise ExecutorError(f"--device {device}: the Ray executor runs chunks on CPUs")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        from .spec import SpecError
-
         raise SpecError(f"--device {device}: no CUDA device is available on this machine")
     store = Store(out)
     store.check_compatible(spec)
@@ -213,14 +182,14 @@ def run_experiment(  # noqa: PLR0913
     with store.lock():
         store.initialise(spec, spec_text, folders)
         stored = store.stored_ids(report=progress.message)
-        chunks = plan(spec, stored)
-        if chunk_size:
-            chunks = [c[i : i + chunk_size] for c in chunks for i in range(0, len(c), chunk_size)]
+        chunks, seconds = plan(spec, stored, chunk_size)
+        if isinstance(executor, Local) and executor.workers is None:
+            executor = Local(default_workers(len(chunks), seconds, device))
         pending = sum(len(c) for c in chunks)
         progress.start(pending)
         labels = list(dict.fromkeys(r.condition.label for r in all_runs))
         t0 = time.time()
-        for chunk, (table, weights) in execute(chunks, device, workers or 1, progress):
+        for chunk, (table, weights) in executor.run(chunks, train_chunk, device, progress):
             table = table.append_column("experiment", pa.array([spec.name] * len(chunk)))
             table = table.append_column("condition_index", pa.array([labels.index(chunk[0].condition.label)] * len(chunk)))
             store.write_chunk(table, weights)

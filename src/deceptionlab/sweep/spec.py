@@ -26,7 +26,11 @@ RESULTS_VERSION = 3  # bump when stored rows change meaning; part of every run i
 
 
 class SpecError(ValueError):
-    """A spec problem, worded as one line naming the field."""
+    """A spec problem, worded as one line naming the field (characters that would break the line, such as a
+    newline in a quoted TOML key, are shown escaped)."""
+
+    def __init__(self, message: str):
+        super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
 
 
 class _Strict(BaseModel):
@@ -167,21 +171,21 @@ class ExperimentSpec(RunConfig):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     """Experiment name (letters, digits, _ . -)."""
     description: str = ""
-    seeds: int | list[int] = 16
+    seeds: int | list[int] = Field(16, validate_default=True)
     """Init seeds: a count (0..n-1) or an explicit list."""
     data_seeds: list[int] | None = None
     """Data-order seeds crossed with the init seeds; by default each run's data seed is its init seed."""
     sweep: dict[str, Axis] = Field(default_factory=dict)
     """Axis name -> {path, values}, or "dotted.path" -> [values]."""
 
-    @field_validator("seeds")
+    @field_validator("seeds", "data_seeds")
     @classmethod
     def _seeds(cls, v):
         if isinstance(v, int):
             if not 1 <= v <= 10_000_000:
                 raise ValueError("must be between 1 and 10000000")
             return list(range(v))
-        if not v or len(set(v)) != len(v) or min(v) < 0:
+        if v is not None and (not v or len(set(v)) != len(v) or min(v) < 0):  # a repeated seed would be a run twice
             raise ValueError("must be distinct non-negative integers")
         return v
 
@@ -230,6 +234,8 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         text = path.read_text()
     except OSError as e:
         raise SpecError(f"{path}: cannot read spec ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise SpecError(f"{path}: not a TOML spec (not UTF-8 text at byte {e.start})") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -278,10 +284,11 @@ def _set_path(d: dict, path: str, value: Any, axis: str) -> None:
 
 
 def conditions(spec: ExperimentSpec, source: str = "spec") -> list[Condition]:
-    """The grid of conditions, each validated as a full config."""
+    """The grid of conditions, each validated as a full config, no two the same runs."""
     base = spec.base_config()  # knob defaults are filled in, so knob paths resolve
     names = list(spec.sweep)
     out = []
+    seen: dict[str, str] = {}  # normalised config -> the condition that has it
     for picks in itertools.product(*(range(len(spec.sweep[n].values)) for n in names)):
         d = copy.deepcopy(base)
         shown = {}
@@ -294,7 +301,12 @@ def conditions(spec: ExperimentSpec, source: str = "spec") -> list[Condition]:
         except ValidationError as e:
             where = ", ".join(f"{n}={v!r}" for n, v in shown.items())
             raise SpecError(f"{source}: {_one_line(e)} [sweep {where}]") from None
-        out.append(Condition(shown, cfg))
+        cond = Condition(shown, cfg)
+        key = json.dumps(cfg.normalised(), sort_keys=True)
+        if key in seen:
+            raise SpecError(f"{source}: sweep: conditions [{seen[key]}] and [{cond.label}] are the same runs (equal once inert settings are dropped); drop one")
+        seen[key] = cond.label
+        out.append(cond)
     return out
 
 

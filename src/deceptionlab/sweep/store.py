@@ -4,21 +4,25 @@ Layout of a results folder:
     experiment.json   the spec's fingerprint (what every later run in this folder must share), and the
                       folders its dotted-path worlds' modules were imported from ("world_folders")
     spec.toml         the latest spec run into this folder, as given
-    runs/part-*.parquet   one file per finished chunk, renamed into place only once fully written
+    runs/part-*.parquet   one file per finished chunk, renamed into place only once fully written;
+                          named part-<first run id>-<sha256 of its bytes, 16 hex digits>.parquet
     weights/part-*.parquet    final weights per run (float32 bytes), when the spec sets save_weights;
                           written before the chunk's runs file, so a stored run has its weights
     .lock             held while a `run` writes here
 
 A chunk is either wholly present or absent, so a sweep killed at any moment resumes by skipping the
-run ids already stored. A chunk file that cannot be read is moved aside (`*.corrupt`) and reported,
-and its runs are computed again.
+run ids already stored. A chunk file whose bytes no longer match the hash in its name (truncated,
+overwritten, bit rot: Parquet's own checks miss most damage in the middle of a file) or that cannot
+be read is moved aside (`*.corrupt`) and reported, and its runs are computed again.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
+import re
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,19 +119,27 @@ class Store:
         ids: set[str] = set()
         for part in self.parts():
             try:
+                _verify(part)
                 ids.update(pq.read_table(part, columns=["run_id"]).column("run_id").to_pylist())
             except Exception as e:  # any unreadable file is corrupt for our purpose
                 bad = part.with_suffix(".corrupt")
                 os.replace(part, bad)
-                report(f"warning: {part.name} is unreadable ({type(e).__name__}); moved to {bad.name}, its runs will be recomputed")
+                why = str(e) if isinstance(e, CorruptChunk) else f"unreadable: {type(e).__name__}"
+                report(f"warning: {part.name} is damaged ({why}); moved to {bad.name}, its runs will be recomputed")
         return ids
 
     def write_chunk(self, table: pa.Table, weights: pa.Table | None = None) -> Path:
-        """Write one chunk's rows atomically (temp file, fsync, rename); its weights first, if any."""
-        name = f"part-{table.column('run_id')[0].as_py()}-{uuid.uuid4().hex[:8]}.parquet"
-        if weights is not None:
-            _write_parquet(self.weights_dir / name, weights)
-        return _write_parquet(self.runs_dir / name, table)
+        """Write one chunk's rows atomically (temp file, fsync, rename to a name holding its hash); its
+        weights first, if any, so that a stored run has its weights."""
+        tmp = _write_tmp(self.runs_dir / f"part-{uuid.uuid4().hex}.parquet", table)
+        try:
+            name = f"part-{table.column('run_id')[0].as_py()}-{_digest(tmp)}.parquet"
+            if weights is not None:
+                os.replace(_write_tmp(self.weights_dir / name, weights), self.weights_dir / name)
+            os.replace(tmp, self.runs_dir / name)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return self.runs_dir / name
 
     def weights(self, run_ids) -> dict[str, bytes]:
         """Stored final weights (float32 bytes, in the order of `MLPEnsemble.params`) of these runs."""
@@ -153,24 +165,45 @@ class Store:
         return con.execute(sql).df()
 
 
-def _write_parquet(path: Path, table: pa.Table) -> Path:
+class CorruptChunk(ValueError):
+    """A chunk file whose bytes do not match the hash in its name."""
+
+
+_HASHED = re.compile(r"-([0-9a-f]{16})\.parquet$")  # older folders name parts with 8 random hex digits: unhashed
+
+
+def _digest(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
+
+
+def _verify(part: Path) -> None:
+    m = _HASHED.search(part.name)
+    if m and _digest(part) != m.group(1):
+        raise CorruptChunk("its bytes do not match the hash in its name")
+
+
+def _write_tmp(path: Path, table: pa.Table) -> Path:
+    """`table` as Parquet in a hidden temp file beside `path`, on disk (fsync); removed again if that fails."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{path.name}")
     try:
         pq.write_table(table, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+    return tmp
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:6]}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def load(root: str | Path) -> pd.DataFrame:
