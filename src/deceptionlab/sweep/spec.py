@@ -25,6 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from ..worlds import get_world
 
 RESULTS_VERSION = 3  # bump when stored rows change meaning; part of every run id
+RESERVED_COLUMNS = frozenset(
+    {"run_id", "condition", "condition_index", "seed", "data_seed", "world", "config", "experiment", "verdict", "fit", "train_accuracy"}
+)  # result columns an axis's column would overwrite
 
 
 class SpecError(ValueError):
@@ -272,6 +275,9 @@ class ExperimentSpec(RunConfig):
                 out[name] = {"path": key, "values": axis}
             else:
                 out[key] = axis
+        for name in out:
+            if name in RESERVED_COLUMNS:
+                raise ValueError(f"{name}: an axis cannot be called {name!r}, a column every result row has (rename the axis)")
         return out
 
     def base_config(self) -> dict:

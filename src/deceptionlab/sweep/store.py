@@ -1,7 +1,8 @@
 """The results folder: Parquet chunks written atomically, one row per run, read back with DuckDB.
 
 Layout of a results folder:
-    experiment.json   the spec's fingerprint (what every later run in this folder must share)
+    experiment.json   the spec's fingerprint (what every later run in this folder must share), its
+                      axes and their baselines (the no-intervention value of an intervention axis)
     spec.toml         the latest spec run into this folder, as given
     runs/part-*.parquet   one file per finished chunk, renamed into place only once fully written
     weights/part-*.parquet    final weights per run (float32 bytes), when the spec sets save_weights;
@@ -64,7 +65,9 @@ class Store:
 
     def initialise(self, spec: ExperimentSpec, spec_text: str | None) -> None:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.root / "experiment.json", json.dumps({"version": RESULTS_VERSION, "axes": list(spec.sweep), "fingerprint": fingerprint(spec)}, indent=1).encode())
+        baselines = {n: a.baseline for n, a in spec.sweep.items() if a.baseline is not None}
+        meta = {"version": RESULTS_VERSION, "axes": list(spec.sweep), "baselines": baselines, "fingerprint": fingerprint(spec)}
+        _atomic_write(self.root / "experiment.json", json.dumps(meta, indent=1).encode())
         if spec_text is not None:
             _atomic_write(self.root / "spec.toml", spec_text.encode())
 
@@ -92,6 +95,13 @@ class Store:
             return list(json.loads((self.root / "experiment.json").read_text())["axes"])
         except (OSError, KeyError, json.JSONDecodeError):
             return []
+
+    def baselines(self) -> dict[str, str]:
+        """Axis name -> the label of its no-intervention value, for the axes the spec gave a `baseline`."""
+        try:
+            return dict(json.loads((self.root / "experiment.json").read_text()).get("baselines", {}))
+        except (OSError, json.JSONDecodeError):
+            return {}
 
     def parts(self) -> list[Path]:
         return sorted(self.runs_dir.glob("part-*.parquet")) if self.runs_dir.exists() else []
