@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..train.trainer import _keep_freed_memory
+from ..train.loop import _keep_freed_memory
 from .complexity import lz_complexity
 
 WORD = 64  # truth-table bits per packed int64 word

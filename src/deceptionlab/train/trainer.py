@@ -15,11 +15,9 @@ import torch.nn.functional as F
 
 from ..models import MLPEnsemble
 from . import optim
-from .loop import BLOCK, HeadData, Phase, Stopping, Trajectory, _draw, _keep_freed_memory, run_phases
+from .loop import Phase, Stopping, Trajectory, run_phases
 
 FUSE_ABOVE = 100_000  # member-steps from which a chunk uses the compiled (fused) Adam update
-
-__all__ = ["BLOCK", "FUSE_ABOVE", "HeadData", "Phase", "Stopping", "Trajectory", "_draw", "_keep_freed_memory", "train"]
 
 
 def _step(model: MLPEnsemble, opt, xs, ys, idx, block_heads, onehot, rowweight) -> torch.Tensor:
