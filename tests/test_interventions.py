@@ -221,6 +221,10 @@ values = ["off", "cue"]
 
 
 def test_cli_interventions_table_csv_json_and_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from deceptionlab.cli import app
+
     spec = tmp_path / "iv.toml"
     spec.write_text(tiny_spec_text(seeds=3).split("[sweep]")[0] + TINY_SWEEP)
     out = tmp_path / "res"
@@ -230,7 +234,8 @@ def test_cli_interventions_table_csv_json_and_errors(tmp_path):
     for text in ("situational_awareness=off", "situational_awareness=cue", "P(deceptive)", "P(aligned)", "internal or corrigible", "weight decay",
                  "Newcombe"):
         assert text in table
-    rows = json.loads(subprocess.run([*CLI, "interventions", out, "--format", "json"], capture_output=True, text=True).stdout)
+    cli = CliRunner()  # the other formats in this process: the same command, without another interpreter start
+    rows = json.loads(cli.invoke(app, ["interventions", str(out), "--format", "json"]).stdout)
     assert len(rows) == 6 and sum(r["baseline"] for r in rows) == 2 and all(r["n"] == 3 for r in rows)
     runs = deceptionlab.load(out)
     for r in rows:  # the numbers are the runs' own
@@ -240,11 +245,11 @@ def test_cli_interventions_table_csv_json_and_errors(tmp_path):
         assert r["baseline"] or r["d_fit_loss_low"] <= r["d_fit_loss"] <= r["d_fit_loss_high"]
     wd = [r for r in rows if r["intervention"] == "weight decay"]
     assert all(r["d_fit_loss"] > 0 for r in wd)  # weight decay costs training loss, and the table says so
-    csv = subprocess.run([*CLI, "interventions", out, "--format", "csv"], capture_output=True, text=True).stdout.splitlines()
+    csv = cli.invoke(app, ["interventions", str(out), "--format", "csv"]).stdout.splitlines()
     assert csv[0].startswith("situational_awareness,intervention,baseline,n,deceptive,deceptive_low") and len(csv) == 7
     deceptionlab.run(parse_spec(tomllib.loads(tiny_spec_text(seeds=1, steps=20))), tmp_path / "plain")  # no intervention axis
-    bad = subprocess.run([*CLI, "interventions", tmp_path / "plain"], capture_output=True, text=True)
-    assert bad.returncode == 2 and "no intervention axis" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    bad = cli.invoke(app, ["interventions", str(tmp_path / "plain")])
+    assert bad.exit_code == 2 and "no intervention axis" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
 # -- a measured effect ---------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def proxy_objective(w: torch.Tensor) -> torch.Tensor:
 class BitworldKnobs(Knobs):
     cue_copies: int = Field(1, ge=0, le=32, description="salience of the situation cue: redundant copies; 0 = no cue (a simbox)")
     cue_noise: float = Field(0.0, ge=0.0, lt=0.5, description="probability that each cue copy is flipped")
-    noise_replicas: int = Field(8, ge=1, le=64, description="noisy versions of each row when cue_noise > 0")
+    noise_replicas: int = Field(8, ge=1, le=64, description="noisy versions of each row when cue_noise > 0 (random cues with cue_scramble)")
     situational_awareness: Literal["interaction", "cue", "off"] = Field(
         "interaction", description="world-model head: predict cue*w1 ('interaction'), the cue ('cue'), or no head ('off')"
     )
