@@ -6,6 +6,7 @@ Public API (the CLI calls the same functions):
     load(results_dir) -> DataFrame            one row per run (pandas); `Store(dir).query(sql)` for DuckDB
     frequencies(df) -> DataFrame              P_SGD(verdict) per condition with 95% Wilson intervals
     analyse_paths(results_dir) -> dict        path events, gains, path dependence, barriers (+ CSV, figures)
+    interventions(results_dir) -> DataFrame   each intervention's effect on P(deceptive), P(aligned) and its cost
     sample_functions(x, widths, samples) -> DataFrame   P_prior(f) of random MLPs on inputs x, with LZ complexity
     class_prior(world, samples) -> (DataFrame, dict)    P_prior(class) and P_prior(class | fit) by rejection
     lz_complexity(bits) -> float              Lempel-Ziv complexity of a truth table (Dingle et al.)
@@ -18,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from .measure import (
-    VERDICTS, ProbeEvaluator, boolean_inputs, class_prior, class_scores, compare_with_sgd, frequencies, lz_complexity,
-    sample_functions, verdicts, wilson,
+    VERDICTS, InterventionsError, ProbeEvaluator, boolean_inputs, class_prior, class_scores, compare_with_sgd, frequencies,
+    intervention_effects, interventions, lz_complexity, sample_functions, verdicts, wilson,
 )
 from .report.paths import analyse_paths
 from .sweep import ExperimentSpec, SpecError, Store, StoreError, load, load_spec, parse_spec, run_experiment
@@ -40,4 +41,5 @@ __all__ = [
     "CLASSES", "REGISTRY", "analyse_paths", "VERDICTS", "ExperimentSpec", "ProbeEvaluator", "SpecError", "Store", "StoreError", "World",
     "class_scores", "frequencies", "get_world", "load", "load_spec", "parse_spec", "run", "verdicts", "wilson",
     "boolean_inputs", "class_prior", "compare_with_sgd", "lz_complexity", "sample_functions",
+    "InterventionsError", "intervention_effects", "interventions",
 ]

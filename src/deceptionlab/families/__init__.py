@@ -1,12 +1,14 @@
 """Model families: how one kind of model is built, trained and scored on a world.
 
 A world names its family (`World.family`, "mlp" unless it says otherwise); the executor and the
-measurements reach models only through it. A family provides
+measurements reach models only through it (`family_for`: a config may ask for another, e.g.
+`model.compute_penalty` for the early-exit family "ponder"). A family provides
 - `train_chunk(world, config, runs, device, on_fraction)`: train one batched ensemble (a chunk of
   runs of one condition, model axis first) through the config's phases and return a `ChunkResult`:
   the trajectory (logged at every checkpoint: "agreement" (N, cells, classes), "train_accuracy" (N,),
-  "decisions" (N, bytes), "train_loss" (N, heads) and, if measured, "decodability"), the evaluator
-  that scored it and, when the config asks, the final weights flattened to (N, P);
+  "fit_loss" (N,), "decisions" (N, bytes), "train_loss" (N, heads) and, if measured,
+  "decodability"; with `stop_step` per member), the evaluator that scored it, when the config asks,
+  the final weights flattened to (N, P), and any further per-run result columns it measures;
 - `evaluator(world, device)`: the object that scores models of the family on the world's probe
   cells; it has `cell_names`, `discriminating`, `deployment`, `n_probe` and `decodable_names`;
 - `n_outputs(world)`: the readout columns a model of the family needs (one per head for "mlp").
@@ -16,12 +18,12 @@ Families other than "mlp" register themselves with `register`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 import torch
 
-from ..train import Trajectory
+from ..train import Stopping, Trajectory
 
 
 @dataclass
@@ -29,6 +31,7 @@ class ChunkResult:
     trajectory: Trajectory
     evaluator: Any
     weights: torch.Tensor | None = None  # (N, P) float32 when the config saves weights
+    columns: dict[str, list] = field(default_factory=dict)  # further result columns, one value per run
 
 
 class Family(Protocol):
@@ -56,6 +59,20 @@ def get_family(name: str) -> Family:
     return FAMILIES[name]
 
 
-from . import mlp  # noqa: E402,F401  (registers the default family)
+def family_for(world, config) -> Family:
+    """The family that trains `config`'s runs on `world`: the world's own, or the early-exit family
+    "ponder" when the config sets `model.compute_penalty`."""
+    return get_family("ponder" if config.model.compute_penalty is not None else world.family)
 
-__all__ = ["ChunkResult", "Family", "FAMILIES", "get_family", "register"]
+
+def stopping_rule(config) -> Stopping | None:
+    """The config's early stopping as the trainer's rule: fit means the verdicts' fit threshold."""
+    from ..measure.verdicts import TOLERANCE  # late: measure imports families
+
+    es = config.early_stopping
+    return Stopping(config.verdict.fit_threshold - TOLERANCE, es.patience) if es.enabled else None
+
+
+from . import mlp, ponder  # noqa: E402,F401  (each registers its family)
+
+__all__ = ["ChunkResult", "Family", "FAMILIES", "family_for", "get_family", "register", "stopping_rule"]

@@ -10,7 +10,7 @@ import torch
 from ..measure.verdicts import ProbeEvaluator
 from ..models import MLPEnsemble
 from ..train import HeadData, Phase, train
-from . import ChunkResult, register
+from . import ChunkResult, register, stopping_rule
 
 
 def build_phases(world, normalised: dict) -> list[Phase]:
@@ -74,6 +74,7 @@ class MLPFamily:
             on_steps=on_steps,
             early_steps=config.early.data_swap_steps,
             early_generators=[generator(r.data_seed, "early-data") for r in runs],
+            stopping=stopping_rule(config),
         )
         weights = torch.cat([p.reshape(len(runs), -1) for p in model.params], 1).float().cpu() if config.save_weights else None
         return ChunkResult(traj, evaluator, weights)

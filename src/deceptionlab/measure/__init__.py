@@ -1,11 +1,12 @@
 """Measurements: verdicts per run, outcomes, paths and path dependence, loss barriers, prior volume
-(simplicity) and speed (compute per class, compute penalties). They read results; figures live in
-`deceptionlab.report`."""
+(simplicity), speed (compute per class, compute penalties) and interventions (their effect and
+cost). They read results; figures live in `deceptionlab.report`."""
 
 from .verdicts import VERDICTS, ProbeEvaluator, class_scores, verdicts, wilson  # noqa: I001  (first: the others build on it)
 from .barriers import barrier_summary, loss_barriers
 from .complexity import lz76, lz_complexity
 from .outcomes import frequencies
+from .interventions import InterventionsError, intervention_effects, interventions, mean_difference, newcombe
 from .path_dependence import THRESHOLDS, curves, path_dependence, sensitivity
 from .paths import class_paths, gain_curves, path_events, path_summary, returns_summary
 from .prior import Init, boolean_inputs, complexity_correlation, sample_functions
@@ -30,5 +31,6 @@ __all__ = [
     "measure_speed", "ponder_summary", "ponder_sweep",
     "Init", "boolean_inputs", "class_prior", "compare_functions", "compare_with_sgd", "complexity_correlation", "lz76", "lz_complexity",
     "prior_given_subset", "sample_functions", "sgd_functions",
+    "InterventionsError", "intervention_effects", "interventions", "mean_difference", "newcombe",
 ]
 

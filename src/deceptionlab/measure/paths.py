@@ -156,9 +156,16 @@ def returns_summary(runs: pd.DataFrame, by: list[str], share: float = 0.9) -> pd
                 first_gain = (loss[:, 0] - loss[:, 1]) / (steps[idx[1]] - steps[idx[0]])
                 q = np.nanpercentile(at, [25, 50, 75]) if not np.isnan(at).all() else [np.nan] * 3
                 out.append({**key, "phase": name, "head": col.removeprefix("traj_loss_"), "runs": len(g),
-                            "first_gain_per_step": float(np.nanmedian(first_gain)), "total_drop": float(np.nanmedian(total)),
+                            "first_gain_per_step": _nanmedian(first_gain), "total_drop": _nanmedian(total),
                             f"steps_to_{int(share * 100)}pct": q[1], "steps_low": q[0], "steps_high": q[2]})
     return pd.DataFrame(out)
+
+
+def _nanmedian(a: np.ndarray) -> float:
+    """Median of the finite values; NaN, without a warning, when there are none (e.g. every run
+    stopped early, so later intervals have no training loss)."""
+    a = a[~np.isnan(a)]
+    return float(np.median(a)) if len(a) else float("nan")
 
 
 def class_paths(runs: pd.DataFrame, by: list[str], **kw) -> pd.DataFrame:

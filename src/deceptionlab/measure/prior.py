@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..train.trainer import _keep_freed_memory
+from ..train.loop import _keep_freed_memory
 from . import prior_kernel
 from .complexity import lz_complexity
 

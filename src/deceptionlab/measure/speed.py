@@ -29,7 +29,7 @@ from ..families import get_family
 from ..models import MLPEnsemble, PonderEnsemble
 from ..train import optim
 from ..train.ponder import train_ponder
-from ..train.trainer import HeadData, Phase
+from ..train import HeadData, Phase
 from ..worlds import CLASSES, World
 from .verdicts import class_scores, verdicts
 
@@ -181,7 +181,7 @@ def ponder_sweep(world: World, cfg: PonderConfig | None = None, on_width=None) -
     runs, cells = [], []
     for ci, width in enumerate(cfg.widths):
         model = PonderEnsemble.init(world.input_dim, cfg.depth, width, len(heads), [_generator(s, "ponder/init") for s in seeds])
-        loss = train_ponder(
+        _, loss = train_ponder(
             model, phases, beta=beta, penalty=cfg.penalty, lr=cfg.lr, batch_size=cfg.batch_size,
             data_generators=[_generator(s, "ponder/data") for s in seeds],
         )

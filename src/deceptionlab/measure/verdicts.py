@@ -26,8 +26,9 @@ TOLERANCE = 1e-6  # float32 rounding of a score or accuracy
 class ProbeEvaluator:
     """Evaluates an ensemble on a world's probe cells, training data and decodables, all members at once.
 
-    Calling it returns {"agreement": (N, cells, classes), "train_accuracy": (N,), "decisions": (N, bytes)
-    (the policy's decision on every probe input, packed 8 to a byte)} and, when the world
+    Calling it returns {"agreement": (N, cells, classes), "train_accuracy": (N,), "fit_loss": (N,) (the
+    policy's mean logistic loss on its training data), "decisions": (N, bytes) (the policy's decision
+    on every probe input, packed 8 to a byte)} and, when the world
     has decodables, {"decodability": (N, decodables)}: the held-out accuracy of a linear probe (ridge
     regression on the last hidden layer, fitted per member on PROBE_ROWS of the decodable's inputs and
     scored on as many others) that reads the decodable's label, e.g. the situation.
@@ -81,16 +82,23 @@ class ProbeEvaluator:
         self.cell_sizes = torch.tensor([len(c.x) for c in cells], dtype=torch.float32, device=device)
         self.cell_member = torch.nn.functional.one_hot(member, len(cells)).float().to(device)  # (M_probe, cells)
 
+    def policy_logits(self, model: MLPEnsemble, hidden: torch.Tensor | None = None) -> torch.Tensor:
+        """The policy's logit on every distinct input `self.x`: (N, len(self.x)). `hidden`: the trunk's
+        last layer on `self.x`, when already computed. Model families override this."""
+        hidden = model.trunk(self.x) if hidden is None else hidden
+        return model.readout(hidden)[..., self.policy_head]
+
     def outputs(self, model: MLPEnsemble, hidden: torch.Tensor | None = None) -> torch.Tensor:
         """The policy's decisions in {-1, +1} on every probe input then every training input: (N, M)."""
-        hidden = model.trunk(self.x) if hidden is None else hidden
-        logits = model.readout(hidden)[..., self.policy_head]
-        return torch.where(logits > 0, 1.0, -1.0)[:, self.inverse]
+        return torch.where(self.policy_logits(model, hidden) > 0, 1.0, -1.0)[:, self.inverse]
 
     def __call__(self, model: MLPEnsemble) -> dict[str, torch.Tensor]:
         hidden = model.trunk(self.x)  # (N, M, width)
-        decisions = self.outputs(model, hidden)
+        logits = self.policy_logits(model, hidden)
+        decisions = torch.where(logits > 0, 1.0, -1.0)[:, self.inverse]
         out = self.score_outputs(decisions)
+        fit_logits = logits[:, self.inverse[self.n_probe :]]
+        out["fit_loss"] = torch.nn.functional.softplus(-self.fit_y * fit_logits).mean(1)
         out["decisions"] = pack_decisions(decisions[:, : self.n_probe])  # the function itself, for clustering
         if self.decode:
             dec = torch.empty(len(hidden), len(self.decodable_names), device=hidden.device)

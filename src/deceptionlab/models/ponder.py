@@ -73,6 +73,10 @@ class PonderEnsemble:
                 ]
         return cls(params)
 
+    def to(self, device) -> "PonderEnsemble":
+        """The same members with their parameters on `device`."""
+        return PonderEnsemble({k: [t.detach().to(device).requires_grad_() for t in ts] for k, ts in self.params.items()})
+
     @property
     def n_members(self) -> int:
         return self.params["trunk_w"][0].shape[0]
@@ -106,6 +110,15 @@ class PonderEnsemble:
         log_q1 = torch.logsumexp(out.log_p.unsqueeze(-1) + F.logsigmoid(out.logits), 2)
         log_q0 = torch.logsumexp(out.log_p.unsqueeze(-1) + F.logsigmoid(-out.logits), 2)
         return log_q1 - log_q0
+
+    @torch.no_grad()
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """The last trunk layer on inputs shared by all members, x: (M, n_in) -> (N, M, width) (what
+        linear probes read, as for `MLPEnsemble.trunk`)."""
+        h = self._shared(x)
+        for w, b in zip(self.params["trunk_w"], self.params["trunk_b"]):
+            h = torch.baddbmm(b, h, w).relu()
+        return h
 
     @torch.no_grad()
     def expected_exit(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,11 +167,16 @@ def ponder_loss(
     y: (N, R) targets in {-1, +1}; head: (R,) which head each row trains; beta: (N,) per-member
     penalty weight; row_weight: (R,) loss weight of each row's output loss (default 1). BCE with
     +-1 targets is softplus(-y z). `lambda_p` is the geometric prior's halting rate (penalty "kl")."""
+    return ponder_terms(out, y, head, beta, penalty, lambda_p, row_weight)[0]
+
+
+def ponder_terms(out, y, head, beta, penalty="layers", lambda_p=0.5, row_weight=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`ponder_loss` (N,) and, beside it, each row's expected output loss sum_l p_l BCE(z_l, y) (N, R),
+    unweighted and without the penalty: what the trainer logs as a head's training loss."""
     z = out.logits.gather(3, head.view(1, -1, 1, 1).expand(*out.logits.shape[:3], 1)).squeeze(3)  # (N, R, L)
     bce = F.softplus(-y.unsqueeze(-1) * z)
     expected_bce = (out.log_p.exp() * bce).sum(-1)  # (N, R)
-    if row_weight is not None:
-        expected_bce = expected_bce * row_weight
+    weighted = expected_bce * row_weight if row_weight is not None else expected_bce
     if penalty == "layers":
         price = expected_layers(out.log_p)
     elif penalty == "kl":
@@ -166,4 +184,4 @@ def ponder_loss(
         price = (out.log_p.exp() * (out.log_p - log_g)).sum(-1)
     else:
         raise ValueError(f"unknown ponder penalty {penalty!r} (known: {', '.join(PENALTIES)})")
-    return (expected_bce + beta.view(-1, 1) * price).mean(1)
+    return (weighted + beta.view(-1, 1) * price).mean(1), expected_bce

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import torch
 
-from ..families import get_family
+from ..families import family_for
 from ..measure import class_scores, verdicts
 from ..measure.verdicts import TOLERANCE
 from ..worlds import CLASSES, World, make_world, world_folder
@@ -75,12 +75,15 @@ def train_chunk(runs: list[Run], device: str = "cpu", on_fraction=None) -> tuple
     result rows, and their final weights when the config asks for them."""
     cfg = runs[0].condition.config
     world = build_world(cfg)
-    res = get_family(world.family).train_chunk(world, cfg, runs, device, on_fraction)
+    res = family_for(world, cfg).train_chunk(world, cfg, runs, device, on_fraction)
     weights = None
     if res.weights is not None:
         flat = res.weights.numpy()
         weights = pa.table({"run_id": [r.run_id for r in runs], "weights": [row.tobytes() for row in flat]})
-    return rows_table(runs, world, res.evaluator, res.trajectory, cfg.normalised()), weights
+    table = rows_table(runs, world, res.evaluator, res.trajectory, cfg.normalised())
+    for name, values in res.columns.items():
+        table = table.append_column(name, pa.array(values))
+    return table, weights
 
 
 def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa.Table:
@@ -105,6 +108,8 @@ def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa
     cols["verdict"] = final
     cols["train_accuracy"] = acc[:, -1].tolist()
     cols["fit"] = [a >= fit_th - TOLERANCE for a in acc[:, -1].tolist()]
+    cols["fit_loss"] = st["fit_loss"][:, -1].tolist()
+    cols["stop_step"] = pa.array(traj.stop_step or [None] * n, type=pa.int64())
     for i, c in enumerate(CLASSES):
         cols[f"score_{c}"] = scores[:, -1, i].tolist()
     final_agree = agreement[:, -1].tolist()  # (N, cells, classes)

@@ -2,9 +2,11 @@
 
 A spec names a world (and its knobs), a model, an optimiser, a curriculum of phases, the seeds and
 the sweep axes. Each sweep axis is a dotted path into the spec ("optimizer.lr", "phases.0.steps",
-"world.knobs.cue_copies") with a list of values; conditions are the grid over all axes. A run is a
-condition plus an init seed and a data-order seed; its id hashes the condition's normalised config
-(defaults filled in, switched-off heads and empty phases dropped) with both seeds.
+"world.knobs.cue_copies") with a list of values, or a *bundle* axis whose values are tables of dotted
+paths -> values (an intervention that sets several fields at once); conditions are the grid over all
+axes, applied in the order written. A run is a condition plus an init seed and a data-order seed; its
+id hashes the condition's normalised config (defaults filled in, switched-off heads and empty phases
+dropped, fields added since results format 3 left out at their defaults) with both seeds.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from ..worlds import WorldError, add_search_folder, get_world, make_world
 
 RESULTS_VERSION = 3  # bump when stored rows change meaning; part of every run id
+RESERVED_COLUMNS = frozenset(
+    {"run_id", "condition", "condition_index", "seed", "data_seed", "world", "config", "experiment", "verdict", "fit", "train_accuracy"}
+)  # result columns an axis's column would overwrite
 
 
 class SpecError(ValueError):
@@ -50,6 +55,9 @@ class ModelSpec(_Strict):
     """Hidden layers of the MLP trunk."""
     width: int = Field(64, ge=1, le=4096)
     """Units per hidden layer."""
+    compute_penalty: float | None = Field(None, ge=0, le=100)
+    """None: a plain MLP. A number beta >= 0: an early-exit (ponder) model with an exit after every hidden
+    layer, trained with beta * E[exit layer] added to its loss (0: the early-exit model, unpenalised)."""
 
 
 class OptimizerSpec(_Strict):
@@ -98,6 +106,16 @@ class EarlySpec(_Strict):
     """Add Gaussian noise of this many init standard deviations to every initial weight and bias."""
 
 
+class StoppingSpec(_Strict):
+    """Early stopping: each member stops (its weights freeze) once it fits its training data, members
+    stopping one by one inside a batched ensemble."""
+
+    enabled: bool = False
+    """Stop a member at a checkpoint of the last phase where its training accuracy is at least `verdict.fit_threshold`."""
+    patience: int = Field(1, ge=1, le=1000)
+    """Checkpoints in a row at or above the fit threshold before the member stops."""
+
+
 class RunConfig(_Strict):
     """Everything one condition's runs share: what the run id hashes, with the seeds."""
 
@@ -107,6 +125,7 @@ class RunConfig(_Strict):
     phases: list[PhaseSpec] = Field(min_length=1)
     verdict: VerdictSpec = Field(default_factory=VerdictSpec)
     early: EarlySpec = Field(default_factory=EarlySpec)
+    early_stopping: StoppingSpec = Field(default_factory=StoppingSpec)
     log_every: int = Field(100, ge=1)
     """Steps between trajectory checkpoints."""
     save_weights: bool = False
@@ -120,6 +139,8 @@ class RunConfig(_Strict):
             raise ValueError(str(e)) from None
         self.world.knobs = world.knobs.model_dump()
         world_cls = type(world)
+        if self.model.compute_penalty is not None and (self.early.weight_noise or self.early.data_swap_steps):
+            raise ValueError("early: early interventions are not implemented for early-exit models (model.compute_penalty)")
         for i, ph in enumerate(self.phases):
             for head, entry in ph.heads.items():
                 if head not in world_cls.all_heads:
@@ -145,16 +166,45 @@ class RunConfig(_Strict):
         if d["optimizer"]["name"] == "adam":
             d["optimizer"].pop("momentum")
         d.pop("save_weights")  # storage, not training: the same runs either way
-        return json.loads(json.dumps(d, sort_keys=True))
+        return json.loads(json.dumps(omit_late_defaults(d), sort_keys=True))
+
+
+LATE_FIELDS: dict[str, Any] = {"model.compute_penalty": None, "early_stopping": StoppingSpec().model_dump()}
+"""Fields added after results format 3, with their defaults: left out of run ids and fingerprints at
+those defaults, so runs and results folders written before the fields existed keep their ids."""
+
+
+def omit_late_defaults(d: dict) -> dict:
+    """`d` (a dumped config) without the late fields and late world knobs that are at their defaults."""
+    d = copy.deepcopy(d)
+    for path, default in LATE_FIELDS.items():
+        *parents, last = path.split(".")
+        node = d
+        for p in parents:
+            node = node.get(p, {})
+        if last in node and node[last] == default:
+            del node[last]
+    world = d.get("world", {})
+    if "knobs" in world:
+        knobs = get_world(world["name"]).Knobs
+        for k in getattr(knobs, "late_knobs", ()):
+            if k in world["knobs"] and world["knobs"][k] == knobs.model_fields[k].default:
+                del world["knobs"][k]
+    return d
 
 
 class Axis(_Strict):
-    path: str
-    """Dotted path of the field the axis sets ("optimizer.lr", "phases.0.steps", or "phases": a whole curriculum)."""
+    path: str | None = None
+    """Dotted path of the field the axis sets ("optimizer.lr", "phases.0.steps", or "phases": a whole
+    curriculum). Left out: a bundle axis, whose every value is a table of dotted paths -> values."""
     values: list[Any] = Field(min_length=1)
     """The values the field takes, one condition each."""
     labels: list[str] | None = None
-    """Names for the values in tables and result columns (e.g. "situation-first" for a phase list)."""
+    """Names for the values in tables and result columns (e.g. "situation-first" for a phase list).
+    A bundle axis without labels names each value by its settings ("none" for the empty table)."""
+    baseline: str | None = None
+    """The label of the no-intervention value: marks the axis as the one `deceptionlab interventions`
+    compares against that value."""
 
     @field_validator("labels")
     @classmethod
@@ -162,7 +212,29 @@ class Axis(_Strict):
         n = len(info.data.get("values", []))
         if v is not None and len(v) != n:
             raise ValueError(f"{len(v)} labels for {n} values")
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError("labels must be distinct")
         return v
+
+    @model_validator(mode="after")
+    def _bundles(self) -> "Axis":
+        if self.path is None:
+            for i, v in enumerate(self.values):
+                if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
+                    raise ValueError(f"values.{i}: an axis without a path takes tables of dotted paths -> values (got {v!r})")
+            if self.labels is None:
+                self.labels = [", ".join(f"{k}={v}" for k, v in b.items()) or "none" for b in self.values]
+        if self.baseline is not None and self.baseline not in self.shown():
+            raise ValueError(f"baseline: {self.baseline!r} is not one of the axis's labels ({', '.join(map(str, self.shown()))})")
+        return self
+
+    def shown(self) -> list:
+        """The values as tables and result columns show them: the labels, or the values themselves."""
+        return list(self.labels) if self.labels else list(self.values)
+
+    def settings(self, i: int) -> dict[str, Any]:
+        """Dotted path -> value that the axis's i-th value sets."""
+        return dict(self.values[i]) if self.path is None else {self.path: self.values[i]}
 
 
 class ExperimentSpec(RunConfig):
@@ -201,6 +273,9 @@ class ExperimentSpec(RunConfig):
                 out[name] = {"path": key, "values": axis}
             else:
                 out[key] = axis
+        for name in out:
+            if name in RESERVED_COLUMNS:
+                raise ValueError(f"{name}: an axis cannot be called {name!r}, a column every result row has (rename the axis)")
         return out
 
     def base_config(self) -> dict:
@@ -266,17 +341,18 @@ def _one_line(e: ValidationError) -> str:
     return f"{loc}: {msg}{shown}" if loc else f"{msg}"
 
 
-def _set_path(d: dict, path: str, value: Any, axis: str) -> None:
+def _set_path(d: dict, path: str, value: Any, where: str) -> None:
+    """Set the field at dotted `path` of `d`; `where` names the spec entry for errors ("sweep.lr.path")."""
     parts = path.split(".")
     node: Any = d
     for i, p in enumerate(parts):
         last = i == len(parts) - 1
         if isinstance(node, list):
             if not p.isdigit() or int(p) >= len(node):
-                raise SpecError(f"sweep.{axis}.path: {path!r}: index {p!r} out of range")
+                raise SpecError(f"{where}: {path!r}: index {p!r} out of range")
             p = int(p)  # type: ignore[assignment]
         elif not isinstance(node, dict) or p not in node:
-            raise SpecError(f"sweep.{axis}.path: {path!r} is not a field of the spec")
+            raise SpecError(f"{where}: {path!r} is not a field of the spec")
         if last:
             node[p] = copy.deepcopy(value)
         else:
@@ -294,8 +370,9 @@ def conditions(spec: ExperimentSpec, source: str = "spec") -> list[Condition]:
         shown = {}
         for n, i in zip(names, picks):
             axis = spec.sweep[n]
-            _set_path(d, axis.path, axis.values[i], n)
-            shown[n] = axis.labels[i] if axis.labels else axis.values[i]
+            for path, value in axis.settings(i).items():
+                _set_path(d, path, value, f"sweep.{n}.path" if axis.path is not None else f"sweep.{n}.values.{i}")
+            shown[n] = axis.shown()[i]
         try:
             cfg = RunConfig.model_validate(d)
         except ValidationError as e:
@@ -331,7 +408,7 @@ def fingerprint(spec: ExperimentSpec) -> dict:
     d = spec.model_dump()
     d.pop("seeds"), d.pop("data_seeds"), d.pop("description"), d.pop("save_weights")
     d["sweep"] = {n: a["path"] for n, a in d["sweep"].items()}  # values and labels may grow
-    return json.loads(json.dumps(d, sort_keys=True))
+    return json.loads(json.dumps(omit_late_defaults(d), sort_keys=True))
 
 
 def first_difference(a: Any, b: Any, path: str = "") -> str | None:

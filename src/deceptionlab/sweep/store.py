@@ -1,8 +1,9 @@
 """The results folder: Parquet chunks written atomically, one row per run, read back with DuckDB.
 
 Layout of a results folder:
-    experiment.json   the spec's fingerprint (what every later run in this folder must share), and the
-                      folders its dotted-path worlds' modules were imported from ("world_folders")
+    experiment.json   the spec's fingerprint (what every later run in this folder must share), its
+                      axes and their baselines (the no-intervention value of an intervention axis), and
+                      the folders its dotted-path worlds' modules were imported from ("world_folders")
     spec.toml         the latest spec run into this folder, as given
     runs/part-*.parquet   one file per finished chunk, renamed into place only once fully written;
                           named part-<first run id>-<sha256 of its bytes, 16 hex digits>.parquet
@@ -72,7 +73,8 @@ class Store:
         """Write the folder's metadata; `world_folders`: where dotted-path worlds were found, so readers
         of the folder find them again."""
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        meta = {"version": RESULTS_VERSION, "axes": list(spec.sweep), "fingerprint": fingerprint(spec)}
+        baselines = {n: a.baseline for n, a in spec.sweep.items() if a.baseline is not None}
+        meta = {"version": RESULTS_VERSION, "axes": list(spec.sweep), "baselines": baselines, "fingerprint": fingerprint(spec)}
         if world_folders:
             meta["world_folders"] = list(world_folders)
         _atomic_write(self.root / "experiment.json", json.dumps(meta, indent=1).encode())
@@ -108,6 +110,13 @@ class Store:
     def _meta(self) -> dict:
         try:
             return json.loads((self.root / "experiment.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def baselines(self) -> dict[str, str]:
+        """Axis name -> the label of its no-intervention value, for the axes the spec gave a `baseline`."""
+        try:
+            return dict(json.loads((self.root / "experiment.json").read_text()).get("baselines", {}))
         except (OSError, json.JSONDecodeError):
             return {}
 

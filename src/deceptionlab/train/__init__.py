@@ -1,5 +1,6 @@
 """Training: per-member optimisers and the phase-by-phase trainer for batched ensembles."""
 
-from .trainer import HeadData, Phase, Trajectory, train
+from .loop import HeadData, Phase, Stopping, Trajectory
+from .trainer import train
 
-__all__ = ["HeadData", "Phase", "Trajectory", "train"]
+__all__ = ["HeadData", "Phase", "Stopping", "Trajectory", "train"]

@@ -1,17 +1,20 @@
 """Training early-exit (ponder) ensembles through a curriculum of phases, with autograd.
 
-Phases and head data are the trainer's (`Phase`, `HeadData`); each member draws its own minibatches
-from its own generator, in blocks of `BLOCK` steps, as in `train.trainer`, so a member's data order
-does not depend on the ensemble. `beta` is per member, so one ensemble is a whole sweep over beta.
+The phase loop (minibatches per member, checkpoints, early stopping) is `train.loop`'s, as for the
+MLP trainer, so a member's data order does not depend on the ensemble. `beta` is per member, so one
+ensemble can be a whole sweep over beta.
 """
 
 from __future__ import annotations
 
-import torch
+from typing import Callable
 
-from ..models.ponder import PonderEnsemble, ponder_loss
+import torch
+import torch.nn.functional as F
+
+from ..models.ponder import PonderEnsemble, ponder_terms
 from . import optim
-from .trainer import BLOCK, Phase, _draw
+from .loop import Phase, Stopping, Trajectory, run_phases
 
 
 def train_ponder(
@@ -20,46 +23,47 @@ def train_ponder(
     *,
     beta: torch.Tensor,
     penalty: str = "layers",
+    optimizer: str = "adam",
     lr: float = 1e-3,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
     batch_size: int = 32,
     data_generators: list[torch.Generator],
-) -> torch.Tensor:
-    """Train `model` in place with Adam; returns each member's mean loss over the last phase (N,)."""
+    log_every: int | None = None,
+    evaluate: Callable[[PonderEnsemble], dict[str, torch.Tensor]] | None = None,
+    on_steps: Callable[[int], None] | None = None,
+    stopping: Stopping | None = None,
+) -> tuple[Trajectory, torch.Tensor]:
+    """Train `model` in place. Returns the trajectory (logged as `trainer.train` logs it, with each
+    head's expected output loss as its training loss; empty without `evaluate`) and each member's mean
+    loss, penalty included, over the last phase (N,)."""
     params = model.parameters()
-    opt = optim.Adam(params, lr)
+    opt = optim.make_optimizer(optimizer, params, lr, momentum, weight_decay)
     beta = beta.float()
-    flush = torch.set_flush_denormal(True)  # denormal floats (tiny Adam moments) are ~40x slower
-    try:
-        return _run(model, phases, opt, params, beta, penalty, batch_size, data_generators)
-    finally:
-        if flush:
-            torch.set_flush_denormal(False)
+    n_heads = model.params["out_w"][0].shape[-1]
+    last = {}  # the latest phase's summed loss and its steps
 
-
-def _run(model, phases, opt, params, beta, penalty, batch_size, data_generators) -> torch.Tensor:
-    last = torch.full((model.n_members,), float("nan"))
-    for phase in phases:
-        if phase.steps == 0 or not phase.heads:
-            continue
-        xs = torch.cat([h.x for h in phase.heads])
-        ys = torch.cat([h.y for h in phase.heads]).float()
-        sizes = [len(h.x) for h in phase.heads]
-        offsets = torch.tensor([0] + sizes[:-1]).cumsum(0).tolist()
-        head = torch.cat([torch.full((batch_size,), h.head) for h in phase.heads])  # (R,)
+    def make_step(phase: Phase, xs: torch.Tensor, ys: torch.Tensor):
+        head = torch.cat([torch.full((batch_size,), h.head) for h in phase.heads]).to(xs.device)  # (R,)
         # a head's loss weight scales its rows; the mean over R rows keeps a step's size independent
         # of how many heads train in the phase
-        weight = torch.cat([torch.full((batch_size,), h.weight) for h in phase.heads])
-        total, done = torch.zeros(model.n_members), 0
-        while done < phase.steps:
-            k = min(BLOCK, phase.steps - done)
-            block = _draw(data_generators, k, batch_size, sizes, offsets)  # (N, k, R)
-            for s in range(k):
-                idx = block[:, s]
-                loss = ponder_loss(model.forward(xs[idx]), ys[idx], head, beta, penalty, row_weight=weight)
+        weight = torch.cat([torch.full((batch_size,), h.weight) for h in phase.heads]).to(xs.device)
+        onehot = F.one_hot(head, n_heads).float()  # (R, heads)
+        last.update(total=torch.zeros(model.n_members, device=xs.device), steps=phase.steps)
+
+        def step(idx: torch.Tensor) -> torch.Tensor:
+            with torch.enable_grad():
+                loss, bce = ponder_terms(model.forward(xs[idx]), ys[idx], head, beta, penalty, row_weight=weight)
                 grads = torch.autograd.grad(loss.sum(), params)  # members are independent: sum = per-member grads
-                with torch.no_grad():
-                    opt.step(list(grads))
-                total += loss.detach()
-            done += k
-        last = total / phase.steps
-    return last
+            opt.step(list(grads))
+            last["total"] += loss.detach()
+            return bce.detach() @ onehot
+
+        return step
+
+    traj = run_phases(
+        params, phases, make_step, n_heads=n_heads, batch_size=batch_size, data_generators=data_generators, log_every=log_every,
+        evaluate=(lambda: evaluate(model)) if evaluate is not None else None, on_steps=on_steps, stopping=stopping,
+    )
+    mean_loss = last["total"].cpu() / last["steps"] if last else torch.full((model.n_members,), float("nan"))
+    return traj, mean_loss
