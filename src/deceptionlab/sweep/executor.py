@@ -116,7 +116,7 @@ def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa
         cols[f"traj_deploy_score_{c}"] = deploy[:, :, i].tolist()
     cols["traj_train_accuracy"] = acc.tolist()
     packed = st["decisions"].numpy()  # (N, T, bytes)
-    cols["n_decisions"] = [evaluator.n_probe] * n
+    cols["n_decisions"] = [evaluator.n_decisions] * n
     cols["decisions"] = [packed[k, -1].tobytes() for k in range(n)]
     cols["traj_decisions"] = [[packed[k, t].tobytes() for t in range(T)] for k in range(n)]
     for i, name in enumerate(evaluator.decodable_names):
