@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .base import ALIGNED, CLASSES, Dataset, Head, Knobs, ProbeCell, World
 from .bitworld import Bitworld
+from .gridworld import Gridworld
 
-REGISTRY: dict[str, type[World]] = {Bitworld.name: Bitworld}
+REGISTRY: dict[str, type[World]] = {Bitworld.name: Bitworld, Gridworld.name: Gridworld}
 
 
 def get_world(name: str) -> type[World]:
@@ -15,4 +16,4 @@ def get_world(name: str) -> type[World]:
     return REGISTRY[name]
 
 
-__all__ = ["ALIGNED", "CLASSES", "Dataset", "Head", "Knobs", "ProbeCell", "World", "REGISTRY", "get_world", "Bitworld"]
+__all__ = ["ALIGNED", "CLASSES", "Dataset", "Head", "Knobs", "ProbeCell", "World", "REGISTRY", "get_world", "Bitworld", "Gridworld"]
