@@ -50,20 +50,31 @@ def head_columns(world: Gridworld) -> dict[str, slice]:
     return out
 
 
-def mlp_policy(model: MLPEnsemble, static: torch.Tensor, columns: slice, noise: torch.Tensor | None = None):
-    """A rollout policy of every member: greedy (argmax), or sampled from the softmax with uniforms
-    `noise` (N, E, T). The observation's agent plane is one-hot and comes first, so the first layer is
-    the static part's product, computed once, plus the weight row of the agent's cell."""
+def mlp_policy(world: Gridworld, model: MLPEnsemble, starts: torch.Tensor, columns: slice, noise: torch.Tensor | None = None):
+    """A rollout policy of every member from start observations (E or (N, E), n_in): greedy (argmax of the
+    action logits in `columns`), or sampled from their softmax with uniforms `noise` (N, E, T). The planes
+    of an observation are one-hot, so the first layer is the product of the fixed part (cue, instruction),
+    computed once, plus the weight rows of the planes' hot columns."""
     w1, b1 = model.params[0], model.params[1]
     n, n_in, width = w1.shape
-    pre = torch.matmul(static, w1).add_(b1)  # (N, E, width)
-    rows = w1.reshape(n * n_in, width)  # the agent's weight row: an index_select, faster than a gather
-    member = (torch.arange(n, device=w1.device) * n_in).view(n, 1)
+    s = world.decode(starts.flatten(0, -2)).view(*starts.shape[:-1], -1)
+    pre = torch.matmul(world.static(starts), w1).add_(b1)  # (N, E, width)
+    rows = w1.reshape(n * n_in, width)  # index_select of rows: faster than a gather
+    member = (torch.arange(n, device=w1.device) * n_in).view(n, 1, 1)
+    # the planes' hot columns for the agent in every cell of every episode, looked up at each step
+    table = world.hot(s.unsqueeze(-2), torch.arange(world.cells)).flatten(0, -2)  # (episodes * cells, 3)
+    absent = (table < 0).any()  # episodes without a coin: their coin column is masked out
+    mask, table = (table >= 0).to(w1.dtype), table.clamp(min=0)
+    episode = torch.arange(len(table) // world.cells).view(s.shape[:-1]) * world.cells
     layers = [(model.params[2 * i], model.params[2 * i + 1]) for i in range(1, model.depth)]
     w_out, b_out = model.params[-2][..., columns].contiguous(), model.params[-1][..., columns].contiguous()
 
     def policy(agent: torch.Tensor, t: int) -> torch.Tensor:
-        h = rows.index_select(0, (agent + member).flatten()).view(pre.shape).add_(pre).relu_()
+        at = episode + agent
+        picked = rows.index_select(0, (table[at] + member).flatten()).view(*agent.shape, 3, width)
+        if absent:
+            picked = picked * mask[at].unsqueeze(-1)
+        h = picked.sum(2).add_(pre).relu_()
         for w, b in layers:
             h = torch.bmm(h, w).add_(b).relu_()
         logits = torch.bmm(h, w_out).add_(b_out)
@@ -85,7 +96,6 @@ class RolloutEvaluator(CellScorer):
         super().__init__(world, fit.outcome[pick], device)
         self.world = world
         self.starts = torch.cat([c.x for c in world.probe_cells] + [fit.x[pick]]).to(device)
-        self.static = world.static(self.starts)
         self.n_decisions = len(OUTCOMES) * self.n_probe
         self.policy = head_columns(world)["policy"]
         # decodables over the same inputs share one trunk pass and one ridge solve
@@ -101,7 +111,7 @@ class RolloutEvaluator(CellScorer):
             self.decode.append((x[perm].to(device), [i for i, _ in members], y.to(device), len(perm) // 2))
 
     def rollout(self, model: MLPEnsemble) -> Rollout:
-        return self.world.rollout(self.starts, mlp_policy(model, self.static, self.policy), model.n_members, greedy=True)
+        return self.world.rollout(self.starts, mlp_policy(self.world, model, self.starts, self.policy), model.n_members, greedy=True)
 
     def outputs(self, model: MLPEnsemble) -> torch.Tensor:
         """Outcome codes of every member on every probe episode then every fit episode: (N, M) float."""
@@ -157,18 +167,48 @@ def _supervised(logits: torch.Tensor, y: torch.Tensor, actions: bool) -> tuple[t
     return F.softplus(-yz), (-y * torch.sigmoid(-yz)).unsqueeze(-1)
 
 
+def sparse_forward(model: MLPEnsemble, idx: torch.Tensor, val: torch.Tensor):
+    """The ensemble on sparse rows (column indices and values, (N, R, k), as `Gridworld.sparse` gives them):
+    the first layer is a weighted sum of weight rows instead of a product with mostly-zero inputs.
+    Returns the logits (N, R, outputs) and what `sparse_backward` needs."""
+    w1, b1 = model.params[0], model.params[1]
+    n, n_in, width = w1.shape
+    flat = (idx + (torch.arange(n, device=idx.device) * n_in).view(n, 1, 1)).flatten()
+    h = (w1.reshape(n * n_in, width).index_select(0, flat).view(*idx.shape, width) * val.unsqueeze(-1)).sum(2).add_(b1).relu_()
+    rest = MLPEnsemble(model.params[2:])
+    z, cache = rest.forward(h)
+    return z, (flat, val, h, rest, cache)
+
+
+def sparse_backward(model: MLPEnsemble, state, dz: torch.Tensor) -> list[torch.Tensor]:
+    """Gradients of sum(dz * logits) w.r.t. every parameter, in `params` order (`MLPEnsemble.backward`'s)."""
+    flat, val, h, rest, cache = state
+    grads, dh = rest.backward(cache, dz, input_grad=True)
+    delta = torch.ops.aten.threshold_backward(dh, h, 0)  # ReLU'
+    w1 = model.params[0]
+    gw = torch.zeros_like(w1)
+    live = delta.ne(0).any(-1).unsqueeze(-1).expand(val.shape).flatten()  # rows with no gradient add nothing
+    src = (delta.unsqueeze(2) * val.unsqueeze(-1)).flatten(0, 2)
+    gw.view(-1, w1.shape[-1]).index_add_(0, flat[live], src[live])
+    return [gw, delta.sum(1, keepdim=True), *grads]
+
+
 def _episodes(world: Gridworld, model: MLPEnsemble, columns: slice, starts: torch.Tensor, target: torch.Tensor, noise: torch.Tensor):
     """Roll out the sampling policy from per-member starts (N, B, n_in). Returns the observations it acted
-    on (N, B * T, n_in), its actions as one-hots (N, B * T, actions), each row's weight in the REINFORCE
-    gradient (advantage / B, 0 after the episode ended; (N, B * T)) and the loss 1 - mean return (N,)."""
-    static = world.static(starts)
-    ro = world.rollout(starts, mlp_policy(model, static, columns, noise), record=True)
+    on as sparse rows ((N, B * T, k) column indices and values), its actions as one-hots (N, B * T, actions),
+    each row's weight in the REINFORCE gradient (advantage / B, 0 after the episode ended; (N, B * T)) and
+    the loss 1 - mean return (N,)."""
+    ro = world.rollout(starts, mlp_policy(world, model, starts, columns, noise), record=True)
     ret = torch.where(ro.outcome == target, DISCOUNT ** (ro.steps - 1).float(), 0.0)  # (N, B)
     advantage = ret - ret.mean(1, keepdim=True)
-    b, t = ro.agents.shape[1:]
-    rows = world.place_agent(static.unsqueeze(2).expand(-1, -1, t, -1).flatten(1, 2), ro.agents.flatten(1))
-    chosen = F.one_hot(ro.actions.flatten(1), columns.stop - columns.start).float()
-    scale = (advantage.unsqueeze(-1) * ro.alive).flatten(1) / b
+    t = int(ro.alive.any(1).any(0).sum())  # steps any episode took: the rest are padding
+    agents, actions, alive = ro.agents[..., :t], ro.actions[..., :t], ro.alive[..., :t]
+    b = agents.shape[1]
+    s = world.decode(starts.flatten(0, 1)).view(*starts.shape[:2], -1)
+    along = lambda v: v.unsqueeze(2).expand(-1, -1, t, -1).flatten(1, 2)  # noqa: E731  (N, B, .) -> (N, B * T, .)
+    rows = world.sparse(along(starts), along(s), agents.flatten(1))
+    chosen = F.one_hot(actions.flatten(1), columns.stop - columns.start).float()
+    scale = (advantage.unsqueeze(-1) * alive).flatten(1) / b
     return rows, chosen, scale, 1 - ret.mean(1)
 
 
@@ -187,6 +227,7 @@ def train(world, model, phases, *, opt, batch_size, data_generators, rollout_gen
         sizes = [len(e.x) for e in entries]
         offsets = torch.tensor([0, *sizes[:-1]]).cumsum(0).tolist()
         xs, ys = torch.cat([e.x for e in entries]), torch.cat([e.y.float() for e in entries])
+        xs = (xs, *world.sparse(xs, world.decode(xs)))  # observations, and as sparse rows
         outcomes = torch.cat([e.outcome if e.reinforce else torch.zeros(len(e.x), dtype=torch.long) for e in entries])
         loss_sum, since, done = torch.zeros(n, n_heads), 0, 0
         trained = torch.zeros(n_heads, dtype=torch.bool)
@@ -214,25 +255,27 @@ def train(world, model, phases, *, opt, batch_size, data_generators, rollout_gen
 
 
 def _step(world, model, opt, entries, xs, ys, outcomes, idx, batch_size, noise) -> torch.Tensor:
-    """One optimisation step of every member on its rows idx (N, heads * batch): the REINFORCE episodes are
-    rolled out first, then every head's rows go through one forward and one backward pass. Returns the
-    per-head losses (N, heads)."""
+    """One optimisation step of every member on its rows idx (N, heads * batch) of the pooled data xs
+    (observations, and their sparse column indices and values): the REINFORCE episodes are rolled out
+    first, then every head's rows go through one forward and one backward pass. Returns the per-head
+    losses (N, heads)."""
+    x, columns, values = xs
     n = model.n_members
     losses = torch.zeros(n, len(world.heads))
     parts, episodes = [], {}
     for i, e in enumerate(entries):
         rows = idx[:, i * batch_size : (i + 1) * batch_size]
         if e.reinforce:
-            x, chosen, scale, losses[:, e.index] = _episodes(world, model, e.columns, xs[rows], outcomes[rows], noise)
+            sparse, chosen, scale, losses[:, e.index] = _episodes(world, model, e.columns, x[rows], outcomes[rows], noise)
             episodes[i] = (chosen, scale)
         else:
-            x = xs[rows]
-        parts.append((x, rows))
-    z, cache = model.forward(torch.cat([x for x, _ in parts], 1))  # (N, R, outputs)
+            sparse = (columns[rows], values[rows])
+        parts.append((sparse, rows))
+    z, state = sparse_forward(model, torch.cat([c for (c, _), _ in parts], 1), torch.cat([v for (_, v), _ in parts], 1))
     dz = torch.zeros_like(z)
     start = 0
-    for i, (e, (x, rows)) in enumerate(zip(entries, parts)):
-        span = slice(start, start + x.shape[1])
+    for i, (e, ((c, _), rows)) in enumerate(zip(entries, parts)):
+        span = slice(start, start + c.shape[1])
         logits = z[:, span, e.columns]
         if i in episodes:
             chosen, scale = episodes[i]
@@ -242,7 +285,7 @@ def _step(world, model, opt, entries, xs, ys, outcomes, idx, batch_size, noise) 
             losses[:, e.index], d = per_row.mean(1), d / batch_size
         dz[:, span, e.columns] = d * e.weight
         start = span.stop
-    opt.step(model.backward(cache, dz))
+    opt.step(sparse_backward(model, state, dz))
     return losses
 
 
@@ -268,10 +311,11 @@ class GridworldFamily:
         passes through on the evaluator's episodes (probe and fit), each distinct state once, with every
         implementable class's action there, and the outputs an imitator needs (the action logits)."""
         starts = RolloutEvaluator(world).starts
+        static, s = world.static(starts), world.decode(starts)
         seen = []
         for fn in world.references.values():
             ro = world.rollout(starts, world.function_policy(fn, starts), record=True)
-            visited = world.place_agent(world.static(starts), ro.agents[0].T)  # (T, E, n_in)
+            visited = world.observe_at(static, s, ro.agents[0].T)  # (T, E, n_in)
             seen.append(visited[ro.alive[0].T])
         x = torch.cat(seen).unique(dim=0)
         return x, {c: fn(x).float() for c, fn in world.references.items()}, world.n_actions
