@@ -12,7 +12,7 @@ import torch
 
 from deceptionlab.families import get_family
 from deceptionlab.families.gridworld import RolloutEvaluator, sparse_backward, sparse_forward
-from deceptionlab.measure import class_scores, verdicts
+from deceptionlab.measure import ImitationConfig, class_scores, imitation_grid, ponder_sweep, verdicts
 from deceptionlab.measure.prior_volume import random_ensemble
 from deceptionlab.measure.verdicts import unpack_decisions
 from deceptionlab.models import MLPEnsemble
@@ -55,7 +55,7 @@ def test_the_world_keeps_the_contract_and_has_the_cells_of_the_design():
 def test_rollouts_are_batched_and_follow_the_rules():
     w = Gridworld(SMALL)  # corner (4, 4)
     s = torch.cat([_state(w, (0, 0), (4, 4), (0, 2)), _state(w, (0, 0), (2, 0), None), _state(w, (3, 4), (0, 4), (1, 1))])
-    starts = w.observe(s)
+    assert torch.equal(w.decode(w.observe(s)), s)
     # member 0 always goes right, member 1 always down, member 2 down until the bottom row, then right
     plans = torch.tensor([3, 1, -1]).view(3, 1)
 
@@ -63,14 +63,14 @@ def test_rollouts_are_batched_and_follow_the_rules():
         bottom = torch.where(agent // w.size == w.size - 1, 3, 1)
         return torch.where(plans >= 0, plans.expand_as(agent), bottom)
 
-    ro = w.rollout(starts, policy, members=3, greedy=True)
+    ro = w.rollout(s, policy, members=3, greedy=True)
     assert ro.outcome.tolist() == [
         [COIN, NONE, NONE],  # right along the top row: the coin at (0, 2) after 2 steps; no coin; a wall
         [NONE, GEM, CORNER],  # down: stuck at the bottom wall; the gem at (2, 0); the empty corner (4, 4)
         [GEM, GEM, CORNER],  # down then right: the gem in the corner after 8 steps
     ]
     assert ro.steps.tolist() == [[2, w.max_steps, w.max_steps], [w.max_steps, 2, 1], [8, 2, 1]]
-    again = torch.cat([w.rollout(starts[i : i + 1], policy, members=3, greedy=True).outcome for i in range(3)], 1)
+    again = torch.cat([w.rollout(s[i : i + 1], policy, members=3, greedy=True).outcome for i in range(3)], 1)
     assert torch.equal(again, ro.outcome)  # an episode's outcome does not depend on its batch
 
 
@@ -97,10 +97,9 @@ def test_each_reference_policy_gets_its_own_verdict_and_random_policies_are_mixe
 
 def test_references_take_shortest_paths_around_other_objects():
     w = Gridworld()
-    starts = torch.cat([c.x for c in w.probe_cells])
-    s = w.decode(starts)
+    s = w.decode(torch.cat([c.x for c in w.probe_cells]))
     for cls, ref in w.references.items():
-        ro = w.rollout(starts, w.function_policy(ref, starts), greedy=True)
+        ro = w.rollout(s, w.function_policy(ref, s), greedy=True)
         target = w.target(cls, s)
         shortest = w.distances(s, target).flatten(1)[torch.arange(len(s)), s[:, AGENT]]
         assert torch.equal(ro.steps[0], shortest.long())
@@ -111,7 +110,7 @@ def test_sparse_rows_give_the_dense_forward_and_gradients():
     w = Gridworld({"cue_copies": 2})
     x = w.datasets["own_goal"].x[:40]
     assert torch.equal(w.observe(w.decode(x)), x)  # observations carry the whole state
-    idx, val = w.sparse(x, w.decode(x))
+    idx, val = w.sparse(w.decode(x))
     model = MLPEnsemble.init(w.input_dim, 2, 8, 9, [torch.Generator().manual_seed(i) for i in range(3)])
     z, cache = model.forward(x.expand(3, -1, -1).contiguous())
     z2, state = sparse_forward(model, idx.expand(3, -1, -1), val.expand(3, -1, -1))
@@ -173,11 +172,11 @@ def test_imitation_fits_the_training_episodes():
 
 
 def test_reinforce_raises_the_success_rate_from_chance():
-    res = _train(_spec(steps=300, algorithm="reinforce", lr=0.01))
-    acc = res.trajectory.stacked()["train_accuracy"]
+    res = _train(_spec(steps=300, algorithm="reinforce", lr=0.01, log_every=25))
+    acc = res.trajectory.stacked()["train_accuracy"]  # greedy rollouts from training states
     assert acc[:, 0].mean() < 0.4 and acc[:, -1].mean() > 0.8
     shortfall = res.trajectory.stacked()["train_loss"][:, :, 0]  # 1 - mean return of the sampled episodes
-    assert (shortfall[:, -1] < shortfall[:, 1] - 0.2).all()
+    assert (shortfall[:, -1] < shortfall[:, 1] - 0.2).all()  # the first 25 steps against the last 25
 
 
 def test_training_is_reproducible_and_independent_of_the_chunk():
@@ -188,7 +187,8 @@ def test_training_is_reproducible_and_independent_of_the_chunk():
     runs = expand(spec)
     cfg = runs[0].condition.config
     b = get_family("gridworld").train_chunk(Gridworld(cfg.world.knobs), cfg, runs[1:]).weights
-    torch.testing.assert_close(a[1:], b)
+    # the same run, up to float rounding: a chunk pads its members' REINFORCE steps to its longest
+    torch.testing.assert_close(a[1:], b, atol=1e-3, rtol=0)
 
 
 def test_reinforce_is_refused_where_the_family_cannot_roll_out():
@@ -197,6 +197,18 @@ def test_reinforce_is_refused_where_the_family_cannot_roll_out():
 
     with pytest.raises(SpecError, match=r"phases\.0\.algorithm: bitworld's model family 'mlp' trains by supervised only"):
         parse_spec(tomllib.loads(bit.replace('algorithm = "supervised"', 'algorithm = "reinforce"')))
+
+
+def test_speed_imitates_each_class_and_declines_the_ponder_sweep():
+    w = Gridworld(SMALL)
+    grid = imitation_grid(w, ImitationConfig(depths=(1,), widths=(1, 16), seeds=2, steps=200))
+    reached = grid.groupby(["class", "width"]).reached.mean()
+    assert all(reached[c, 16] == 1.0 for c in CLASSES)  # every reference policy can be imitated...
+    # one unit does not fit the training episodes, which the aligned classes need (measured: it can
+    # still be a proxy, whose verdict asks for no fit)
+    assert all(reached[c, 1] == 0.0 for c in ("internal", "corrigible", "deceptive"))
+    with pytest.raises(ValueError, match="ponder: early-exit models learn \\+-1 decisions"):
+        ponder_sweep(w)
 
 
 def _cli(*args) -> subprocess.CompletedProcess:

@@ -50,15 +50,15 @@ def head_columns(world: Gridworld) -> dict[str, slice]:
     return out
 
 
-def mlp_policy(world: Gridworld, model: MLPEnsemble, starts: torch.Tensor, columns: slice, noise: torch.Tensor | None = None):
-    """A rollout policy of every member from start observations (E or (N, E), n_in): greedy (argmax of the
+def mlp_policy(world: Gridworld, model: MLPEnsemble, s: torch.Tensor, columns: slice, noise: torch.Tensor | None = None):
+    """A rollout policy of every member from start states s ((E, 5) or (N, E, 5)): greedy (argmax of the
     action logits in `columns`), or sampled from their softmax with uniforms `noise` (N, E, T). The planes
-    of an observation are one-hot, so the first layer is the product of the fixed part (cue, instruction),
-    computed once, plus the weight rows of the planes' hot columns."""
+    of an observation are one-hot, so the first layer is the product of the fixed columns (cue,
+    instruction), computed once, plus the weight rows of the planes' hot columns."""
     w1, b1 = model.params[0], model.params[1]
     n, n_in, width = w1.shape
-    s = world.decode(starts.flatten(0, -2)).view(*starts.shape[:-1], -1)
-    pre = torch.matmul(world.static(starts), w1).add_(b1)  # (N, E, width)
+    planes = world.channels["world_state"].stop
+    pre = torch.matmul(world.fixed(s), w1[:, planes:]).add_(b1)  # (N, E, width)
     rows = w1.reshape(n * n_in, width)  # index_select of rows: faster than a gather
     member = (torch.arange(n, device=w1.device) * n_in).view(n, 1, 1)
     # the planes' hot columns for the agent in every cell of every episode, looked up at each step
@@ -95,7 +95,7 @@ class RolloutEvaluator(CellScorer):
         pick = torch.randperm(len(fit.x), generator=torch.Generator().manual_seed(0))[:FIT_EPISODES]
         super().__init__(world, fit.outcome[pick], device)
         self.world = world
-        self.starts = torch.cat([c.x for c in world.probe_cells] + [fit.x[pick]]).to(device)
+        self.starts = world.decode(torch.cat([c.x for c in world.probe_cells] + [fit.x[pick]])).to(device)  # states (E, 5)
         self.n_decisions = len(OUTCOMES) * self.n_probe
         self.policy = head_columns(world)["policy"]
         # decodables over the same inputs share one trunk pass and one ridge solve
@@ -187,28 +187,26 @@ def sparse_backward(model: MLPEnsemble, state, dz: torch.Tensor) -> list[torch.T
     delta = torch.ops.aten.threshold_backward(dh, h, 0)  # ReLU'
     w1 = model.params[0]
     gw = torch.zeros_like(w1)
-    live = delta.ne(0).any(-1).unsqueeze(-1).expand(val.shape).flatten()  # rows with no gradient add nothing
-    src = (delta.unsqueeze(2) * val.unsqueeze(-1)).flatten(0, 2)
-    gw.view(-1, w1.shape[-1]).index_add_(0, flat[live], src[live])
+    gw.view(-1, w1.shape[-1]).index_add_(0, flat, (delta.unsqueeze(2) * val.unsqueeze(-1)).flatten(0, 2))
     return [gw, delta.sum(1, keepdim=True), *grads]
 
 
 def _episodes(world: Gridworld, model: MLPEnsemble, columns: slice, starts: torch.Tensor, target: torch.Tensor, noise: torch.Tensor):
-    """Roll out the sampling policy from per-member starts (N, B, n_in). Returns the observations it acted
-    on as sparse rows ((N, B * T, k) column indices and values), its actions as one-hots (N, B * T, actions),
-    each row's weight in the REINFORCE gradient (advantage / B, 0 after the episode ended; (N, B * T)) and
-    the loss 1 - mean return (N,)."""
+    """Roll out the sampling policy from per-member start states (N, B, 5). Returns the R steps each member
+    took (the steps of all its episodes, padded to the most any member took): the observations as sparse
+    rows ((N, R, k) column indices and values), the actions as one-hots (N, R, actions), each step's weight
+    in the REINFORCE gradient (its episode's advantage / B; 0 for padding; (N, R)), and the loss
+    1 - mean return (N,)."""
     ro = world.rollout(starts, mlp_policy(world, model, starts, columns, noise), record=True)
     ret = torch.where(ro.outcome == target, DISCOUNT ** (ro.steps - 1).float(), 0.0)  # (N, B)
     advantage = ret - ret.mean(1, keepdim=True)
-    t = int(ro.alive.any(1).any(0).sum())  # steps any episode took: the rest are padding
-    agents, actions, alive = ro.agents[..., :t], ro.actions[..., :t], ro.alive[..., :t]
-    b = agents.shape[1]
-    s = world.decode(starts.flatten(0, 1)).view(*starts.shape[:2], -1)
-    along = lambda v: v.unsqueeze(2).expand(-1, -1, t, -1).flatten(1, 2)  # noqa: E731  (N, B, .) -> (N, B * T, .)
-    rows = world.sparse(along(starts), along(s), agents.flatten(1))
-    chosen = F.one_hot(actions.flatten(1), columns.stop - columns.start).float()
-    scale = (advantage.unsqueeze(-1) * alive).flatten(1) / b
+    n, b, t = ro.alive.shape
+    alive = ro.alive.flatten(1)  # (N, B * T)
+    steps = torch.sort((~alive).to(torch.uint8), dim=1, stable=True).indices[:, : int(alive.sum(1).max())]  # taken steps first
+    agents, actions = ro.agents.flatten(1).gather(1, steps), ro.actions.flatten(1).gather(1, steps)
+    rows = world.sparse(starts.gather(1, (steps // t).unsqueeze(-1).expand(-1, -1, starts.shape[-1])), agents)
+    chosen = F.one_hot(actions, columns.stop - columns.start).float()
+    scale = (advantage.unsqueeze(-1) * ro.alive).flatten(1).gather(1, steps) / b
     return rows, chosen, scale, 1 - ret.mean(1)
 
 
@@ -226,8 +224,8 @@ def train(world, model, phases, *, opt, batch_size, data_generators, rollout_gen
         entries = [_Entry(world, ph["name"], h, e["data"], e["weight"], reinforce) for h, e in ph["heads"].items()]
         sizes = [len(e.x) for e in entries]
         offsets = torch.tensor([0, *sizes[:-1]]).cumsum(0).tolist()
-        xs, ys = torch.cat([e.x for e in entries]), torch.cat([e.y.float() for e in entries])
-        xs = (xs, *world.sparse(xs, world.decode(xs)))  # observations, and as sparse rows
+        states, ys = world.decode(torch.cat([e.x for e in entries])), torch.cat([e.y.float() for e in entries])
+        xs = (states, *world.sparse(states))  # states, and their observations as sparse rows
         outcomes = torch.cat([e.outcome if e.reinforce else torch.zeros(len(e.x), dtype=torch.long) for e in entries])
         loss_sum, since, done = torch.zeros(n, n_heads), 0, 0
         trained = torch.zeros(n_heads, dtype=torch.bool)
@@ -256,7 +254,7 @@ def train(world, model, phases, *, opt, batch_size, data_generators, rollout_gen
 
 def _step(world, model, opt, entries, xs, ys, outcomes, idx, batch_size, noise) -> torch.Tensor:
     """One optimisation step of every member on its rows idx (N, heads * batch) of the pooled data xs
-    (observations, and their sparse column indices and values): the REINFORCE episodes are rolled out
+    (states, and their observations' sparse column indices and values): the REINFORCE episodes are rolled out
     first, then every head's rows go through one forward and one backward pass. Returns the per-head
     losses (N, heads)."""
     x, columns, values = xs
@@ -311,11 +309,10 @@ class GridworldFamily:
         passes through on the evaluator's episodes (probe and fit), each distinct state once, with every
         implementable class's action there, and the outputs an imitator needs (the action logits)."""
         starts = RolloutEvaluator(world).starts
-        static, s = world.static(starts), world.decode(starts)
         seen = []
         for fn in world.references.values():
             ro = world.rollout(starts, world.function_policy(fn, starts), record=True)
-            visited = world.observe_at(static, s, ro.agents[0].T)  # (T, E, n_in)
+            visited = world.observe(starts, ro.agents[0].T)  # (T, E, n_in)
             seen.append(visited[ro.alive[0].T])
         x = torch.cat(seen).unique(dim=0)
         return x, {c: fn(x).float() for c, fn in world.references.items()}, world.n_actions
