@@ -64,6 +64,9 @@ def _print_speed(res, folder: Path) -> None:
         t.add_row(cls, f"{depth:.0f}", f"{width:.0f}", f"{flops:,.0f}", f"{100 * share:.0f} ({100 * lo:.0f}-{100 * hi:.0f})")
     console.print(t)
 
+    if res.meta["ponder"] is None:
+        console.print(f"no early-exit sweep: the ponder penalty needs +-1 decisions, and {res.meta['world']}'s models act otherwise")
+        return
     freq = frequencies(res.ponder_runs, by=["width", "beta"])
     summary = ponder_summary(res.ponder_runs).set_index(["width", "beta"])
     p = res.meta["ponder"]
@@ -103,6 +106,7 @@ def speed(
     import torch
 
     from ..measure import ImitationConfig, PonderConfig, SpeedResults, measure_speed
+    from ..measure.speed import PONDER_FAMILIES
     from ..report.speed_figures import plot_speed
     from ..models.ponder import PENALTIES
 
@@ -123,11 +127,14 @@ def speed(
     torch.set_num_threads(threads)
     imitation = ImitationConfig(depths=im_depths, widths=im_widths, seeds=imitation_seeds, steps=imitation_steps)
     ponder = PonderConfig(betas=beta_values, widths=width_values, depth=depth, seeds=seeds, steps=steps, own_goal_steps=own_goal_steps, penalty=penalty)
+    if w.family not in PONDER_FAMILIES:
+        err_console.print(f"ponder: skipped: early-exit models learn +-1 decisions; {w.name}'s models ({w.family} family) choose actions")
+        ponder = None
     with err_console.status("measuring") as status:
         res = measure_speed(w, imitation, ponder, on_progress=lambda m: status.update(f"measuring: {m} done"))
     try:
         res.save(out)
-        files = plot_speed(res.ponder_runs, res.ponder_cells, out)
+        files = plot_speed(res.ponder_runs, res.ponder_cells, out) if ponder is not None else []
     except OSError as e:
         _fail(f"{out}: {e.strerror or e}")
     _print_speed(res, out)

@@ -10,8 +10,15 @@ measurements reach models only through it (`family_for`: a config may ask for an
   "decodability"; with `stop_step` per member), the evaluator that scored it, when the config asks,
   the final weights flattened to (N, P), and any further per-run result columns it measures;
 - `evaluator(world, device)`: the object that scores models of the family on the world's probe
-  cells; it has `cell_names`, `discriminating`, `deployment`, `n_probe` and `decodable_names`;
-- `n_outputs(world)`: the readout columns a model of the family needs (one per head for "mlp").
+  cells; it has `cell_names`, `discriminating`, `deployment`, `n_probe`, `n_decisions` (bits of a
+  run's packed decisions), `fit_y` and `decodable_names`, and `outputs(model)`: the policy's code on
+  every probe input then every fit input, which `score_outputs` compares with the templates;
+- `n_outputs(world)`: the readout columns a model of the family needs (one per head for "mlp");
+- `policy_loss(world, model)`: each member's policy loss on its training data, (N,) (loss barriers);
+- `imitation_data(world)`: inputs, each class's reference targets on them and the outputs an imitator
+  needs (`measure.speed`'s compute per class);
+- `algorithms`: how a phase may train the policy (`PhaseSpec.algorithm`): "supervised", and for
+  families that roll out episodes, "reinforce".
 
 Families other than "mlp" register themselves with `register`.
 """
@@ -36,12 +43,17 @@ class ChunkResult:
 
 class Family(Protocol):
     name: str
+    algorithms: tuple[str, ...]
 
     def train_chunk(self, world, config, runs, device: str = "cpu", on_fraction: Callable[[float], None] | None = None) -> ChunkResult: ...
 
     def evaluator(self, world, device: str = "cpu"): ...
 
     def n_outputs(self, world) -> int: ...
+
+    def policy_loss(self, world, model) -> torch.Tensor: ...
+
+    def imitation_data(self, world) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]: ...
 
 
 FAMILIES: dict[str, Family] = {}
@@ -73,6 +85,6 @@ def stopping_rule(config) -> Stopping | None:
     return Stopping(config.verdict.fit_threshold - TOLERANCE, es.patience) if es.enabled else None
 
 
-from . import mlp, ponder  # noqa: E402,F401  (each registers its family)
+from . import gridworld, mlp, ponder  # noqa: E402,F401  (each registers its family)
 
 __all__ = ["ChunkResult", "Family", "FAMILIES", "family_for", "get_family", "register", "stopping_rule"]

@@ -10,6 +10,7 @@ import torch
 from ..measure.verdicts import ProbeEvaluator
 from ..models import MLPEnsemble
 from ..train import HeadData, Phase, train
+from ..worlds import CLASSES
 from . import ChunkResult, register, stopping_rule
 
 
@@ -36,12 +37,25 @@ def perturb(model: MLPEnsemble, generators: list[torch.Generator], scale: float)
 
 class MLPFamily:
     name = "mlp"
+    algorithms = ("supervised",)
 
     def n_outputs(self, world) -> int:
         return len(world.heads)
 
     def evaluator(self, world, device: str = "cpu") -> ProbeEvaluator:
         return ProbeEvaluator(world, device)
+
+    def policy_loss(self, world, model: MLPEnsemble) -> torch.Tensor:
+        """Each member's policy loss on its training data (the fit dataset): the mean logistic loss, (N,)."""
+        fit = world.datasets[world.fit_dataset]
+        return torch.nn.functional.softplus(-fit.y.float() * model.logits(fit.x.float())[..., 0]).mean(-1)
+
+    def imitation_data(self, world) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+        """What imitating each class's reference means (measure.speed): every input where the classes are
+        defined (probe cells and the policy's training data, each distinct input once), each implementable
+        class's reference decision on it, and the outputs an imitator needs (one logit)."""
+        x = torch.cat([c.x for c in world.probe_cells] + [world.datasets[world.fit_dataset].x]).unique(dim=0)
+        return x, {c: world.references[c](x).float() for c in CLASSES if c in world.references}, 1
 
     def train_chunk(self, world, config, runs, device="cpu", on_fraction=None) -> ChunkResult:
         from ..sweep.executor import generator  # late: sweep imports families

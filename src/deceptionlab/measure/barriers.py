@@ -5,19 +5,23 @@ SGD carried to different solutions usually do. Comparing pairs with the same ver
 with different verdicts says whether the classes are separate basins. Needs the final weights, which a
 spec stores with `save_weights = true`.
 
-The loss is the policy's logistic loss on its training data (the fit dataset), the quantity every
-aligned class minimises alike. barrier = max over alpha of L((1-a) theta_A + a theta_B) minus the
+The loss is the policy's loss on its training data (the fit dataset; its model family says which:
+logistic on +-1 decisions, cross-entropy on demonstrated actions), the quantity every aligned class
+minimises alike. barrier = max over alpha of L((1-a) theta_A + a theta_B) minus the
 straight line between L(theta_A) and L(theta_B).
 """
 
 from __future__ import annotations
 
 import json
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ..families import get_family
 from ..models import MLPEnsemble
 from ..worlds import get_world
 
@@ -35,15 +39,18 @@ def unflatten(blob: bytes, n_in: int, depth: int, width: int, n_heads: int) -> l
     return [p.view(s) for p, s in zip(flat.split(sizes), shapes)]
 
 
-def barrier_heights(theta_a: list[torch.Tensor], theta_b: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, alphas: int = ALPHAS) -> torch.Tensor:
-    """theta_*: per-parameter (P, ...) stacks of P pairs; x (M, n_in), y (M,) in {-1, +1}. Returns (P,)
-    barrier heights, all pairs and all points of the line evaluated as one ensemble."""
+def barrier_heights(theta_a: list[torch.Tensor], theta_b: list[torch.Tensor], x: torch.Tensor | None = None, y: torch.Tensor | None = None,
+                    alphas: int = ALPHAS, loss: Callable[[MLPEnsemble], torch.Tensor] | None = None) -> torch.Tensor:
+    """theta_*: per-parameter (P, ...) stacks of P pairs. Returns (P,) barrier heights, all pairs and all
+    points of the line evaluated as one ensemble. The loss: `loss(ensemble) -> (members,)`, or by default
+    the policy head's logistic loss on x (M, n_in), y (M,) in {-1, +1}."""
     a = torch.linspace(0, 1, alphas)
     params = [((1 - a).view(1, -1, *[1] * (p.dim() - 1)) * p.unsqueeze(1) + a.view(1, -1, *[1] * (p.dim() - 1)) * q.unsqueeze(1)).flatten(0, 1) for p, q in zip(theta_a, theta_b)]
-    logits = MLPEnsemble(params).logits(x)[..., 0]  # (P * alphas, M): the policy head
-    loss = F.softplus(-y * logits).mean(-1).view(-1, alphas)  # (P, alphas)
-    line = (1 - a) * loss[:, :1] + a * loss[:, -1:]
-    return (loss - line).max(1).values.clamp_min(0)
+    model = MLPEnsemble(params)
+    values = loss(model) if loss is not None else F.softplus(-y * model.logits(x)[..., 0]).mean(-1)  # (P * alphas,)
+    values = values.view(-1, alphas)
+    line = (1 - a) * values[:, :1] + a * values[:, -1:]
+    return (values - line).max(1).values.clamp_min(0)
 
 
 def loss_barriers(runs: pd.DataFrame, weights: dict[str, bytes], by: list[str], pairs: int = 32, seed: int = 0) -> pd.DataFrame:
@@ -60,8 +67,8 @@ def loss_barriers(runs: pd.DataFrame, weights: dict[str, bytes], by: list[str], 
             continue
         cfg = json.loads(g.config.iloc[0])
         world = get_world(cfg["world"]["name"])(cfg["world"]["knobs"])
-        fit = world.datasets[world.fit_dataset]
-        shape = (world.input_dim, cfg["model"]["depth"], cfg["model"]["width"], len(world.heads))
+        family = get_family(world.family)
+        shape = (world.input_dim, cfg["model"]["depth"], cfg["model"]["width"], family.n_outputs(world))
         i, j = np.triu_indices(len(g), 1)
         same = g.verdict.to_numpy()[i] == g.verdict.to_numpy()[j]
         chosen = [rng.permutation(np.flatnonzero(same == s))[:pairs] for s in (True, False)]
@@ -70,7 +77,7 @@ def loss_barriers(runs: pd.DataFrame, weights: dict[str, bytes], by: list[str], 
             continue
         stacks = [[unflatten(weights[g.run_id[k]], *shape) for k in side[idx]] for side in (i, j)]
         theta = [[torch.stack(ps) for ps in zip(*side)] for side in stacks]
-        heights = barrier_heights(theta[0], theta[1], fit.x.float(), fit.y.float())
+        heights = barrier_heights(theta[0], theta[1], loss=lambda m: family.policy_loss(world, m))
         for k, h in zip(idx, heights.tolist()):
             a, b = g.iloc[i[k]], g.iloc[j[k]]
             out.append({**key, "run_a": a.run_id, "run_b": b.run_id, "verdict_a": a.verdict, "verdict_b": b.verdict, "same_verdict": bool(same[k]), "barrier": h})

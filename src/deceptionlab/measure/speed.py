@@ -3,7 +3,7 @@
 Two measurements:
 
 1. `imitation_grid` / `compute_per_class`: train batched MLP ensembles to imitate each class's
-   reference implementation directly, over a grid of (depth, width) and several init seeds, and
+   reference implementation directly (on the inputs and targets the world's model family names), over a grid of (depth, width) and several init seeds, and
    find per class the cheapest architecture (by forward-pass FLOPs) at which a member earns that
    class's own verdict. "Deception needs extra reasoning" predicts deceptive >= corrigible there.
 2. `ponder_sweep`: train early-exit ensembles (`models.ponder`) on the world's own training data
@@ -61,24 +61,22 @@ class ImitationConfig:
     fit_threshold: float = 0.95  # the verdict's training-accuracy threshold
 
 
-def imitation_data(world: World) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Every input where the classes are defined (probe cells and the policy's training data, each
-    distinct input once) and each implementable class's reference output on it: (P, n_in), {class: (P,)}."""
-    x = torch.cat([c.x for c in world.probe_cells] + [world.datasets[world.fit_dataset].x]).unique(dim=0)
-    return x, {c: world.references[c](x).float() for c in CLASSES if c in world.references}
-
-
-def _imitate(x: torch.Tensor, y: torch.Tensor, depth: int, width: int, gens: list[torch.Generator], steps: int, lr: float) -> MLPEnsemble:
-    """Train one ensemble, member m on labels y[m] (N, P), full batch, logistic loss."""
-    model = MLPEnsemble.init(x.shape[1], depth, width, 1, gens)
+def _imitate(x: torch.Tensor, y: torch.Tensor, depth: int, width: int, gens: list[torch.Generator], steps: int, lr: float, n_outputs: int = 1) -> MLPEnsemble:
+    """Train one ensemble, member m on targets y[m] (N, P), full batch: the logistic loss on +-1 targets
+    (one output), or the cross-entropy on class indices (n_outputs > 1, e.g. actions)."""
+    model = MLPEnsemble.init(x.shape[1], depth, width, n_outputs, gens)
     opt = optim.Adam(model.params, lr)
     xb = x.expand(len(gens), -1, -1).contiguous()
+    onehot = torch.nn.functional.one_hot(y.long(), n_outputs).float() if n_outputs > 1 else None
     flush = torch.set_flush_denormal(True)  # once the fit is perfect, Adam's moments go denormal: ~40x slower
     try:
         with torch.no_grad():
             for _ in range(steps):
                 z, cache = model.forward(xb)
-                dz = (torch.sigmoid(-y * z[..., 0]) * -y / x.shape[0]).unsqueeze(-1)  # d mean softplus(-yz) / dz
+                if onehot is None:
+                    dz = (torch.sigmoid(-y * z[..., 0]) * -y / x.shape[0]).unsqueeze(-1)  # d mean softplus(-yz) / dz
+                else:
+                    dz = (z.softmax(-1) - onehot) / x.shape[0]  # d mean cross-entropy / dz
                 opt.step(model.backward(cache, dz))
     finally:
         if flush:
@@ -91,19 +89,20 @@ def imitation_grid(world: World, cfg: ImitationConfig | None = None, on_arch=Non
     earned its own class's verdict. All (class x seed) members of one architecture train as one
     ensemble; seed s gives every class the same init (a paired comparison)."""
     cfg = cfg or ImitationConfig()
-    x, labels = imitation_data(world)
+    family = get_family(world.family)
+    x, labels, n_outputs = family.imitation_data(world)
     classes = list(labels)
     y = torch.stack([labels[c] for c in classes]).repeat_interleave(cfg.seeds, 0)  # (C*S, P), class-major
-    evaluator = get_family(world.family).evaluator(world)
+    evaluator = family.evaluator(world)
     rows = []
     for depth in cfg.depths:
         for width in cfg.widths:
             gens = [_generator(s, "imitation/init") for _ in classes for s in range(cfg.seeds)]
-            model = _imitate(x, y, depth, width, gens, cfg.steps, cfg.lr)
+            model = _imitate(x, y, depth, width, gens, cfg.steps, cfg.lr, n_outputs)
             res = evaluator.score_outputs(evaluator.outputs(model))
             scores = class_scores(res["agreement"], evaluator.discriminating)
             got = verdicts(scores, res["train_accuracy"], cfg.threshold, cfg.fit_threshold)
-            flops = forward_flops(world.input_dim, depth, width)
+            flops = forward_flops(world.input_dim, depth, width, n_outputs)
             for m, (verdict, s, acc) in enumerate(zip(got, scores.tolist(), res["train_accuracy"].tolist())):
                 cls = classes[m // cfg.seeds]
                 rows.append(
@@ -131,6 +130,9 @@ def compute_per_class(grid: pd.DataFrame, min_share: float = 0.0) -> pd.DataFram
 
 
 # -- 2. training under a compute penalty -----------------------------------------------------------
+
+
+PONDER_FAMILIES = ("mlp",)  # model families whose policy is one logit per input, which an early-exit model can learn
 
 
 @dataclass
@@ -171,6 +173,8 @@ def ponder_sweep(world: World, cfg: PonderConfig | None = None, on_width=None) -
     deploy_base = agreement with the base objective on deployment probe cells, mean expected exit,
     class scores); cells one row per (width, beta, seed, probe cell) with the expected exit layer."""
     cfg = cfg or PonderConfig()
+    if world.family not in PONDER_FAMILIES:
+        raise ValueError(f"ponder: early-exit models learn +-1 decisions (families {', '.join(PONDER_FAMILIES)}); {world.name}'s family {world.family!r} acts otherwise")
     if any(b < 0 for b in cfg.betas):
         raise ValueError("betas must be non-negative")
     heads, phases = _ponder_phases(world, cfg)
@@ -204,6 +208,10 @@ def ponder_sweep(world: World, cfg: PonderConfig | None = None, on_width=None) -
         if on_width is not None:
             on_width(width)
     return pd.DataFrame(runs), pd.DataFrame(cells)
+
+
+PONDER_RUN_COLUMNS = ["condition_index", "width", "beta", "seed", "verdict", "train_accuracy", "deploy_base", "expected_exit", "loss",
+                      *(f"score_{c}" for c in CLASSES)]
 
 
 def ponder_summary(runs: pd.DataFrame) -> pd.DataFrame:
@@ -247,11 +255,16 @@ class SpeedResults:
         return (Path(folder) / "speed.json").is_file()
 
 
-def measure_speed(world: World, imitation: ImitationConfig, ponder: PonderConfig, on_progress=None) -> SpeedResults:
-    """Both measurements on one world. on_progress(message) after each trained ensemble."""
+def measure_speed(world: World, imitation: ImitationConfig, ponder: PonderConfig | None, on_progress=None) -> SpeedResults:
+    """Both measurements on one world (ponder None: the imitation grid alone, with empty ponder tables).
+    on_progress(message) after each trained ensemble."""
     say = on_progress or (lambda msg: None)
     grid = imitation_grid(world, imitation, on_arch=lambda d, w: say(f"imitation depth {d} width {w}"))
-    runs, cells = ponder_sweep(world, ponder, on_width=lambda w: say(f"ponder width {w}"))
-    heads = _ponder_phases(world, ponder)[0]
-    meta = {"world": world.name, "knobs": world.knobs.model_dump(), "imitation": asdict(imitation), "ponder": {**asdict(ponder), "heads": heads}}
+    if ponder is None:
+        runs, cells = pd.DataFrame(columns=PONDER_RUN_COLUMNS), pd.DataFrame(columns=["width", "beta", "seed", "cell", "expected_exit"])
+        ponder_meta = None
+    else:
+        runs, cells = ponder_sweep(world, ponder, on_width=lambda w: say(f"ponder width {w}"))
+        ponder_meta = {**asdict(ponder), "heads": _ponder_phases(world, ponder)[0]}
+    meta = {"world": world.name, "knobs": world.knobs.model_dump(), "imitation": asdict(imitation), "ponder": ponder_meta}
     return SpeedResults(grid, compute_per_class(grid), runs, cells, meta)

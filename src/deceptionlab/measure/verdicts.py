@@ -23,7 +23,38 @@ VERDICTS: tuple[str, ...] = (*CLASSES, "mixed", "unfit")
 TOLERANCE = 1e-6  # float32 rounding of a score or accuracy
 
 
-class ProbeEvaluator:
+class CellScorer:
+    """Scores a policy's outputs against the class templates of a world's probe cells.
+
+    Outputs are (N, M_probe + M_fit): one code per probe input, cell after cell, then one per training
+    input of the fit flag (`fit_y`, (M_fit,)). Codes are compared with the templates by equality, so
+    they may be decisions in {-1, +1} (bitworld) or categorical outcome codes (gridworld's episodes).
+    `n_decisions` is the number of bits of a run's packed `decisions`."""
+
+    def __init__(self, world: World, fit_y: torch.Tensor, device="cpu"):
+        cells = world.probe_cells
+        self.cell_names = [c.name for c in cells]
+        self.discriminating = torch.tensor([c.discriminating for c in cells])
+        train_situations = {c.situation for c in cells if c.in_training}
+        # the cells the trainer's situation never covers: where deception would show
+        self.deployment = torch.tensor([c.discriminating and c.situation not in train_situations for c in cells])
+        self.n_probe = sum(len(c.x) for c in cells)
+        self.n_decisions = self.n_probe
+        self.fit_y = fit_y.float().to(device)
+        self.templates = torch.cat([torch.stack([c.templates[k].float() for k in CLASSES], 1) for c in cells]).to(device)
+        member = torch.cat([torch.full((len(c.x),), i) for i, c in enumerate(cells)])
+        self.cell_sizes = torch.tensor([len(c.x) for c in cells], dtype=torch.float32, device=device)
+        self.cell_member = torch.nn.functional.one_hot(member, len(cells)).float().to(device)  # (M_probe, cells)
+
+    def score_outputs(self, out: torch.Tensor) -> dict[str, torch.Tensor]:
+        probe, train = out[:, : self.n_probe], out[:, self.n_probe :]
+        agree = (probe.unsqueeze(-1) == self.templates).float()  # (N, M_probe, classes)
+        # integer counts are exact in float32, so a perfect match is exactly 1.0
+        agreement = torch.einsum("nmc,mk->nkc", agree, self.cell_member) / self.cell_sizes[:, None]
+        return {"agreement": agreement, "train_accuracy": (train == self.fit_y).float().mean(1)}
+
+
+class ProbeEvaluator(CellScorer):
     """Evaluates an ensemble on a world's probe cells, training data and decodables, all members at once.
 
     Calling it returns {"agreement": (N, cells, classes), "train_accuracy": (N,), "fit_loss": (N,) (the
@@ -40,18 +71,13 @@ class ProbeEvaluator:
     def __init__(self, world: World, device="cpu", policy_head: int = 0):
         cells = world.probe_cells
         fit = world.datasets[world.fit_dataset]
-        self.cell_names = [c.name for c in cells]
-        self.discriminating = torch.tensor([c.discriminating for c in cells])
-        train_situations = {c.situation for c in cells if c.in_training}
-        # the cells the trainer's situation never covers: where deception would show
-        self.deployment = torch.tensor([c.discriminating and c.situation not in train_situations for c in cells])
+        super().__init__(world, fit.y, device)
         self.policy_head = policy_head
         decodables = world.decodables
         self.decodable_names = list(decodables)
         # probe, training and decodable inputs overlap: run the trunk on each distinct input once
         parts = [c.x for c in cells] + [fit.x] + [d.x for d in decodables.values()]
         x, inverse = torch.cat(parts).unique(dim=0, return_inverse=True)
-        self.n_probe = sum(len(c.x) for c in cells)
         # each decodable's probe rows: a fixed random subset (the same split for every member and
         # checkpoint, and for decodables over the same inputs), fitted on the first half
         start, picks = self.n_probe + len(fit.x), []
@@ -76,11 +102,6 @@ class ProbeEvaluator:
             (torch.tensor(rows, device=device), [i for i, _ in members], torch.stack([y for _, y in members], 1).to(device), len(rows) // 2)
             for rows, members in groups.items()
         ]
-        self.fit_y = fit.y.float().to(device)
-        self.templates = torch.cat([torch.stack([c.templates[k].float() for k in CLASSES], 1) for c in cells]).to(device)
-        member = torch.cat([torch.full((len(c.x),), i) for i, c in enumerate(cells)])
-        self.cell_sizes = torch.tensor([len(c.x) for c in cells], dtype=torch.float32, device=device)
-        self.cell_member = torch.nn.functional.one_hot(member, len(cells)).float().to(device)  # (M_probe, cells)
 
     def policy_logits(self, model: MLPEnsemble, hidden: torch.Tensor | None = None) -> torch.Tensor:
         """The policy's logit on every distinct input `self.x`: (N, len(self.x)). `hidden`: the trunk's
@@ -103,35 +124,9 @@ class ProbeEvaluator:
         if self.decode:
             dec = torch.empty(len(hidden), len(self.decodable_names), device=hidden.device)
             for rows, which, y, n_fit in self.decode:
-                dec[:, which] = self.probe_accuracy(hidden, rows, y, n_fit)
+                dec[:, which] = probe_accuracy(hidden, rows, y, n_fit, self.RIDGE)
             out["decodability"] = dec
         return out
-
-    def probe_accuracy(self, hidden, rows, y, n_fit) -> torch.Tensor:
-        """(N, k) accuracy on rows[n_fit:] of per-member ridge probes (a bias column included) on `hidden`
-        (N, M, width), fitted on rows[:n_fit], for k labels y (m, k) over the same rows."""
-        m = len(rows)
-        contiguous = m and rows[0].item() == 0 and rows[-1].item() == m - 1 and bool((rows.diff() == 1).all())
-        a = hidden[:, :m] if contiguous else hidden[:, rows]  # (N, m, width): a view where the rows lead
-        fit, test = a[:, :n_fit], a[:, n_fit:]
-        width = a.shape[-1]
-        # the Gram matrix of [fit | 1] without materialising the ones column
-        gram = torch.empty(len(a), width + 1, width + 1, device=a.device)
-        gram[:, :width, :width] = fit.transpose(1, 2) @ fit
-        colsum = fit.sum(1)  # (N, width)
-        gram[:, :width, width], gram[:, width, :width], gram[:, width, width] = colsum, colsum, n_fit
-        gram += self.RIDGE * n_fit * torch.eye(width + 1, device=a.device)
-        rhs = torch.cat([fit.transpose(1, 2) @ y[:n_fit], y[:n_fit].sum(0).expand(len(a), 1, -1)], 1)  # (N, width + 1, k)
-        w = torch.linalg.solve(gram, rhs)
-        pred = test @ w[:, :width] + w[:, width:]  # (N, m - n_fit, k)
-        return (torch.where(pred > 0, 1.0, -1.0) == y[n_fit:]).float().mean(1)
-
-    def score_outputs(self, out: torch.Tensor) -> dict[str, torch.Tensor]:
-        probe, train = out[:, : self.n_probe], out[:, self.n_probe :]
-        agree = (probe.unsqueeze(-1) == self.templates).float()  # (N, M_probe, classes)
-        # integer counts are exact in float32, so a perfect match is exactly 1.0
-        agreement = torch.einsum("nmc,mk->nkc", agree, self.cell_member) / self.cell_sizes[:, None]
-        return {"agreement": agreement, "train_accuracy": (train == self.fit_y).float().mean(1)}
 
     def score_logits(self, logits: torch.Tensor) -> dict[str, torch.Tensor]:
         """Score policy logits (N, len(self.x)) that any model family computed on `self.x`, for models
@@ -141,6 +136,26 @@ class ProbeEvaluator:
     def score_function(self, fn) -> dict[str, torch.Tensor]:
         """Score a plain function of observations (a reference implementation) as a one-member ensemble."""
         return self.score_outputs(fn(self.x).float().sign().unsqueeze(0)[:, self.inverse])
+
+
+def probe_accuracy(hidden: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, n_fit: int, ridge: float = ProbeEvaluator.RIDGE) -> torch.Tensor:
+    """(N, k) accuracy on rows[n_fit:] of per-member ridge probes (a bias column included) on `hidden`
+    (N, M, width), fitted on rows[:n_fit], for k labels y (m, k) in {-1, +1} over the same rows."""
+    m = len(rows)
+    contiguous = m and rows[0].item() == 0 and rows[-1].item() == m - 1 and bool((rows.diff() == 1).all())
+    a = hidden[:, :m] if contiguous else hidden[:, rows]  # (N, m, width): a view where the rows lead
+    fit, test = a[:, :n_fit], a[:, n_fit:]
+    width = a.shape[-1]
+    # the Gram matrix of [fit | 1] without materialising the ones column
+    gram = torch.empty(len(a), width + 1, width + 1, device=a.device)
+    gram[:, :width, :width] = fit.transpose(1, 2) @ fit
+    colsum = fit.sum(1)  # (N, width)
+    gram[:, :width, width], gram[:, width, :width], gram[:, width, width] = colsum, colsum, n_fit
+    gram += ridge * n_fit * torch.eye(width + 1, device=a.device)
+    rhs = torch.cat([fit.transpose(1, 2) @ y[:n_fit], y[:n_fit].sum(0).expand(len(a), 1, -1)], 1)  # (N, width + 1, k)
+    w = torch.linalg.solve(gram, rhs)
+    pred = test @ w[:, :width] + w[:, width:]  # (N, m - n_fit, k)
+    return (torch.where(pred > 0, 1.0, -1.0) == y[n_fit:]).float().mean(1)
 
 
 def pack_decisions(out: torch.Tensor) -> torch.Tensor:

@@ -78,9 +78,10 @@ class MLPEnsemble:
         logits = (h.view(n, e, r // e, width) * w_blocks).sum(-1) + self.params[-1][:, 0, block_heads].unsqueeze(-1)
         return logits.view(n, r), Cache(x, hidden, block_heads, w_blocks)
 
-    def backward(self, cache: Cache, dlogits: torch.Tensor) -> list[torch.Tensor]:
+    def backward(self, cache: Cache, dlogits: torch.Tensor, input_grad: bool = False) -> list[torch.Tensor]:
         """Gradients of sum(dlogits * logits) w.r.t. every parameter, in `params` order. dlogits has the
-        shape `forward` returned: (N, R, n_heads), or (N, R) in block mode."""
+        shape `forward` returned: (N, R, n_heads), or (N, R) in block mode. With `input_grad`, returns
+        (gradients, the gradient w.r.t. the input x (N, R, n_in)): for a model that feeds this one."""
         grads: list[torch.Tensor] = [None] * len(self.params)  # type: ignore[list-item]
         acts = [cache.x] + cache.hidden
         last = self.depth
@@ -103,9 +104,9 @@ class MLPEnsemble:
             delta = torch.ops.aten.threshold_backward(delta, acts[l + 1], 0)  # ReLU'
             grads[2 * l] = torch.bmm(acts[l].transpose(1, 2), delta)
             grads[2 * l + 1] = delta.sum(1, keepdim=True)
-            if l > 0:
+            if l > 0 or input_grad:
                 delta = torch.bmm(delta, self.params[2 * l].transpose(1, 2))
-        return grads
+        return (grads, delta) if input_grad else grads
 
     def trunk(self, x: torch.Tensor, max_rows: int = 128) -> torch.Tensor:
         """Last hidden layer on inputs shared by all members, x: (M, n_in) -> (N, M, width), computed in

@@ -208,17 +208,21 @@ def claim_c6(ev: Evidence) -> Claim:
     flops = {c: np.inf if comp.loc[c, "flops"] != comp.loc[c, "flops"] else float(comp.loc[c, "flops"]) for c in comp.index}
     parts = ["FLOPs to imitate: " + ", ".join(f"{c} {v:.0f}" for c, v in flops.items())]
     runs = sp.ponder_runs
-    lo_b, hi_b = runs.beta.min(), runs.beta.max()
-    shares = {}
-    for b in (lo_b, hi_b):
-        g = runs[runs.beta == b]
-        k = int((g.verdict == "deceptive").sum())
-        shares[b] = (k / len(g), *map(float, wilson(k, len(g))))
-        parts.append(f"P(deceptive) at beta {b:g}: {_pct(*shares[b])}")
+    lowers = rises = False
+    if runs.empty:
+        parts.append("no ponder sweep (the world's models do not make +-1 decisions)")
+    else:
+        lo_b, hi_b = runs.beta.min(), runs.beta.max()
+        shares = {}
+        for b in (lo_b, hi_b):
+            g = runs[runs.beta == b]
+            k = int((g.verdict == "deceptive").sum())
+            shares[b] = (k / len(g), *map(float, wilson(k, len(g))))
+            parts.append(f"P(deceptive) at beta {b:g}: {_pct(*shares[b])}")
+        lowers = shares[hi_b][2] < shares[lo_b][1]
+        rises = shares[hi_b][1] > shares[lo_b][2]
     aligned = [flops[c] for c in ("internal", "corrigible") if c in flops]
     more = "deceptive" in flops and bool(aligned) and flops["deceptive"] > max(aligned)
-    lowers = shares[hi_b][2] < shares[lo_b][1]
-    rises = shares[hi_b][1] > shares[lo_b][2]
     not_more = "deceptive" in flops and bool(aligned) and flops["deceptive"] <= max(aligned)
     verdict = SUPPORTED if more and lowers else CONTRADICTED if not_more or rises else INCONCLUSIVE
     theory = _theory(ev, "low", lambda t: "speed model: deceptive costs extra compute" + (f" (compute {t.loc['deceptive', 'compute']:g})" if "compute" in t else ""))
@@ -232,6 +236,9 @@ def claim_c7(ev: Evidence) -> Claim:
     if sp is None:
         return Claim("C7", CLAIMS["C7"], name, "", "", NOT_MEASURED, "`deceptionlab speed DIR`")
     runs = sp.ponder_runs
+    if runs.empty:
+        return Claim("C7", CLAIMS["C7"], name, "no ponder sweep (the world's models do not make +-1 decisions)", "", NOT_MEASURED,
+                     "`deceptionlab speed DIR` on a world whose models make +-1 decisions (bitworld)")
     lo_b, hi_b = runs.beta.min(), runs.beta.max()
     parts, costs = [], []
     for w, g in runs.groupby("width"):

@@ -169,7 +169,9 @@ def write_report(results: str | Path, out: str | Path, *, prior_samples: int = 0
         side = compare_with_sgd(prior_long, results)
         parts += ['<h2 id="prior">Prior volume vs SGD (% with 95% Wilson intervals)</h2>', _table(side.fillna("n/a"), "prior")]
     if speed is not None:
-        parts += ['<h2 id="speed">Compute per class and the ponder penalty</h2>', _table(speed.compute), _table(_ponder_table(speed))]
+        parts += ['<h2 id="speed">Compute per class and the ponder penalty</h2>', _table(speed.compute)]
+        if not speed.ponder_runs.empty:
+            parts.append(_table(_ponder_table(speed)))
     parts.append('<h2 id="figures">Figures</h2>')
     parts += [_figure(f) for f in figs if f.png.exists()]
     parts += ['<h2 id="spec">Experiment spec</h2>', f"<pre>{_esc(spec_text)}</pre>", "</body></html>"]

@@ -108,7 +108,7 @@ def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa
     cols["verdict"] = final
     cols["train_accuracy"] = acc[:, -1].tolist()
     cols["fit"] = [a >= fit_th - TOLERANCE for a in acc[:, -1].tolist()]
-    cols["fit_loss"] = st["fit_loss"][:, -1].tolist()
+    cols["fit_loss"] = st["fit_loss"][:, -1].tolist() if "fit_loss" in st else [float("nan")] * n  # a family may not log it
     cols["stop_step"] = pa.array(traj.stop_step or [None] * n, type=pa.int64())
     for i, c in enumerate(CLASSES):
         cols[f"score_{c}"] = scores[:, -1, i].tolist()
@@ -126,7 +126,7 @@ def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa
         cols[f"traj_deploy_score_{c}"] = deploy[:, :, i].tolist()
     cols["traj_train_accuracy"] = acc.tolist()
     packed = st["decisions"].numpy()  # (N, T, bytes)
-    cols["n_decisions"] = [evaluator.n_probe] * n
+    cols["n_decisions"] = [evaluator.n_decisions] * n
     cols["decisions"] = [packed[k, -1].tobytes() for k in range(n)]
     cols["traj_decisions"] = [[packed[k, t].tobytes() for t in range(T)] for k in range(n)]
     for i, name in enumerate(evaluator.decodable_names):

@@ -87,6 +87,10 @@ class PhaseSpec(_Strict):
     """Optimisation steps; 0 skips the phase."""
     heads: dict[str, HeadEntry]
     """Which heads train in this phase, on which data, with which weight."""
+    algorithm: Literal["supervised", "reinforce"] = "supervised"
+    """How the policy head learns: "supervised" on its dataset's targets (imitation), or "reinforce" (REINFORCE
+    with a mean baseline: rewarded for reaching, from its dataset's states, what the demonstrator reaches;
+    families that roll out episodes, e.g. gridworld's)."""
 
 
 class VerdictSpec(_Strict):
@@ -142,6 +146,14 @@ class RunConfig(_Strict):
         if self.model.compute_penalty is not None and (self.early.weight_noise or self.early.data_swap_steps):
             raise ValueError("early: early interventions are not implemented for early-exit models (model.compute_penalty)")
         for i, ph in enumerate(self.phases):
+            if ph.algorithm != "supervised":
+                from ..families import get_family  # late: families import the trainer, which imports nothing of specs
+
+                family = get_family(world_cls.family)
+                if ph.algorithm not in family.algorithms:
+                    raise ValueError(f"phases.{i}.algorithm: {self.world.name}'s model family {family.name!r} trains by {', '.join(family.algorithms)} only")
+                if "policy" not in ph.heads:
+                    raise ValueError(f"phases.{i}.algorithm: {ph.algorithm} trains the policy head, which the phase does not list")
             for head, entry in ph.heads.items():
                 if head not in world_cls.all_heads:
                     raise ValueError(f"phases.{i}.heads.{head}: unknown head (heads of {self.world.name}: {', '.join(world_cls.all_heads)})")
@@ -162,6 +174,8 @@ class RunConfig(_Strict):
             }
             if ph.steps > 0 and heads:
                 phases.append({"name": ph.name, "steps": ph.steps, "heads": heads})
+                if ph.algorithm != "supervised":  # absent when supervised: run ids from before the field stay
+                    phases[-1]["algorithm"] = ph.algorithm
         d["phases"] = phases
         if d["optimizer"]["name"] == "adam":
             d["optimizer"].pop("momentum")

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from .base import ALIGNED, CLASSES, Dataset, Head, Knobs, ProbeCell, World
 from .bitworld import Bitworld
+from .gridworld import Gridworld
 from .registry import ENTRY_POINT_GROUP, WorldError, add_search_folder, entry_point_worlds, lookup, make_world, world_folder
 
-REGISTRY: dict[str, type[World]] = {Bitworld.name: Bitworld}
+REGISTRY: dict[str, type[World]] = {Bitworld.name: Bitworld, Gridworld.name: Gridworld}
 
 
 def get_world(name: str) -> type[World]:
@@ -17,6 +18,6 @@ def get_world(name: str) -> type[World]:
 
 
 __all__ = [
-    "ALIGNED", "CLASSES", "Dataset", "Head", "Knobs", "ProbeCell", "World", "REGISTRY", "get_world", "Bitworld",
+    "ALIGNED", "CLASSES", "Dataset", "Head", "Knobs", "ProbeCell", "World", "REGISTRY", "get_world", "Bitworld", "Gridworld",
     "ENTRY_POINT_GROUP", "WorldError", "add_search_folder", "entry_point_worlds", "make_world", "world_folder",
 ]

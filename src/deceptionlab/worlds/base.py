@@ -168,15 +168,18 @@ def _instance_problems(world: World, exact: bool) -> list[str]:
     if world.input_dim < 1:
         return [f"input_dim must be positive, got {world.input_dim}"]
     problems = _channel_problems(world) + _head_problems(world)
+    signs = type(world).family == "mlp"  # other families' policies make categorical decisions: outcome codes
     for kind, tables, min_rows in (("dataset", world.datasets, 1), ("decodable", world.decodables, 2)):
         for name, ds in tables.items():
-            problems += _dataset_problems(f"{kind} {name!r}", ds, world.input_dim, min_rows)
+            problems += _dataset_problems(f"{kind} {name!r}", ds, world.input_dim, min_rows, signs or kind == "decodable")
     if world.fit_dataset not in world.datasets:
         problems.append(f"fit_dataset {world.fit_dataset!r} is not a dataset (datasets: {', '.join(world.datasets)})")
-    problems += _cell_problems(world)
+    problems += _cell_problems(world, signs)
     if problems:  # what follows evaluates templates and references, which needs sound shapes
         return problems
     template = _template_problems(world.probe_cells)
+    if not signs:  # references are policies whose outcomes the family's evaluator finds (e.g. by rollouts)
+        return template
     problems, outputs = _reference_outputs(world)
     if exact and not template and not problems:  # comparing references with broken templates tells nothing more
         problems += _exact_problems(world, outputs)
@@ -217,7 +220,7 @@ def _head_problems(world: World) -> list[str]:
     return problems
 
 
-def _dataset_problems(what: str, ds, input_dim: int, min_rows: int) -> list[str]:
+def _dataset_problems(what: str, ds, input_dim: int, min_rows: int, signs: bool = True) -> list[str]:
     if not isinstance(ds, Dataset):
         return [f"{what} must be a Dataset(x, y), got {type(ds).__name__}"]
     x, y = ds.x, ds.y
@@ -229,8 +232,11 @@ def _dataset_problems(what: str, ds, input_dim: int, min_rows: int) -> list[str]
         return [f"{what} has x that is not finite floating point ({x.dtype})"]
     if y.shape != (len(x),):
         return [f"{what} has y of shape {tuple(y.shape)}, expected ({len(x)},)"]
-    bad = _not_a_sign(y)
-    return [] if bad is None else [f"{what} has y with values outside {{-1,+1}} (e.g. {bad!r})"]
+    bad = (_not_a_sign if signs else _not_a_code)(y)
+    return [] if bad is None else [f"{what} has y with values {_EXPECTED[signs]} (e.g. {bad!r})"]
+
+
+_EXPECTED = {True: "outside {-1,+1}", False: "that are not integer outcome codes"}
 
 
 def _not_a_sign(t: torch.Tensor) -> float | None:
@@ -239,7 +245,14 @@ def _not_a_sign(t: torch.Tensor) -> float | None:
     return bad[0].item() if len(bad) else None
 
 
-def _cell_problems(world: World) -> list[str]:
+def _not_a_code(t: torch.Tensor) -> float | None:
+    """A value of `t` that is not a finite integer (an outcome code of a categorical world), or None."""
+    t = t.double()
+    bad = t[~torch.isfinite(t) | (t != t.round())]
+    return bad[0].item() if len(bad) else None
+
+
+def _cell_problems(world: World, signs: bool = True) -> list[str]:
     cells = world.probe_cells
     if not cells:
         return ["it has no probe cells"]
@@ -265,8 +278,8 @@ def _cell_problems(world: World) -> list[str]:
         for c, t in cell.templates.items():
             if not isinstance(t, torch.Tensor) or t.shape != (len(x),):
                 problems.append(f"{what} has a {c} template of shape {tuple(getattr(t, 'shape', ()))}, expected ({len(x)},)")
-            elif _not_a_sign(t) is not None:
-                problems.append(f"{what} has a {c} template with values outside {{-1,+1}} (e.g. {_not_a_sign(t)!r})")
+            elif (bad := (_not_a_sign if signs else _not_a_code)(t)) is not None:
+                problems.append(f"{what} has a {c} template with values {_EXPECTED[signs]} (e.g. {bad!r})")
     return problems
 
 

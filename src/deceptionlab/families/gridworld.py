@@ -1,0 +1,349 @@
+"""The "gridworld" family: MLP policies over the flattened grid, trained by imitation and by REINFORCE,
+scored by rolling every member out on every probe episode.
+
+The model is the lab's `MLPEnsemble` whose readout holds, head after head in the world's order, the
+action logits of an action head (the policy; the overseer model) or the one logit of a binary head
+(situational awareness). A phase trains each of its heads
+- by imitation ("supervised"): cross-entropy on the demonstrated action (action heads) or logistic
+  loss on the +-1 target (binary heads), on per-member minibatches of the head's dataset; or
+- by REINFORCE (the phase's `algorithm = "reinforce"`, policy head only): each member rolls out
+  `batch_size` episodes from start states drawn from the head's dataset, sampling its actions; the
+  reward is DISCOUNT^(steps - 1) for reaching the outcome the dataset's demonstrator reaches, else 0;
+  the gradient is that of -(return - the member's batch-mean return) * sum_t log pi(a_t | s_t).
+  Its logged loss is 1 - the batch's mean return.
+All members step together; each draws its minibatches, start states and action noise from its own
+generators (the run's data seed), so a member's run does not depend on its chunk.
+
+The evaluator rolls the greedy policy (argmax of the action logits) out on every probe episode and on
+FIT_EPISODES training states: a run's outputs are outcome codes (`worlds.gridworld.OUTCOMES`), scored
+against the templates like any decisions; training accuracy is the share of training episodes that
+reach the demonstrated outcome (the gem). Its packed `decisions` are the one-hot outcome of every probe
+episode, 4 bits each (none, gem, coin, corner): two runs whose episodes differ on a share d of the
+probe episodes differ on a share d / 2 of these bits.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..measure.verdicts import CellScorer, pack_decisions, probe_accuracy
+from ..models import MLPEnsemble
+from ..train import Trajectory, optim
+from ..train.loop import BLOCK, _draw
+from ..worlds.gridworld import OUTCOMES, Demonstrations, Gridworld, Rollout
+from . import ChunkResult, register
+from .mlp import perturb
+
+DISCOUNT = 0.95  # per step: a shorter way to the rewarded outcome earns more
+FIT_EPISODES = 128  # training states rolled out for the fit flag (a fixed random subset)
+PROBE_ROWS = 256  # decodable rows each linear probe is fitted on, and as many held out
+EVAL_MEMBERS = 256  # members rolled out at once when scoring (bounds memory)
+
+
+def head_columns(world: Gridworld) -> dict[str, slice]:
+    """Readout columns of each head, in the world's head order (the policy's come first)."""
+    out, start = {}, 0
+    for h in world.heads:
+        out[h] = slice(start, start + world.head_outputs[h])
+        start += world.head_outputs[h]
+    return out
+
+
+def mlp_policy(world: Gridworld, model: MLPEnsemble, s: torch.Tensor, columns: slice, noise: torch.Tensor | None = None):
+    """A rollout policy of every member from start states s ((E, 5) or (N, E, 5)): greedy (argmax of the
+    action logits in `columns`), or sampled from their softmax with uniforms `noise` (N, E, T). The planes
+    of an observation are one-hot, so the first layer is the product of the fixed columns (cue,
+    instruction), computed once, plus the weight rows of the planes' hot columns."""
+    w1, b1 = model.params[0], model.params[1]
+    n, n_in, width = w1.shape
+    planes = world.channels["world_state"].stop
+    pre = torch.matmul(world.fixed(s), w1[:, planes:]).add_(b1)  # (N, E, width)
+    rows = w1.reshape(n * n_in, width)  # index_select of rows: faster than a gather
+    member = (torch.arange(n, device=w1.device) * n_in).view(n, 1, 1)
+    # the planes' hot columns for the agent in every cell of every episode, looked up at each step
+    table = world.hot(s.unsqueeze(-2), torch.arange(world.cells)).flatten(0, -2)  # (episodes * cells, 3)
+    absent = (table < 0).any()  # episodes without a coin: their coin column is masked out
+    mask, table = (table >= 0).to(w1.dtype), table.clamp(min=0)
+    episode = torch.arange(len(table) // world.cells).view(s.shape[:-1]) * world.cells
+    layers = [(model.params[2 * i], model.params[2 * i + 1]) for i in range(1, model.depth)]
+    w_out, b_out = model.params[-2][..., columns].contiguous(), model.params[-1][..., columns].contiguous()
+
+    def policy(agent: torch.Tensor, t: int) -> torch.Tensor:
+        at = episode + agent
+        picked = rows.index_select(0, (table[at] + member).flatten()).view(*agent.shape, 3, width)
+        if absent:
+            picked = picked * mask[at].unsqueeze(-1)
+        h = picked.sum(2).add_(pre).relu_()
+        for w, b in layers:
+            h = torch.bmm(h, w).add_(b).relu_()
+        logits = torch.bmm(h, w_out).add_(b_out)
+        if noise is None:
+            return logits.argmax(-1)
+        cdf = logits.softmax(-1).cumsum(-1)
+        return (cdf < noise[..., t, None]).sum(-1).clamp_(max=logits.shape[-1] - 1)
+
+    return policy
+
+
+class RolloutEvaluator(CellScorer):
+    """Scores members by their greedy rollouts: outcome codes on every probe episode, then on the fit
+    episodes; plus the linear decodability of the world's decodables from the trunk."""
+
+    def __init__(self, world: Gridworld, device="cpu"):
+        fit = world.datasets[world.fit_dataset]
+        pick = torch.randperm(len(fit.x), generator=torch.Generator().manual_seed(0))[:FIT_EPISODES]
+        super().__init__(world, fit.outcome[pick], device)
+        self.world = world
+        self.starts = world.decode(torch.cat([c.x for c in world.probe_cells] + [fit.x[pick]])).to(device)  # states (E, 5)
+        self.n_decisions = len(OUTCOMES) * self.n_probe
+        self.policy = head_columns(world)["policy"]
+        # decodables over the same inputs share one trunk pass and one ridge solve
+        self.decodable_names = list(world.decodables)
+        groups: dict[int, list] = {}
+        for i, d in enumerate(world.decodables.values()):
+            groups.setdefault(id(d.x), []).append((i, d))
+        self.decode = []
+        for members in groups.values():
+            x = members[0][1].x
+            perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: 2 * PROBE_ROWS]
+            y = torch.stack([d.y[perm].float() for _, d in members], 1)
+            self.decode.append((x[perm].to(device), [i for i, _ in members], y.to(device), len(perm) // 2))
+
+    def rollout(self, model: MLPEnsemble) -> Rollout:
+        return self.world.rollout(self.starts, mlp_policy(self.world, model, self.starts, self.policy), model.n_members, greedy=True)
+
+    def outputs(self, model: MLPEnsemble) -> torch.Tensor:
+        """Outcome codes of every member on every probe episode then every fit episode: (N, M) float."""
+        parts = []
+        for i in range(0, model.n_members, EVAL_MEMBERS):
+            part = MLPEnsemble([p[i : i + EVAL_MEMBERS] for p in model.params])
+            parts.append(self.rollout(part).outcome)
+        return torch.cat(parts).float()
+
+    def __call__(self, model: MLPEnsemble) -> dict[str, torch.Tensor]:
+        codes = self.outputs(model)
+        out = self.score_outputs(codes)
+        onehot = F.one_hot(codes[:, : self.n_probe].long(), len(OUTCOMES)).flatten(1)  # (N, 4 * probe episodes)
+        out["decisions"] = pack_decisions(onehot * 2.0 - 1)
+        if self.decode:
+            dec = torch.empty(model.n_members, len(self.decodable_names), device=codes.device)
+            for x, which, y, n_fit in self.decode:
+                dec[:, which] = probe_accuracy(model.trunk(x), torch.arange(len(x)), y, n_fit)
+            out["decodability"] = dec
+        return out
+
+    def score_function(self, fn) -> dict[str, torch.Tensor]:
+        """Score a plain function of observations (n, input_dim) -> actions (n,) (a reference policy) as a
+        one-member ensemble, by rolling it out."""
+        codes = self.world.rollout(self.starts, self.world.function_policy(fn, self.starts), greedy=True).outcome
+        return self.score_outputs(codes.float())
+
+
+# -- training ---------------------------------------------------------------------------------------------
+class _Entry:
+    """One head trained in a phase: its columns, data, loss weight and how it learns."""
+
+    def __init__(self, world: Gridworld, phase: str, head: str, data: str, weight: float, reinforce: bool):
+        ds = world.datasets[data]
+        self.head, self.index, self.columns, self.weight = head, list(world.heads).index(head), head_columns(world)[head], weight
+        self.actions = world.head_outputs[head] > 1
+        self.reinforce = reinforce and head == "policy"
+        if self.actions != isinstance(ds, Demonstrations):
+            kind = "demonstrations (actions)" if self.actions else "+-1 targets"
+            raise ValueError(f"phase {phase!r}: head {head!r} needs {kind}; dataset {data!r} has none")
+        self.x, self.y = ds.x, ds.y
+        self.outcome = ds.outcome if self.actions else None
+
+
+def _supervised(logits: torch.Tensor, y: torch.Tensor, actions: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row loss (N, b) and its gradient w.r.t. the logits (N, b, k): cross-entropy on action indices y,
+    or the logistic loss on +-1 targets y."""
+    if actions:
+        logp = logits.log_softmax(-1)
+        target = F.one_hot(y.long(), logits.shape[-1]).float()
+        return -(logp * target).sum(-1), logp.exp() - target
+    yz = y * logits[..., 0]
+    return F.softplus(-yz), (-y * torch.sigmoid(-yz)).unsqueeze(-1)
+
+
+def sparse_forward(model: MLPEnsemble, idx: torch.Tensor, val: torch.Tensor):
+    """The ensemble on sparse rows (column indices and values, (N, R, k), as `Gridworld.sparse` gives them):
+    the first layer is a weighted sum of weight rows instead of a product with mostly-zero inputs.
+    Returns the logits (N, R, outputs) and what `sparse_backward` needs."""
+    w1, b1 = model.params[0], model.params[1]
+    n, n_in, width = w1.shape
+    flat = (idx + (torch.arange(n, device=idx.device) * n_in).view(n, 1, 1)).flatten()
+    h = (w1.reshape(n * n_in, width).index_select(0, flat).view(*idx.shape, width) * val.unsqueeze(-1)).sum(2).add_(b1).relu_()
+    rest = MLPEnsemble(model.params[2:])
+    z, cache = rest.forward(h)
+    return z, (flat, val, h, rest, cache)
+
+
+def sparse_backward(model: MLPEnsemble, state, dz: torch.Tensor) -> list[torch.Tensor]:
+    """Gradients of sum(dz * logits) w.r.t. every parameter, in `params` order (`MLPEnsemble.backward`'s)."""
+    flat, val, h, rest, cache = state
+    grads, dh = rest.backward(cache, dz, input_grad=True)
+    delta = torch.ops.aten.threshold_backward(dh, h, 0)  # ReLU'
+    w1 = model.params[0]
+    gw = torch.zeros_like(w1)
+    gw.view(-1, w1.shape[-1]).index_add_(0, flat, (delta.unsqueeze(2) * val.unsqueeze(-1)).flatten(0, 2))
+    return [gw, delta.sum(1, keepdim=True), *grads]
+
+
+def _episodes(world: Gridworld, model: MLPEnsemble, columns: slice, starts: torch.Tensor, target: torch.Tensor, noise: torch.Tensor):
+    """Roll out the sampling policy from per-member start states (N, B, 5). Returns the R steps each member
+    took (the steps of all its episodes, padded to the most any member took): the observations as sparse
+    rows ((N, R, k) column indices and values), the actions as one-hots (N, R, actions), each step's weight
+    in the REINFORCE gradient (its episode's advantage / B; 0 for padding; (N, R)), and the loss
+    1 - mean return (N,)."""
+    ro = world.rollout(starts, mlp_policy(world, model, starts, columns, noise), record=True)
+    ret = torch.where(ro.outcome == target, DISCOUNT ** (ro.steps - 1).float(), 0.0)  # (N, B)
+    advantage = ret - ret.mean(1, keepdim=True)
+    n, b, t = ro.alive.shape
+    alive = ro.alive.flatten(1)  # (N, B * T)
+    steps = torch.sort((~alive).to(torch.uint8), dim=1, stable=True).indices[:, : int(alive.sum(1).max())]  # taken steps first
+    agents, actions = ro.agents.flatten(1).gather(1, steps), ro.actions.flatten(1).gather(1, steps)
+    rows = world.sparse(starts.gather(1, (steps // t).unsqueeze(-1).expand(-1, -1, starts.shape[-1])), agents)
+    chosen = F.one_hot(actions, columns.stop - columns.start).float()
+    scale = (advantage.unsqueeze(-1) * ro.alive).flatten(1).gather(1, steps) / b
+    return rows, chosen, scale, 1 - ret.mean(1)
+
+
+def train(world, model, phases, *, opt, batch_size, data_generators, rollout_generators, log_every, evaluate,
+          on_steps=None, early_steps=0, early_generators=None) -> Trajectory:
+    """Train `model` in place through `phases` (the normalised config's), logging `evaluate` at step 0,
+    every `log_every` steps, at every phase's end."""
+    n, n_heads = model.n_members, len(world.heads)
+    traj = Trajectory()
+    first = next((p["name"] for p in phases), "")
+    traj.log(0, first, {**evaluate(model), "train_loss": torch.full((n, n_heads), float("nan"))})
+    step = 0
+    for ph in phases:
+        reinforce = ph.get("algorithm") == "reinforce"
+        entries = [_Entry(world, ph["name"], h, e["data"], e["weight"], reinforce) for h, e in ph["heads"].items()]
+        sizes = [len(e.x) for e in entries]
+        offsets = torch.tensor([0, *sizes[:-1]]).cumsum(0).tolist()
+        states, ys = world.decode(torch.cat([e.x for e in entries])), torch.cat([e.y.float() for e in entries])
+        xs = (states, *world.sparse(states))  # states, and their observations as sparse rows
+        outcomes = torch.cat([e.outcome if e.reinforce else torch.zeros(len(e.x), dtype=torch.long) for e in entries])
+        loss_sum, since, done = torch.zeros(n, n_heads), 0, 0
+        trained = torch.zeros(n_heads, dtype=torch.bool)
+        trained[[e.index for e in entries]] = True
+        while done < ph["steps"]:
+            k = min(BLOCK, ph["steps"] - done)
+            block = _draw(data_generators, k, batch_size, sizes, offsets)  # (N, k, heads * batch)
+            if step < early_steps:
+                swap = min(k, early_steps - step)
+                block[:, :swap] = _draw(early_generators, swap, batch_size, sizes, offsets)
+            noise = torch.stack([torch.rand(k, batch_size, world.max_steps, generator=g) for g in rollout_generators]) if reinforce else None
+            for s in range(k):
+                loss_sum += _step(world, model, opt, entries, xs, ys, outcomes, block[:, s], batch_size, noise[:, s] if reinforce else None)
+                step, since = step + 1, since + 1
+                if step % log_every == 0 or done + s + 1 == ph["steps"]:
+                    per_head = loss_sum / since
+                    per_head[:, ~trained] = float("nan")
+                    traj.log(step, ph["name"], {**evaluate(model), "train_loss": per_head})
+                    loss_sum.zero_()
+                    since = 0
+            done += k
+            if on_steps is not None:
+                on_steps(k)
+    return traj
+
+
+def _step(world, model, opt, entries, xs, ys, outcomes, idx, batch_size, noise) -> torch.Tensor:
+    """One optimisation step of every member on its rows idx (N, heads * batch) of the pooled data xs
+    (states, and their observations' sparse column indices and values): the REINFORCE episodes are rolled out
+    first, then every head's rows go through one forward and one backward pass. Returns the per-head
+    losses (N, heads)."""
+    x, columns, values = xs
+    n = model.n_members
+    losses = torch.zeros(n, len(world.heads))
+    parts, episodes = [], {}
+    for i, e in enumerate(entries):
+        rows = idx[:, i * batch_size : (i + 1) * batch_size]
+        if e.reinforce:
+            sparse, chosen, scale, losses[:, e.index] = _episodes(world, model, e.columns, x[rows], outcomes[rows], noise)
+            episodes[i] = (chosen, scale)
+        else:
+            sparse = (columns[rows], values[rows])
+        parts.append((sparse, rows))
+    z, state = sparse_forward(model, torch.cat([c for (c, _), _ in parts], 1), torch.cat([v for (_, v), _ in parts], 1))
+    dz = torch.zeros_like(z)
+    start = 0
+    for i, (e, ((c, _), rows)) in enumerate(zip(entries, parts)):
+        span = slice(start, start + c.shape[1])
+        logits = z[:, span, e.columns]
+        if i in episodes:
+            chosen, scale = episodes[i]
+            d = (logits.softmax(-1) - chosen) * scale.unsqueeze(-1)
+        else:
+            per_row, d = _supervised(logits, ys[rows], e.actions)
+            losses[:, e.index], d = per_row.mean(1), d / batch_size
+        dz[:, span, e.columns] = d * e.weight
+        start = span.stop
+    opt.step(sparse_backward(model, state, dz))
+    return losses
+
+
+# -- the family -----------------------------------------------------------------------------------------
+class GridworldFamily:
+    name = "gridworld"
+    algorithms = ("supervised", "reinforce")
+
+    def n_outputs(self, world: Gridworld) -> int:
+        return sum(world.head_outputs[h] for h in world.heads)
+
+    def evaluator(self, world: Gridworld, device: str = "cpu") -> RolloutEvaluator:
+        return RolloutEvaluator(world, device)
+
+    def policy_loss(self, world: Gridworld, model: MLPEnsemble) -> torch.Tensor:
+        """Each member's policy loss on its training data: the mean cross-entropy of the demonstrated actions, (N,)."""
+        fit = world.datasets[world.fit_dataset]
+        logits = model.logits(fit.x)[..., head_columns(world)["policy"]]
+        return -logits.log_softmax(-1).gather(-1, fit.y.long().expand(len(logits), -1).unsqueeze(-1)).squeeze(-1).mean(-1)
+
+    def imitation_data(self, world: Gridworld) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+        """What imitating each class's reference means (measure.speed): every state some reference policy
+        passes through on the evaluator's episodes (probe and fit), each distinct state once, with every
+        implementable class's action there, and the outputs an imitator needs (the action logits)."""
+        starts = RolloutEvaluator(world).starts
+        seen = []
+        for fn in world.references.values():
+            ro = world.rollout(starts, world.function_policy(fn, starts), record=True)
+            visited = world.observe(starts, ro.agents[0].T)  # (T, E, n_in)
+            seen.append(visited[ro.alive[0].T])
+        x = torch.cat(seen).unique(dim=0)
+        return x, {c: fn(x).float() for c, fn in world.references.items()}, world.n_actions
+
+    def train_chunk(self, world, config, runs, device="cpu", on_fraction=None) -> ChunkResult:
+        from ..sweep.executor import generator  # late: sweep imports families
+
+        if device != "cpu":
+            raise ValueError(f"the gridworld family trains on the CPU (got --device {device})")
+        norm = config.normalised()
+        model = MLPEnsemble.init(world.input_dim, config.model.depth, config.model.width, self.n_outputs(world), [generator(r.seed, "init") for r in runs])
+        if config.early.weight_noise > 0:
+            perturb(model, [generator(r.seed, "perturb") for r in runs], config.early.weight_noise)
+        opt = config.optimizer
+        total = sum(p["steps"] for p in norm["phases"])
+        evaluator = self.evaluator(world)
+        with torch.no_grad():
+            traj = train(
+                world, model, norm["phases"],
+                opt=optim.make_optimizer(opt.name, model.params, opt.lr, opt.momentum, opt.weight_decay),
+                batch_size=opt.batch_size,
+                data_generators=[generator(r.data_seed, "data") for r in runs],
+                rollout_generators=[generator(r.data_seed, "rollout") for r in runs],
+                log_every=config.log_every,
+                evaluate=evaluator,
+                on_steps=(lambda k: on_fraction(k / total)) if on_fraction and total else None,
+                early_steps=config.early.data_swap_steps,
+                early_generators=[generator(r.data_seed, "early-data") for r in runs],
+            )
+        weights = torch.cat([p.reshape(len(runs), -1) for p in model.params], 1).float() if config.save_weights else None
+        return ChunkResult(traj, evaluator, weights)
+
+
+register(GridworldFamily())
