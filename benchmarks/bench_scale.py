@@ -9,7 +9,7 @@ verdicts and scores (checked).
 
 Overhead per chunk: `--tiny` chunks of one run and 10 steps (a few ms of work) through each executor;
 start-up is the wait for the first result; the steady cost per chunk is the time between later results
-times the number of workers, minus what the same chunk takes in this process.
+times the number of workers, minus what the same chunk takes in this process on one thread.
 
     python benchmarks/bench_scale.py [--seeds 64] [--chunk-size N] [--tiny 40] [--skip-ray]
 """
@@ -69,23 +69,24 @@ def main() -> None:
     ap.add_argument("--tiny", type=int, default=40, help="trivial chunks for the overhead measurement")
     ap.add_argument("--skip-ray", action="store_true")
     args = ap.parse_args()
-    torch.set_num_threads(CORES)  # one process: every core's thread; workers split them
     print(f"{CORES} cores; load average {os.getloadavg()[0]:.2f} at the start", flush=True)
+    torch.set_num_threads(1)  # the overhead's baseline: a chunk as a worker trains it, on one thread
 
     tiny = flagship(args.tiny, sweep={}, log_every=10_000, phases=[{"name": "t", "steps": 10, "heads": {"policy": {}}}])
-    chunks = [[r] for r in plan(tiny, set())[0]]
+    chunks = [[r] for r in plan(tiny, set())[0][0]]
     train_chunk(chunks[0])  # compile and warm up this process
     t = time.perf_counter()
     for c in chunks:
         train_chunk(c)
     local_chunk = (time.perf_counter() - t) / len(chunks)
-    print(f"overhead per chunk ({len(chunks)} chunks of 1 run x 10 steps; in this process {1000 * local_chunk:.1f} ms each):", flush=True)
+    print(f"overhead per chunk ({len(chunks)} chunks of 1 run x 10 steps; in this process, 1 thread: {1000 * local_chunk:.1f} ms each):", flush=True)
     overhead(f"local, {CORES} worker processes", Local(CORES), CORES, chunks, local_chunk)
     if not args.skip_ray:
         overhead(f"Ray, local instance ({CORES} CPUs)", RayCluster(), CORES, chunks, local_chunk)
 
+    torch.set_num_threads(CORES)  # one process: every core's thread; workers split them
     spec = flagship(args.seeds)
-    n_chunks = len([c for c in plan(spec, set()) for _ in range(0, len(c), args.chunk_size or len(c))])
+    n_chunks = len(plan(spec, set(), args.chunk_size)[0])
     print(f"throughput: flagship shape, 8 conditions x {args.seeds} seeds, {n_chunks} chunks:", flush=True)
     rates = {}
     rates["local1"], ref = throughput(f"local, 1 process x {CORES} threads", Local(1), spec, args.chunk_size)
