@@ -198,6 +198,9 @@ def omit_late_defaults(d: dict) -> dict:
             node = node.get(p, {})
         if last in node and node[last] == default:
             del node[last]
+    for ph in d.get("phases", []):
+        if isinstance(ph, dict) and ph.get("algorithm") == "supervised":  # phases.N.algorithm, added with gridworld
+            del ph["algorithm"]
     world = d.get("world", {})
     if "knobs" in world:
         knobs = get_world(world["name"]).Knobs
