@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from deceptionlab.families import get_family
-from deceptionlab.families.gridworld import RolloutEvaluator, sparse_backward, sparse_forward
+from deceptionlab.families.gridworld import RolloutEvaluator
 from deceptionlab.measure import ImitationConfig, class_scores, imitation_grid, ponder_sweep, verdicts
 from deceptionlab.measure.prior_volume import random_ensemble
 from deceptionlab.measure.verdicts import unpack_decisions
@@ -113,10 +113,10 @@ def test_sparse_rows_give_the_dense_forward_and_gradients():
     idx, val = w.sparse(w.decode(x))
     model = MLPEnsemble.init(w.input_dim, 2, 8, 9, [torch.Generator().manual_seed(i) for i in range(3)])
     z, cache = model.forward(x.expand(3, -1, -1).contiguous())
-    z2, state = sparse_forward(model, idx.expand(3, -1, -1), val.expand(3, -1, -1))
+    z2, state = model.forward_sparse(idx.expand(3, -1, -1), val.expand(3, -1, -1))
     torch.testing.assert_close(z2, z)
     dz = torch.randn(z.shape, generator=torch.Generator().manual_seed(0))
-    for a, b in zip(sparse_backward(model, state, dz), model.backward(cache, dz)):
+    for a, b in zip(model.backward_sparse(state, dz), model.backward(cache, dz)):
         torch.testing.assert_close(a, b)
 
 

@@ -167,30 +167,6 @@ def _supervised(logits: torch.Tensor, y: torch.Tensor, actions: bool) -> tuple[t
     return F.softplus(-yz), (-y * torch.sigmoid(-yz)).unsqueeze(-1)
 
 
-def sparse_forward(model: MLPEnsemble, idx: torch.Tensor, val: torch.Tensor):
-    """The ensemble on sparse rows (column indices and values, (N, R, k), as `Gridworld.sparse` gives them):
-    the first layer is a weighted sum of weight rows instead of a product with mostly-zero inputs.
-    Returns the logits (N, R, outputs) and what `sparse_backward` needs."""
-    w1, b1 = model.params[0], model.params[1]
-    n, n_in, width = w1.shape
-    flat = (idx + (torch.arange(n, device=idx.device) * n_in).view(n, 1, 1)).flatten()
-    h = (w1.reshape(n * n_in, width).index_select(0, flat).view(*idx.shape, width) * val.unsqueeze(-1)).sum(2).add_(b1).relu_()
-    rest = MLPEnsemble(model.params[2:])
-    z, cache = rest.forward(h)
-    return z, (flat, val, h, rest, cache)
-
-
-def sparse_backward(model: MLPEnsemble, state, dz: torch.Tensor) -> list[torch.Tensor]:
-    """Gradients of sum(dz * logits) w.r.t. every parameter, in `params` order (`MLPEnsemble.backward`'s)."""
-    flat, val, h, rest, cache = state
-    grads, dh = rest.backward(cache, dz, input_grad=True)
-    delta = torch.ops.aten.threshold_backward(dh, h, 0)  # ReLU'
-    w1 = model.params[0]
-    gw = torch.zeros_like(w1)
-    gw.view(-1, w1.shape[-1]).index_add_(0, flat, (delta.unsqueeze(2) * val.unsqueeze(-1)).flatten(0, 2))
-    return [gw, delta.sum(1, keepdim=True), *grads]
-
-
 def _episodes(world: Gridworld, model: MLPEnsemble, columns: slice, starts: torch.Tensor, target: torch.Tensor, noise: torch.Tensor):
     """Roll out the sampling policy from per-member start states (N, B, 5). Returns the R steps each member
     took (the steps of all its episodes, padded to the most any member took): the observations as sparse
@@ -269,7 +245,7 @@ def _step(world, model, opt, entries, xs, ys, outcomes, idx, batch_size, noise) 
         else:
             sparse = (columns[rows], values[rows])
         parts.append((sparse, rows))
-    z, state = sparse_forward(model, torch.cat([c for (c, _), _ in parts], 1), torch.cat([v for (_, v), _ in parts], 1))
+    z, state = model.forward_sparse(torch.cat([c for (c, _), _ in parts], 1), torch.cat([v for (_, v), _ in parts], 1))
     dz = torch.zeros_like(z)
     start = 0
     for i, (e, ((c, _), rows)) in enumerate(zip(entries, parts)):
@@ -283,7 +259,7 @@ def _step(world, model, opt, entries, xs, ys, outcomes, idx, batch_size, noise) 
             losses[:, e.index], d = per_row.mean(1), d / batch_size
         dz[:, span, e.columns] = d * e.weight
         start = span.stop
-    opt.step(sparse_backward(model, state, dz))
+    opt.step(model.backward_sparse(state, dz))
     return losses
 
 

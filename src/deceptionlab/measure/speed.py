@@ -66,18 +66,25 @@ def _imitate(x: torch.Tensor, y: torch.Tensor, depth: int, width: int, gens: lis
     (one output), or the cross-entropy on class indices (n_outputs > 1, e.g. actions)."""
     model = MLPEnsemble.init(x.shape[1], depth, width, n_outputs, gens)
     opt = optim.Adam(model.params, lr)
-    xb = x.expand(len(gens), -1, -1).contiguous()
+    k = int((x != 0).sum(1).max())
+    if 8 * k <= x.shape[1]:  # mostly zeros (one-hot planes): the first layer as a sum of weight rows
+        idx = x.abs().topk(k, 1).indices
+        idx, val = idx.expand(len(gens), -1, -1), x.gather(1, idx).expand(len(gens), -1, -1)
+        forward, backward = (lambda: model.forward_sparse(idx, val)), model.backward_sparse
+    else:
+        xb = x.expand(len(gens), -1, -1).contiguous()
+        forward, backward = (lambda: model.forward(xb)), model.backward
     onehot = torch.nn.functional.one_hot(y.long(), n_outputs).float() if n_outputs > 1 else None
     flush = torch.set_flush_denormal(True)  # once the fit is perfect, Adam's moments go denormal: ~40x slower
     try:
         with torch.no_grad():
             for _ in range(steps):
-                z, cache = model.forward(xb)
+                z, cache = forward()
                 if onehot is None:
                     dz = (torch.sigmoid(-y * z[..., 0]) * -y / x.shape[0]).unsqueeze(-1)  # d mean softplus(-yz) / dz
                 else:
                     dz = (z.softmax(-1) - onehot) / x.shape[0]  # d mean cross-entropy / dz
-                opt.step(model.backward(cache, dz))
+                opt.step(backward(cache, dz))
     finally:
         if flush:
             torch.set_flush_denormal(False)

@@ -108,6 +108,28 @@ class MLPEnsemble:
                 delta = torch.bmm(delta, self.params[2 * l].transpose(1, 2))
         return (grads, delta) if input_grad else grads
 
+    def forward_sparse(self, idx: torch.Tensor, val: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """`forward` on inputs given by their nonzero entries: column indices and values (N, R, k). The first
+        layer is a weighted sum of k weight rows instead of a product with mostly-zero inputs (one-hot
+        observations). Returns the logits (N, R, n_heads) and what `backward_sparse` needs."""
+        w1, b1 = self.params[0], self.params[1]
+        n, n_in, width = w1.shape
+        flat = (idx + (torch.arange(n, device=idx.device) * n_in).view(n, 1, 1)).flatten()
+        h = (w1.reshape(n * n_in, width).index_select(0, flat).view(*idx.shape, width) * val.unsqueeze(-1)).sum(2).add_(b1).relu_()
+        rest = MLPEnsemble(self.params[2:])
+        z, cache = rest.forward(h)
+        return z, (flat, val, h, rest, cache)
+
+    def backward_sparse(self, state: tuple, dlogits: torch.Tensor) -> list[torch.Tensor]:
+        """`backward` after `forward_sparse`: gradients of sum(dlogits * logits), in `params` order."""
+        flat, val, h, rest, cache = state
+        grads, dh = rest.backward(cache, dlogits, input_grad=True)
+        delta = torch.ops.aten.threshold_backward(dh, h, 0)  # ReLU'
+        w1 = self.params[0]
+        gw = torch.zeros_like(w1)
+        gw.view(-1, w1.shape[-1]).index_add_(0, flat, (delta.unsqueeze(2) * val.unsqueeze(-1)).flatten(0, 2))
+        return [gw, delta.sum(1, keepdim=True), *grads]
+
     def trunk(self, x: torch.Tensor, max_rows: int = 128) -> torch.Tensor:
         """Last hidden layer on inputs shared by all members, x: (M, n_in) -> (N, M, width), computed in
         slices of rows small enough that each slice's activations stay in cache."""
