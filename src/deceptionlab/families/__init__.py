@@ -85,6 +85,6 @@ def stopping_rule(config) -> Stopping | None:
     return Stopping(config.verdict.fit_threshold - TOLERANCE, es.patience) if es.enabled else None
 
 
-from . import gridworld, mlp, ponder  # noqa: E402,F401  (each registers its family)
+from . import gridworld, mlp, ponder, transformer  # noqa: E402,F401  (each registers its family)
 
 __all__ = ["ChunkResult", "Family", "FAMILIES", "family_for", "get_family", "register", "stopping_rule"]

