@@ -91,13 +91,15 @@ class TransformerEnsemble:
         heads, dh = self.n_heads, d // self.n_heads
         member = torch.arange(n, device=tokens.device).view(n, 1, 1)
         h = p["tok"][member, tokens] + p["pos"][:, :t].unsqueeze(1)  # (N, B, T, d)
-        causal = torch.ones(t, t, dtype=torch.bool, device=tokens.device).tril()
+        mask = torch.full((t, t), float("-inf"), device=tokens.device).triu(1)  # causal, added to the scores
         for i in range(self.depth):
             a = _layer_norm(h, p[f"{i}.ln1.g"], p[f"{i}.ln1.b"])
-            q, k, v = _mm(a, p[f"{i}.qkv"], p[f"{i}.qkv.b"]).view(n, b, t, 3, heads, dh).unbind(3)  # each (N, B, T, H, dh)
-            att = torch.einsum("nbqhe,nbkhe->nbhqk", q, k) / math.sqrt(dh)
-            att = att.masked_fill(~causal, float("-inf")).softmax(-1)
-            o = torch.einsum("nbhqk,nbkhe->nbqhe", att, v).reshape(n, b, t, d)
+            qkv = _mm(a, p[f"{i}.qkv"], p[f"{i}.qkv.b"]).view(n * b, t, 3, heads, dh).permute(2, 0, 3, 1, 4)  # (3, N*B, H, T, dh)
+            q, k, v = (z.reshape(n * b * heads, t, dh) for z in qkv)
+            if i == self.depth - 1:  # only the answer position is read out: the last block needs only its query
+                q, mask, h = q[:, -1:], mask[-1:], h[:, :, -1:]
+            att = torch.baddbmm(mask, q, k.transpose(1, 2), alpha=1 / math.sqrt(dh)).softmax(-1)
+            o = torch.bmm(att, v).view(n, b, heads, -1, dh).transpose(2, 3).reshape(n, b, -1, d)
             h = h + _mm(o, p[f"{i}.proj"], p[f"{i}.proj.b"])
             m = _layer_norm(h, p[f"{i}.ln2.g"], p[f"{i}.ln2.b"])
             h = h + _mm(F.gelu(_mm(m, p[f"{i}.fc"], p[f"{i}.fc.b"])), p[f"{i}.out"], p[f"{i}.out.b"])
