@@ -9,6 +9,7 @@ from .outcomes import frequencies
 from .interventions import InterventionsError, intervention_effects, interventions, mean_difference, newcombe
 from .path_dependence import THRESHOLDS, curves, path_dependence, sensitivity
 from .paths import class_paths, gain_curves, path_events, path_summary, returns_summary
+from .persistence import load_persistence, persistence
 from .prior import Init, boolean_inputs, complexity_correlation, sample_functions
 from .prior_sgd import compare_functions, prior_given_subset, sgd_functions
 from .prior_volume import class_prior, compare_with_sgd
@@ -32,5 +33,6 @@ __all__ = [
     "Init", "boolean_inputs", "class_prior", "compare_functions", "compare_with_sgd", "complexity_correlation", "lz76", "lz_complexity",
     "prior_given_subset", "sample_functions", "sgd_functions",
     "InterventionsError", "intervention_effects", "interventions", "mean_difference", "newcombe",
+    "load_persistence", "persistence",
 ]
 

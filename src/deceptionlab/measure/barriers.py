@@ -40,13 +40,14 @@ def unflatten(blob: bytes, n_in: int, depth: int, width: int, n_heads: int) -> l
 
 
 def barrier_heights(theta_a: list[torch.Tensor], theta_b: list[torch.Tensor], x: torch.Tensor | None = None, y: torch.Tensor | None = None,
-                    alphas: int = ALPHAS, loss: Callable[[MLPEnsemble], torch.Tensor] | None = None) -> torch.Tensor:
+                    alphas: int = ALPHAS, loss: Callable[[MLPEnsemble], torch.Tensor] | None = None, build: Callable = MLPEnsemble) -> torch.Tensor:
     """theta_*: per-parameter (P, ...) stacks of P pairs. Returns (P,) barrier heights, all pairs and all
     points of the line evaluated as one ensemble. The loss: `loss(ensemble) -> (members,)`, or by default
-    the policy head's logistic loss on x (M, n_in), y (M,) in {-1, +1}."""
+    the policy head's logistic loss on x (M, n_in), y (M,) in {-1, +1}. `build`: parameter list -> ensemble
+    (an MLP's by default)."""
     a = torch.linspace(0, 1, alphas)
     params = [((1 - a).view(1, -1, *[1] * (p.dim() - 1)) * p.unsqueeze(1) + a.view(1, -1, *[1] * (p.dim() - 1)) * q.unsqueeze(1)).flatten(0, 1) for p, q in zip(theta_a, theta_b)]
-    model = MLPEnsemble(params)
+    model = build(params)
     values = loss(model) if loss is not None else F.softplus(-y * model.logits(x)[..., 0]).mean(-1)  # (P * alphas,)
     values = values.view(-1, alphas)
     line = (1 - a) * values[:, :1] + a * values[:, -1:]
@@ -75,9 +76,15 @@ def loss_barriers(runs: pd.DataFrame, weights: dict[str, bytes], by: list[str], 
         idx = np.concatenate(chosen)
         if not len(idx):
             continue
-        stacks = [[unflatten(weights[g.run_id[k]], *shape) for k in side[idx]] for side in (i, j)]
-        theta = [[torch.stack(ps) for ps in zip(*side)] for side in stacks]
-        heights = barrier_heights(theta[0], theta[1], loss=lambda m: family.policy_loss(world, m))
+        if hasattr(family, "unflatten"):  # a family whose weights are not an MLP's (e.g. transformers)
+            flat = lambda side: torch.stack([torch.from_numpy(np.frombuffer(weights[g.run_id[k]], dtype=np.float32).copy()) for k in side[idx]])  # noqa: E731
+            ma, mb = (family.unflatten(world, cfg["model"]["depth"], cfg["model"]["width"], flat(side)) for side in (i, j))
+            names = list(ma.params_by_name)
+            heights = barrier_heights(ma.params, mb.params, loss=lambda m: family.policy_loss(world, m), build=lambda ps: type(ma)(dict(zip(names, ps))))
+        else:
+            stacks = [[unflatten(weights[g.run_id[k]], *shape) for k in side[idx]] for side in (i, j)]
+            theta = [[torch.stack(ps) for ps in zip(*side)] for side in stacks]
+            heights = barrier_heights(theta[0], theta[1], loss=lambda m: family.policy_loss(world, m))
         for k, h in zip(idx, heights.tolist()):
             a, b = g.iloc[i[k]], g.iloc[j[k]]
             out.append({**key, "run_a": a.run_id, "run_b": b.run_id, "verdict_a": a.verdict, "verdict_b": b.verdict, "same_verdict": bool(same[k]), "barrier": h})

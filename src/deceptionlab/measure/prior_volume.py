@@ -86,7 +86,11 @@ def class_prior(
     rows = torch.randperm(n_fit, generator=torch.Generator().manual_seed(seed + 1))[:fit_rows] if fit_rows else torch.arange(n_fit)
     all_verdicts, fit_verdicts = [], []
     for start in range(0, samples, block):
-        model = random_ensemble(world.input_dim, depth, width, family.n_outputs(world), min(block, samples - start), g)
+        members = min(block, samples - start)
+        if hasattr(family, "random_ensemble"):  # a family with its own init (e.g. transformers)
+            model = family.random_ensemble(world, depth, width, members, g)
+        else:
+            model = random_ensemble(world.input_dim, depth, width, family.n_outputs(world), members, g)
         out = evaluator.outputs(model)  # (B, probe inputs + training inputs) in {-1, +1}
         scored = evaluator.score_outputs(out)
         scores = class_scores(scored["agreement"], evaluator.discriminating)
