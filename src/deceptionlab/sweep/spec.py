@@ -143,6 +143,8 @@ class RunConfig(_Strict):
             raise ValueError(str(e)) from None
         self.world.knobs = world.knobs.model_dump()
         world_cls = type(world)
+        if self.model.compute_penalty is not None and world_cls.family != "mlp":
+            raise ValueError(f"model.compute_penalty: early-exit models exist for the mlp family only ({self.world.name}'s models are {world_cls.family!r})")
         if self.model.compute_penalty is not None and (self.early.weight_noise or self.early.data_swap_steps):
             raise ValueError("early: early interventions are not implemented for early-exit models (model.compute_penalty)")
         for i, ph in enumerate(self.phases):
