@@ -128,7 +128,7 @@ def speed(
     imitation = ImitationConfig(depths=im_depths, widths=im_widths, seeds=imitation_seeds, steps=imitation_steps)
     ponder = PonderConfig(betas=beta_values, widths=width_values, depth=depth, seeds=seeds, steps=steps, own_goal_steps=own_goal_steps, penalty=penalty)
     if w.family not in PONDER_FAMILIES:
-        err_console.print(f"ponder: skipped: early-exit models learn +-1 decisions; {w.name}'s models ({w.family} family) choose actions")
+        err_console.print(f"ponder: skipped: early-exit models learn +-1 decisions; {w.name}'s models ({w.family} family) choose among several outputs")
         ponder = None
     with err_console.status("measuring") as status:
         res = measure_speed(w, imitation, ponder, on_progress=lambda m: status.update(f"measuring: {m} done"))
