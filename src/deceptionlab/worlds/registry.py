@@ -112,7 +112,7 @@ def make_world(name: str, knobs: dict, name_field: str = "world.name", knob_fiel
         chosen = cls.Knobs(**knobs)
     except ValidationError as e:
         err = e.errors()[0]
-        msg = "unknown knob" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = "unknown knob" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         where = knob_field + ".".join(map(str, err["loc"]))
         raise WorldError(f"{where}: {msg} (knobs of {name}: {', '.join(cls.Knobs.model_fields)})") from None
     field = knob_field.rstrip(". ")

