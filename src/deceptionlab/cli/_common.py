@@ -38,6 +38,16 @@ class Format(str, Enum):
     json = "json"
 
 
+def _write_frame(frame, fmt: Format) -> bool:
+    """Write `frame` to stdout as CSV or JSON records when `fmt` asks for it (True: done, nothing more
+    to print); False for the table format."""
+    if fmt is Format.csv:
+        sys.stdout.write(frame.to_csv(index=False))
+    elif fmt is Format.json:
+        sys.stdout.write(frame.to_json(orient="records", indent=1) + "\n")
+    return fmt is not Format.table
+
+
 def _ci(p: float, lo: float, hi: float) -> str:
     return f"{100 * p:.0f} ({100 * lo:.0f}-{100 * hi:.0f})"
 

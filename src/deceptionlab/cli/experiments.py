@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -18,7 +17,7 @@ from ..sweep.executors import EXECUTORS, Progress as ProgressHooks, executor_for
 from ..worlds import REGISTRY, WorldError, entry_point_worlds, get_world
 
 
-from ._common import Format, RunsPerSecond, _fail, app, console, err_console
+from ._common import Format, RunsPerSecond, _fail, _write_frame, app, console, err_console
 
 
 @app.command()
@@ -84,11 +83,7 @@ def show(
         _fail(str(e))
     axes = [a for a in Store(results).axes() if a in runs.columns] or ["condition"]
     freq = frequencies(runs, by=axes)
-    if fmt is Format.csv:
-        sys.stdout.write(freq.to_csv(index=False))
-        return
-    if fmt is Format.json:
-        sys.stdout.write(freq.to_json(orient="records", indent=1) + "\n")
+    if _write_frame(freq, fmt):
         return
     table = Table(title=f"P_SGD(verdict) in % with 95% Wilson intervals: {results}", title_justify="left")
     for a in axes:

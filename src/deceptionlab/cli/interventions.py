@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
 from ..measure import InterventionsError, interventions as measure_interventions
 from ..sweep import StoreError, load
-from ._common import Format, _ci, _fail, _table, app, console
+from ._common import Format, _ci, _fail, _table, _write_frame, app, console
 
 
 def _pp(d: float, lo: float, hi: float) -> str:
@@ -36,11 +35,7 @@ def interventions(
         table = measure_interventions(results, runs=runs)
     except (StoreError, InterventionsError) as e:
         _fail(str(e))
-    if fmt is Format.csv:
-        sys.stdout.write(table.to_csv(index=False))
-        return
-    if fmt is Format.json:
-        sys.stdout.write(table.to_json(orient="records", indent=1) + "\n")
+    if _write_frame(table, fmt):
         return
     axis, baseline, groups = table.attrs["axis"], table.attrs["baseline"], table.attrs["groups"]
     for key, g in table.groupby(groups, sort=False) if groups else [((), table)]:

