@@ -11,6 +11,7 @@ training and differ somewhere, references of the right shape that reproduce thei
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
@@ -96,6 +97,13 @@ class World:
         self.knobs = knobs if isinstance(knobs, self.Knobs) else self.Knobs(**(knobs or {}))
         self.decodables = {}
 
+    def _build_cached(self) -> None:
+        """Set the attributes `self._build()` computes, built once per class and knob setting (specs
+        build a world many times; its data are fixed given its knobs). Containers are copied, so that
+        changing one world's datasets or cells leaves the others alone."""
+        built = _built(type(self), self.knobs)
+        self.__dict__.update({k: type(v)(v) if isinstance(v, (dict, list)) else v for k, v in built.items()})
+
     def check(self, exact: bool = False) -> None:
         """Raise ValueError naming what is wrong if the world breaks the interface's contract.
 
@@ -123,6 +131,15 @@ class World:
         for name, f in self.Knobs.model_fields.items():
             rows.append((name, repr(f.default), f.description or ""))
         return rows
+
+
+@functools.lru_cache(maxsize=32)
+def _built(cls: type, knobs: Knobs) -> dict:
+    """The attributes of a `cls` world with these knobs, as its `_build` sets them."""
+    world = cls.__new__(cls)
+    world.knobs = knobs
+    world._build()
+    return dict(world.__dict__)
 
 
 # -- the contract `World.check` enforces: each function returns problems as phrases ------------------

@@ -34,7 +34,6 @@ them or, from the same states, reward reaching that outcome.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -99,10 +98,7 @@ class Gridworld(World):
 
     def __init__(self, knobs: GridworldKnobs | dict | None = None):
         super().__init__(knobs)
-        # specs build a world many times: its data are built once per knob setting (containers copied, so
-        # that changing one world's datasets or cells leaves the others alone)
-        built = _built(self.knobs)
-        self.__dict__.update({k: type(v)(v) if isinstance(v, (dict, list)) else v for k, v in built.items()})
+        self._build_cached()
 
     def _build(self) -> None:
         k = self.knobs
@@ -400,11 +396,3 @@ class Gridworld(World):
                     cells.append(ProbeCell(f"{sit}/{obj}/{region}", sit, obj, region, self.observe(s), templates, in_training))
         return cells
 
-
-@functools.lru_cache(maxsize=16)
-def _built(knobs: GridworldKnobs) -> dict:
-    """The attributes of a gridworld with these knobs (its data are fixed given the knobs)."""
-    world = Gridworld.__new__(Gridworld)
-    world.knobs = knobs
-    world._build()
-    return dict(world.__dict__)

