@@ -17,7 +17,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__SSE__)
+#if defined(__AVX__)
+#include <immintrin.h>
+#elif defined(__SSE__)
 #include <xmmintrin.h>
 #endif
 
@@ -88,6 +90,36 @@ static void gemm(int M, int N, int K, const float* A, long ars, long acs, const 
   }
 }
 
+/* T = M^T for a square n x n M, n a multiple of 8, in 8 x 8 blocks that stay in registers */
+static void transpose(int n, const float* M, float* T) {
+  for (int a0 = 0; a0 < n; a0 += 8)
+    for (int c0 = 0; c0 < n; c0 += 8) {
+#if defined(__AVX__)
+      __m256 r[8], t[8], u[8];
+      for (int a = 0; a < 8; a++) r[a] = _mm256_loadu_ps(M + (long)(a0 + a) * n + c0);
+      for (int a = 0; a < 8; a += 2) {
+        t[a] = _mm256_unpacklo_ps(r[a], r[a + 1]);
+        t[a + 1] = _mm256_unpackhi_ps(r[a], r[a + 1]);
+      }
+      for (int h = 0; h < 8; h += 4) {
+        u[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
+        u[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
+        u[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+        u[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+      }
+      for (int c = 0; c < 4; c++) {
+        _mm256_storeu_ps(T + (long)(c0 + c) * n + a0, _mm256_permute2f128_ps(u[c], u[c + 4], 0x20));
+        _mm256_storeu_ps(T + (long)(c0 + c + 4) * n + a0, _mm256_permute2f128_ps(u[c], u[c + 4], 0x31));
+      }
+#else
+      float blk[8][8];
+      for (int a = 0; a < 8; a++)
+        for (int c = 0; c < 8; c++) blk[c][a] = M[(long)(a0 + a) * n + c0 + c];
+      for (int c = 0; c < 8; c++) memcpy(T + (long)(c0 + c) * n + a0, blk[c], sizeof blk[c]);
+#endif
+    }
+}
+
 static inline float hsum(vf v) {
   float s = 0;
   for (int i = 0; i < VL; i++) s += v[i];
@@ -123,7 +155,9 @@ static long numel(const Job* j, int k) { /* per-member size of params[k] */
 }
 
 static void update(const Job* j, float* p, float* a, float* b, const float* g, long n, float lr_t, float bc2) {
-  const float wd = j->wd, mom = j->momentum, b1 = j->b1, b2 = j->b2, eps = j->eps, lr = j->lr;
+  const float wd = j->wd, mom = j->momentum, b1 = j->b1, b2 = j->b2, lr = j->lr;
+  /* lr_t m / (sqrt(v) / bc2 + eps) with one division: (lr_t bc2) m / (sqrt(v) + eps bc2) */
+  const float step = lr_t * bc2, eps_b = j->eps * bc2;
   long i = 0;
   if (j->opt == 0) {
     for (; i + VL <= n; i += VL) {
@@ -145,13 +179,13 @@ static void update(const Job* j, float* p, float* a, float* b, const float* g, l
       st(b + i, vv);
       vf s = {0};
       for (int q = 0; q < VL; q++) s[q] = sqrtf(vv[q]);
-      st(p + i, ld(p + i) - lr_t * mv / (s / bc2 + eps));
+      st(p + i, ld(p + i) - step * mv / (s + eps_b));
     }
     for (; i < n; i++) {
       const float gs = g[i] + wd * p[i];
       a[i] = a[i] + (1.0f - b1) * (gs - a[i]);
       b[i] = b2 * b[i] + (1.0f - b2) * gs * gs;
-      p[i] -= lr_t * a[i] / (sqrtf(b[i]) / bc2 + eps);
+      p[i] -= step * a[i] / (sqrtf(b[i]) + eps_b);
     }
   }
 }
@@ -185,9 +219,7 @@ static void* run(void* arg) {
         memcpy(X + r * n_in, j->xs + rows[r] * n_in, sizeof(float) * n_in);
         y[r] = j->ys[rows[r]];
       }
-      for (int l = 1; l < D; l++) /* W_l transposed, for the input gradient delta W_l^T */
-        for (int a = 0; a < W; a++)
-          for (int c = 0; c < W; c++) WT[(long)l * W * W + (long)c * W + a] = P[2 * l][(long)a * W + c];
+      for (int l = 1; l < D; l++) transpose(W, P[2 * l], WT + (long)l * W * W); /* for the input gradient delta W_l^T */
       /* forward */
       gemm(R, W, n_in, X, n_in, 1, P[0], W, act, W, P[1], 0, 0, 1);
       for (int l = 1; l < D; l++)

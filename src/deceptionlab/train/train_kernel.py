@@ -25,7 +25,7 @@ import torch
 from .loop import BlockSteps
 
 SOURCE = Path(__file__).with_name("_train_kernel.c")
-FLAGS = [["-O3", "-march=native", "-ffp-contract=fast"], ["-O3", "-ffp-contract=fast"]]  # native first, then portable
+FLAGS = [["-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno"], ["-O3", "-ffp-contract=fast", "-fno-math-errno"]]  # native first, then portable
 LINK = ["-shared", "-fPIC", "-lm", "-lpthread"]
 
 
