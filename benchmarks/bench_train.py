@@ -6,20 +6,23 @@ default) or Adam (lr 1e-3, --optimizer adam). Peers do the identical computation
   sequential   one model after another, nn.Sequential + torch.optim (plain PyTorch)
   vmap         a torch.func vmap(grad) ensemble + torch.optim on the stacked parameters
   jax          JAX vmap + jit with the optimiser written out (only when jax is installed)
-  lab          deceptionlab.train.train on an MLPEnsemble (no trajectory logging, then with it)
+  lab          deceptionlab.train.train on an MLPEnsemble (no trajectory logging, then with it), with
+               its compiled kernel (train/_train_kernel.c) and with the torch path (DECEPTIONLAB_NO_KERNEL=1)
 Peers that would take minutes are timed on fewer steps and scaled to 2,000 (said in the output).
 The machine is shared (steal time), so each figure is the best of two measurements (roofline: of ten
 rounds, before and after), and the lab is measured first (JAX leaves its thread pool behind).
 Also measured: the machine's batched-matmul throughput at this model's largest shape (the roofline
 the lab's FLOP/s is set against).
 
-    python benchmarks/bench_train.py [--optimizer sgd|adam] [--members 256] [--steps 2000]
+    python benchmarks/bench_train.py [--optimizer sgd|adam] [--members 256] [--steps 2000] [--no-peers]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
+from contextlib import contextmanager
 
 import torch
 
@@ -49,7 +52,26 @@ def model_step_flops(n_in: int, width: int = WIDTH, batch: int = B) -> float:
 log_every = 200  # set from --log-every
 
 
-def bench_lab(world, members: int, steps: int, log: bool) -> float:
+@contextmanager
+def kernel_switch(on: bool):
+    """The lab with its compiled training kernel (on) or its torch path (off), as DECEPTIONLAB_NO_KERNEL does."""
+    before = os.environ.pop("DECEPTIONLAB_NO_KERNEL", None)
+    if not on:
+        os.environ["DECEPTIONLAB_NO_KERNEL"] = "1"
+    try:
+        yield
+    finally:
+        os.environ.pop("DECEPTIONLAB_NO_KERNEL", None)
+        if before is not None:
+            os.environ["DECEPTIONLAB_NO_KERNEL"] = before
+
+
+def bench_lab(world, members: int, steps: int, log: bool, kernel: bool = True) -> float:
+    with kernel_switch(kernel):
+        return _bench_lab(world, members, steps, log)
+
+
+def _bench_lab(world, members: int, steps: int, log: bool) -> float:
     ds = world.datasets["train"]
     model = MLPEnsemble.init(world.input_dim, 2, WIDTH, 1, [torch.Generator().manual_seed(i) for i in range(members)])
     evaluate = ProbeEvaluator(world) if log else (lambda m: {})
@@ -60,25 +82,26 @@ def bench_lab(world, members: int, steps: int, log: bool) -> float:
     return members / (time.perf_counter() - t) * steps / STEPS
 
 
-def _lab_worker(members: int, steps: int, opt: str) -> float:
+def _lab_worker(members: int, steps: int, opt: str, kernel: bool) -> float:
     global optimizer
     optimizer = opt
     torch.set_num_threads(1)
-    fused_adam()
+    if not kernel:
+        fused_adam()
     world = Bitworld({"situational_awareness": "off", "overseer_model": False})
-    bench_lab(world, 8, 20, log=False)  # warm up outside the timing
-    return bench_lab(world, members, steps, log=False)
+    bench_lab(world, 8, 20, log=False, kernel=kernel)  # warm up outside the timing
+    return bench_lab(world, members, steps, log=False, kernel=kernel)
 
 
-def bench_lab_processes(members: int, steps: int, workers: int) -> float:
+def bench_lab_processes(members: int, steps: int, workers: int, kernel: bool = True) -> float:
     """The lab's local executor layout: `workers` processes, one torch thread each, one chunk each."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        list(pool.map(_lab_worker, [8] * workers, [2] * workers, [optimizer] * workers))  # start and warm the workers
+        list(pool.map(_lab_worker, [8] * workers, [2] * workers, [optimizer] * workers, [kernel] * workers))  # start and warm
         t = time.perf_counter()
-        list(pool.map(_lab_worker, [members] * workers, [steps] * workers, [optimizer] * workers))
+        list(pool.map(_lab_worker, [members] * workers, [steps] * workers, [optimizer] * workers, [kernel] * workers))
         # each worker's own warm-up is inside this window, so this slightly understates the rate
         return workers * members / (time.perf_counter() - t) * steps / STEPS
 
@@ -195,6 +218,7 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=256, help="ensemble size for the lab, vmap and JAX")
     ap.add_argument("--steps", type=int, default=STEPS, help="steps the lab trains (peers: fewer, scaled)")
     ap.add_argument("--log-every", type=int, default=200, help="steps between trajectory checkpoints in the logged run (the flagship's: 200)")
+    ap.add_argument("--no-peers", action="store_true", help="only the lab (kernel and torch path) against the roofline")
     args = ap.parse_args()
     global optimizer, log_every
     optimizer, log_every = args.optimizer, args.log_every
@@ -202,43 +226,59 @@ def main() -> None:
     flops = model_step_flops(world.input_dim)
     print(f"optimizer={optimizer} {OPT[optimizer]} threads={torch.get_num_threads()} members={args.members} "
           f"model-step={flops / 1e6:.2f} MFLOP; runs/s for {STEPS}-step runs")
+    from deceptionlab.train import train_kernel
+
+    has_kernel = train_kernel.load() is not None  # compiles it on first use, outside the timings
+    if not has_kernel:
+        print("  (no training kernel: no C compiler, or DECEPTIONLAB_NO_KERNEL is set; the torch path only)")
     fused_adam()  # compile outside the timings (it happens once per process)
-    bench_lab(world, 8, 20, log=False)
+    bench_lab(world, 8, 20, log=False, kernel=False)
+    bench_lab(world, 8, 20, log=False, kernel=has_kernel)
 
     # the lab first: JAX leaves its thread pool behind, and the peers' allocations fragment memory
     results = {}
     roof = bench_roofline(args.members)
     print(f"  batched-matmul roofline ((N,32,64)x(N,64,64))   {roof / 1e9:8.1f} GFLOP/s", flush=True)
-    results["lab"] = best_of(2, bench_lab, world, args.members, args.steps, log=False)
-    print(f"  deceptionlab trainer ({args.members} x {args.steps} steps)      {results['lab']:8.2f} runs/s", flush=True)
-    results["lab_2proc"] = best_of(2, bench_lab_processes, args.members, args.steps, workers=2)
-    print(f"  deceptionlab, 2 worker processes x 1 thread            {results['lab_2proc']:8.2f} runs/s", flush=True)
-    results["lab_logged"] = bench_lab(world, args.members, args.steps, log=True)
+    paths = ([("kernel", True)] if has_kernel else []) + [("torch", False)]
+    for name, on in paths:  # alternated, so that both see the same load
+        results[f"lab_{name}"] = bench_lab(world, args.members, args.steps, log=False, kernel=on)
+    for name, on in paths:
+        results[f"lab_{name}"] = max(results[f"lab_{name}"], bench_lab(world, args.members, args.steps, log=False, kernel=on))
+    for name, _ in paths:
+        print(f"  deceptionlab trainer, {name + ' path,':13s} ({args.members} x {args.steps} steps) {results[f'lab_{name}']:8.2f} runs/s", flush=True)
+    lab = "lab_kernel" if has_kernel else "lab_torch"
+    for name, on in paths:
+        results[f"proc_{name}"] = best_of(2, bench_lab_processes, args.members, args.steps, workers=2, kernel=on)
+        print(f"  deceptionlab, 2 processes x 1 thread, {name} path      {results[f'proc_{name}']:8.2f} runs/s", flush=True)
+    results["lab_logged"] = bench_lab(world, args.members, args.steps, log=True, kernel=has_kernel)
     print(f"  deceptionlab + probe logging every {log_every} steps        {results['lab_logged']:8.2f} runs/s", flush=True)
-    results["sequential"] = best_of(2, bench_sequential, world, runs=1, steps=300)
-    print(f"  sequential (plain PyTorch, 1 run x 300 steps, scaled) {results['sequential']:8.2f} runs/s", flush=True)
-    results["vmap"] = best_of(2, bench_vmap, world, args.members, steps=100)
-    print(f"  torch.func vmap(grad) ({args.members} x 100 steps, scaled) {results['vmap']:8.2f} runs/s", flush=True)
-    jax_rate = bench_jax(world, args.members, steps=args.steps)
-    if jax_rate is None:
-        print("  jax vmap+jit                                  not installed (pip install jax to compare)")
-    else:
-        results["jax"] = jax_rate
-        print(f"  jax vmap+jit ({args.members} x {args.steps} steps)              {jax_rate:8.2f} runs/s", flush=True)
+    if not args.no_peers:
+        results["sequential"] = best_of(2, bench_sequential, world, runs=1, steps=300)
+        print(f"  sequential (plain PyTorch, 1 run x 300 steps, scaled) {results['sequential']:8.2f} runs/s", flush=True)
+        results["vmap"] = best_of(2, bench_vmap, world, args.members, steps=100)
+        print(f"  torch.func vmap(grad) ({args.members} x 100 steps, scaled) {results['vmap']:8.2f} runs/s", flush=True)
+        jax_rate = bench_jax(world, args.members, steps=args.steps)
+        if jax_rate is None:
+            print("  jax vmap+jit                                  not installed (pip install jax to compare)")
+        else:
+            results["jax"] = jax_rate
+            print(f"  jax vmap+jit ({args.members} x {args.steps} steps)              {jax_rate:8.2f} runs/s", flush=True)
     roof = max(roof, bench_roofline(args.members))  # again, after the runs: the better of the two
     print(f"  roofline, best of before and after               {roof / 1e9:8.1f} GFLOP/s")
-    lab_flops = results["lab"] * STEPS * flops
-    proc_flops = results["lab_2proc"] * STEPS * flops
     print("ratios:")
-    print(f"  lab / sequential = {results['lab'] / results['sequential']:.1f}x   (target >= 20x)")
-    print(f"  lab / vmap       = {results['lab'] / results['vmap']:.1f}x")
-    if "jax" in results:
-        print(f"  lab / jax        = {results['lab'] / results['jax']:.2f}x  (target >= 1)")
-    print(f"  lab FLOP/s       = {lab_flops / 1e9:.1f} GFLOP/s = {lab_flops / roof:.0%} of the roofline (target >= 50%)")
-    print(f"  2 processes      = {proc_flops / 1e9:.1f} GFLOP/s = {proc_flops / roof:.0%} of the roofline; "
-          f"{results['lab_2proc'] / results['sequential']:.1f}x sequential"
-          + (f", {results['lab_2proc'] / results['jax']:.2f}x jax" if "jax" in results else ""))
-    print(f"  logging cost     = {1 - results['lab_logged'] / results['lab']:.0%} of training throughput")
+    if has_kernel:
+        print(f"  kernel / torch path = {results['lab_kernel'] / results['lab_torch']:.2f}x (1 process), "
+              f"{results['proc_kernel'] / results['proc_torch']:.2f}x (2 processes)")
+    if not args.no_peers:
+        print(f"  lab / sequential = {results[lab] / results['sequential']:.1f}x   (target >= 20x)")
+        print(f"  lab / vmap       = {results[lab] / results['vmap']:.1f}x")
+        if "jax" in results:
+            print(f"  lab / jax        = {results[lab] / results['jax']:.2f}x  (target >= 1)")
+    for name, _ in paths:
+        for layout, key in (("1 process  ", f"lab_{name}"), ("2 processes", f"proc_{name}")):
+            f = results[key] * STEPS * flops
+            print(f"  {name:6s} path, {layout}: {f / 1e9:6.1f} GFLOP/s = {f / roof:4.0%} of the roofline (target >= 50%)")
+    print(f"  logging cost     = {1 - results['lab_logged'] / results[lab]:.0%} of training throughput")
 
 
 if __name__ == "__main__":

@@ -69,7 +69,19 @@ class Trajectory:
 
 StepFn = Callable[[torch.Tensor], torch.Tensor]
 """One step of every member on rows idx (N, R) of the phase pool; returns per-head loss sums (N, heads)."""
-MakeStep = Callable[[Phase, torch.Tensor, torch.Tensor], StepFn]
+
+
+class BlockSteps:
+    """A step function that makes many steps per call (a compiled kernel): steps s0..s1-1 of a block of
+    row indices (N, k, R), for the members where `active` (N,) is true (all when None; the others are
+    left untouched), returning the per-head loss sums (N, heads) over those steps. The loop calls it once
+    per stretch between checkpoints."""
+
+    def __call__(self, block: torch.Tensor, s0: int, s1: int, active: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+
+MakeStep = Callable[[Phase, torch.Tensor, torch.Tensor], "StepFn | BlockSteps"]
 """(phase, xs (P, n_in), ys (P,): the phase's heads' data, concatenated in head order) -> its step."""
 
 
@@ -199,14 +211,23 @@ def _run_phase(phase, step, make_step, n_heads, batch_size, data_generators, log
             if early is not None and step < early[0]:
                 swap = min(k, early[0] - step)
                 block[:, :swap] = _draw(early[1], swap, batch_size, sizes, offsets, device)
-        for s in range(k):
-            if training:  # once every member has stopped, the steps left are only counted and logged
+        s = 0
+        while s < k:
+            # the stretch up to the next checkpoint (one step at a time unless the step fn makes blocks)
+            n = min(k - s, log_every - step % log_every) if log_every is not None else k - s
+            if training and not isinstance(step_fn, BlockSteps):
+                n = 1
                 loss_sum += step_fn(block[:, s])
                 if stopper is not None:
                     stopper.hold()
-            step += 1
-            since += 1
-            if log_every is not None and (step % log_every == 0 or (done + s + 1) == phase.steps):
+            elif training:  # stopped members are skipped: their weights stay as they were when they stopped
+                active = None if stopper is None or stopper.frozen is None else ~stopper.stopped
+                loss_sum += step_fn(block, s, s + n, active)
+            # once every member has stopped, the steps left are only counted and logged
+            step += n
+            since += n
+            s += n
+            if log_every is not None and (step % log_every == 0 or done + s == phase.steps):
                 if evaluate is not None:
                     per_head = loss_sum / (since * batch_size)
                     per_head[:, untrained] = float("nan")  # heads not trained in this phase

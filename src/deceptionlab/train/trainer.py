@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models import MLPEnsemble
-from . import optim
+from . import optim, train_kernel
 from .loop import Phase, Stopping, Trajectory, run_phases
 
 FUSE_ABOVE = 100_000  # member-steps from which a chunk uses the compiled (fused) Adam update
@@ -60,7 +60,8 @@ def train(
     n_heads = model.params[-1].shape[-1]
     # compiling the fused update costs seconds once per process: worth it only for long chunks on a
     # CPU (on a GPU the foreach kernels are already few and fast)
-    fused = device.type == "cpu" and model.n_members * sum(p.steps for p in phases) >= FUSE_ABOVE
+    kernel = train_kernel.load() is not None and train_kernel.supports(model.params, optimizer, batch_size)
+    fused = not kernel and device.type == "cpu" and model.n_members * sum(p.steps for p in phases) >= FUSE_ABOVE
     opt = optim.make_optimizer(optimizer, model.params, lr, momentum, weight_decay, fused=fused)
 
     def make_step(phase: Phase, xs: torch.Tensor, ys: torch.Tensor):
@@ -70,6 +71,8 @@ def train(
         for e, h in enumerate(phase.heads):
             onehot[e * batch_size : (e + 1) * batch_size, h.head] = 1.0
             rowweight[e * batch_size : (e + 1) * batch_size] = h.weight / batch_size
+        if kernel:  # steps between checkpoints in one compiled call (train_kernel.py)
+            return train_kernel.KernelSteps(model.params, opt, xs, ys, block_heads, rowweight, batch_size)
         return lambda idx: _step(model, opt, xs, ys, idx, block_heads, onehot, rowweight)
 
     return run_phases(
