@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .._native import compiled
 
 SOURCE = Path(__file__).with_name("_prior_kernel.c")
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -57,37 +55,14 @@ def uniform_params(key: int, draws: int, shapes: list[tuple[int, int]]) -> list[
     return out
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deceptionlab"
-
-
-def _cpu_tag() -> str:
-    try:
-        flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
-    except OSError:
-        flags = ""
-    return hashlib.sha256(flags.encode()).hexdigest()[:12]
-
-
 @functools.lru_cache(maxsize=1)
 def load():
     """The compiled `sample_block`, or None when it cannot be had (no compiler, disabled, build failed)."""
     if os.environ.get("DECEPTIONLAB_NO_KERNEL"):
         return None
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
+    lib = compiled(SOURCE, "prior_kernel", [FLAGS])
+    if lib is None:
         return None
-    tag = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode()).hexdigest()[:12]
-    lib = _cache_dir() / f"prior_kernel-{tag}-{_cpu_tag()}.so"
-    if not lib.exists():
-        try:
-            lib.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
-                built = Path(tmp) / lib.name
-                subprocess.run([cc, *FLAGS, str(SOURCE), "-o", str(built)], check=True, capture_output=True, timeout=120)
-                os.replace(built, lib)  # atomic: concurrent first uses each build, one wins
-        except (OSError, subprocess.SubprocessError):
-            return None
     fn = ctypes.CDLL(str(lib)).sample_block
     fn.argtypes = [ctypes.c_uint64, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_float, ctypes.c_void_p]
     fn.restype = ctypes.c_int

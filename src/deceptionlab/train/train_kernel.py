@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 import torch
 
+from .._native import compiled
 from .loop import BlockSteps
 
 SOURCE = Path(__file__).with_name("_train_kernel.c")
@@ -29,40 +26,9 @@ FLAGS = [["-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno"], ["-O
 LINK = ["-shared", "-fPIC", "-lm", "-lpthread"]
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deceptionlab"
-
-
-def _cpu_tag() -> str:
-    try:
-        flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
-    except OSError:
-        flags = ""
-    return hashlib.sha256(flags.encode()).hexdigest()[:12]
-
-
-def _build(cc: str) -> Path | None:
-    for flags in FLAGS:
-        tag = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags + LINK).encode()).hexdigest()[:12]
-        lib = _cache_dir() / f"train_kernel-{tag}-{_cpu_tag()}.so"
-        if lib.exists():
-            return lib
-        try:
-            lib.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=lib.parent) as tmp:
-                built = Path(tmp) / lib.name
-                subprocess.run([cc, *flags, str(SOURCE), "-o", str(built), *LINK], check=True, capture_output=True, timeout=120)
-                os.replace(built, lib)  # atomic: concurrent first uses each build, one wins
-            return lib
-        except (OSError, subprocess.SubprocessError):
-            continue
-    return None
-
-
 @functools.lru_cache(maxsize=1)
 def _load():
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    lib = _build(cc) if cc is not None else None
+    lib = compiled(SOURCE, "train_kernel", FLAGS, LINK)
     if lib is None:
         return None
     fn = ctypes.CDLL(str(lib)).train_steps
