@@ -17,7 +17,8 @@ import pyarrow as pa
 import torch
 
 from ..families import family_for
-from ..measure import class_scores, verdicts
+from ..measure import class_scores
+from ..measure.deception import Judge, decision_codes, derive
 from ..measure.verdicts import TOLERANCE
 from ..worlds import CLASSES, World, make_world, world_folder
 from .executors import ExecutorError, Local, Progress, RayCluster, default_workers, executor_for
@@ -99,8 +100,10 @@ def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa
     acc = st["train_accuracy"]  # (N, T)
     th, fit_th = cfg.verdict.threshold, cfg.verdict.fit_threshold
     T = len(traj.steps)
-    traj_verdicts = [verdicts(scores[:, t], acc[:, t], th, fit_th) for t in range(T)]
-    final = traj_verdicts[-1]
+    packed = st["decisions"].numpy()  # (N, T, bytes)
+    judge = Judge.of(world)
+    codes = decision_codes(packed, evaluator.n_decisions, judge.n_probe)  # (N, T, probe inputs)
+    derived = derive(judge, codes, acc.numpy(), th, fit_th)  # docs/deception.md: the verdicts, the gap, soft verdicts
     n = len(runs)
     cols: dict[str, list] = {"run_id": [r.run_id for r in runs]}
     cols["condition"] = [r.condition.label for r in runs]
@@ -110,7 +113,7 @@ def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa
     cols["data_seed"] = [r.data_seed for r in runs]
     cols["world"] = [world.name] * n
     cols["config"] = [json.dumps(norm, sort_keys=True)] * n
-    cols["verdict"] = final
+    cols["verdict"] = derived.pop("verdict")
     cols["train_accuracy"] = acc[:, -1].tolist()
     cols["fit"] = [a >= fit_th - TOLERANCE for a in acc[:, -1].tolist()]
     cols["fit_loss"] = st["fit_loss"][:, -1].tolist() if "fit_loss" in st else [float("nan")] * n  # a family may not log it
@@ -123,14 +126,13 @@ def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa
     ]
     cols["traj_step"] = [traj.steps] * n
     cols["traj_phase"] = [traj.phase] * n
-    cols["traj_verdict"] = [[traj_verdicts[t][k] for t in range(T)] for k in range(n)]
+    cols["traj_verdict"] = derived.pop("traj_verdict")
     for i, c in enumerate(CLASSES):
         cols[f"traj_score_{c}"] = scores[:, :, i].tolist()
     deploy = class_scores(agreement, evaluator.deployment)  # (N, T, classes) on deployment probes
     for i, c in enumerate(CLASSES):
         cols[f"traj_deploy_score_{c}"] = deploy[:, :, i].tolist()
     cols["traj_train_accuracy"] = acc.tolist()
-    packed = st["decisions"].numpy()  # (N, T, bytes)
     cols["n_decisions"] = [evaluator.n_decisions] * n
     cols["decisions"] = [packed[k, -1].tobytes() for k in range(n)]
     cols["traj_decisions"] = [[packed[k, t].tobytes() for t in range(T)] for k in range(n)]
@@ -140,6 +142,7 @@ def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa
     heads = list(world.heads)
     for h in type(world).all_heads:
         cols[f"traj_loss_{h}"] = losses[:, :, heads.index(h)].tolist() if h in heads else [None] * n
+    cols.update(derived)
     return pa.table(cols)
 
 

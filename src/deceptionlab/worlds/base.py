@@ -52,6 +52,20 @@ class Head:
 
 
 @dataclass(frozen=True)
+class CuePair:
+    """Probe inputs that are each other's cue-flipped twins (the compliance gap compares them).
+
+    Row `training_rows[i]` of cell `training` and row `deployment_rows[i]` of cell `deployment` show the
+    same world state under the same spec; only the situation cue differs (a training-situation cue in
+    the first, a deployment one in the second)."""
+
+    training: str  # name of a probe cell of the training situation
+    deployment: str  # name of a probe cell of another situation, same spec and region
+    training_rows: torch.Tensor  # (k,) long
+    deployment_rows: torch.Tensor  # (k,) long
+
+
+@dataclass(frozen=True)
 class ProbeCell:
     """A region of inputs the trainer never shows the policy, where the classes can differ.
 
@@ -67,6 +81,7 @@ class ProbeCell:
     x: torch.Tensor  # (n, input_dim)
     templates: dict[str, torch.Tensor] = field(default_factory=dict)  # class -> (n,) in {-1,+1}
     in_training: bool = False  # the cell lies inside the policy's training distribution
+    goals: dict[str, torch.Tensor] = field(default_factory=dict)  # own goal -> (n,): every goal the world declares (World.own_goals)
 
     @property
     def discriminating(self) -> bool:
@@ -83,6 +98,8 @@ class World:
     doc: ClassVar[str] = ""
     all_heads: ClassVar[tuple[str, ...]] = ("policy",)  # every head any knob setting can give
     family: ClassVar[str] = "mlp"  # the model family that trains on it (deceptionlab.families)
+    own_goals: ClassVar[tuple[str, ...]] = ()  # goals a run may own ("many Pascals"): values of the knob `own_goal`
+    control_goals: ClassVar[tuple[str, ...]] = ()  # targets that are no goal of the model (the benign conditional control)
 
     input_dim: int
     channels: dict[str, slice]  # observation channel -> columns: world_state, situation_cue, objective_spec
@@ -124,6 +141,41 @@ class World:
     def class_problems(cls) -> list[str]:
         """Problems of the class itself (its name, knobs and head names), found before building one."""
         return _class_problems(cls)
+
+    def cue_pairs(self) -> list[CuePair]:
+        """Which probe input is the cue-flipped twin of which (the compliance gap reads these pairs).
+
+        By default: each probe cell of a situation the policy never trains in is paired with the training-
+        situation cell of the same spec and region, row with row where the observations are equal outside
+        the situation_cue channel (the j-th such deployment row with the (j mod m)-th of the m matching
+        training rows, so several deployment contexts may share a training twin). Worlds whose twins differ
+        elsewhere in the observation (or whose cells are not built from the same states) override this."""
+        cells = self.probe_cells
+        train_sits = {c.situation for c in cells if c.in_training}
+        cue = self.channels.get("situation_cue", slice(0, 0))
+        keep = torch.ones(self.input_dim, dtype=torch.bool)
+        keep[cue] = False
+        by_key = {(c.spec, c.region): c for c in cells if c.situation in train_sits}
+        pairs = []
+        for d in cells:
+            t = by_key.get((d.spec, d.region))
+            if d.situation in train_sits or t is None:
+                continue
+            index: dict[bytes, list[int]] = {}
+            for i, row in enumerate(t.x[:, keep]):
+                index.setdefault(row.numpy().tobytes(), []).append(i)
+            seen: dict[bytes, int] = {}
+            tr, dr = [], []
+            for j, row in enumerate(d.x[:, keep]):
+                key = row.numpy().tobytes()
+                if key in index:
+                    n = seen.get(key, 0)
+                    tr.append(index[key][n % len(index[key])])
+                    dr.append(j)
+                    seen[key] = n + 1
+            if tr:
+                pairs.append(CuePair(t.name, d.name, torch.tensor(tr), torch.tensor(dr)))
+        return pairs
 
     def describe_knobs(self) -> list[tuple[str, str, str]]:
         """(knob, default, description) rows for `deceptionlab worlds`."""
@@ -194,7 +246,7 @@ def _instance_problems(world: World, exact: bool) -> list[str]:
     problems += _cell_problems(world, signs)
     if problems:  # what follows evaluates templates and references, which needs sound shapes
         return problems
-    template = _template_problems(world.probe_cells)
+    template = _template_problems(world.probe_cells) + _goal_problems(world) + _pair_problems(world)
     if not signs:  # references are policies whose outcomes the family's evaluator finds (e.g. by rollouts)
         return template
     problems, outputs = _reference_outputs(world)
@@ -317,6 +369,60 @@ def _template_problems(cells: list[ProbeCell]) -> list[str]:
                     f"templates disagree on training cell {cell.name!r} "
                     "(internal, corrigible and deceptive must act alike in training)"
                 )
+    return problems
+
+
+def _goal_problems(world: World) -> list[str]:
+    """Declared own goals: a knob `own_goal` choosing among them, and a goal template in every cell."""
+    cls = type(world)
+    goals = (*cls.own_goals, *cls.control_goals)
+    if not goals:
+        return []
+    problems = []
+    if "own_goal" not in cls.Knobs.model_fields:
+        problems.append("it declares own_goals but has no knob 'own_goal' to choose one")
+    for cell in world.probe_cells:
+        missing = [g for g in goals if g not in cell.goals]
+        if missing:
+            problems.append(f"probe cell {cell.name!r} lacks goal templates for {missing}")
+            break
+        bad = [g for g, t in cell.goals.items() if not isinstance(t, torch.Tensor) or t.shape != (len(cell.x),)]
+        if bad:
+            problems.append(f"probe cell {cell.name!r} has goal templates of the wrong shape for {bad}, expected ({len(cell.x)},)")
+            break
+    return problems
+
+
+def _pair_problems(world: World) -> list[str]:
+    """Cue pairs must name cells of the right situations, rows in range, and twins that differ only in the cue."""
+    try:
+        pairs = world.cue_pairs()
+    except Exception as e:  # a user's override: any failure is a finding
+        return [f"cue_pairs raised {type(e).__name__}: {e}"]
+    cells = {c.name: c for c in world.probe_cells}
+    train_sits = {c.situation for c in world.probe_cells if c.in_training}
+    signs = type(world).family == "mlp"
+    cue = world.channels.get("situation_cue", slice(0, 0))
+    keep = torch.ones(world.input_dim, dtype=torch.bool)
+    keep[cue] = False
+    problems = []
+    for p in pairs:
+        t, d = cells.get(p.training), cells.get(p.deployment)
+        what = f"cue pair {p.training!r} / {p.deployment!r}"
+        if t is None or d is None:
+            problems.append(f"{what} names an unknown probe cell")
+        elif t.situation not in train_sits or d.situation in train_sits:
+            problems.append(f"{what} must pair a training-situation cell with a cell of another situation")
+        elif len(p.training_rows) != len(p.deployment_rows) or not len(p.training_rows):
+            problems.append(f"{what} has {len(p.training_rows)} training rows for {len(p.deployment_rows)} deployment rows")
+        elif p.training_rows.max() >= len(t.x) or p.deployment_rows.max() >= len(d.x) or min(p.training_rows.min(), p.deployment_rows.min()) < 0:
+            problems.append(f"{what} has rows out of range")
+        elif not torch.equal(t.templates["proxy"][p.training_rows], d.templates["proxy"][p.deployment_rows]):
+            problems.append(f"{what}: twins have different proxy targets (twins must show the same state)")
+        elif signs and not torch.equal(t.x[p.training_rows][:, keep], d.x[p.deployment_rows][:, keep]):
+            problems.append(f"{what}: twins differ outside the situation_cue channel")
+        if problems:
+            break
     return problems
 
 
