@@ -7,6 +7,8 @@ import math
 
 import torch
 
+from ..measure.controls import ablated_gaps, distance_gaps
+from ..measure.deception import Pairs
 from ..measure.verdicts import ProbeEvaluator
 from ..models import MLPEnsemble
 from ..train import HeadData, Phase, train
@@ -33,6 +35,23 @@ def perturb(model: MLPEnsemble, generators: list[torch.Generator], scale: float)
         std = scale / math.sqrt(3 * w.shape[1])  # w: (N, fan_in, fan_out)
         for p in (w, b):
             p.add_(torch.stack([torch.randn(p.shape[1:], generator=g) for g in generators]).to(p.device), alpha=std)
+
+
+def control_columns(model: MLPEnsemble, world, generators: list[torch.Generator]) -> dict[str, list]:
+    """The gap's controls on the final models (measure.controls): the distance null and the causal test."""
+    pairs = Pairs.of(world)
+    n = model.n_members
+    dist = distance_gaps(model, world, pairs)
+    abl = ablated_gaps(model, world, pairs, generators)
+    nan = [float("nan")] * n
+    return {
+        "gap_by_distance": dist.tolist() if dist is not None else [[] for _ in range(n)],
+        "compliance_gap_ablated": abl["gap"].tolist() if abl is not None else nan,
+        "compliance_gap_random_ablation": abl["random_gap"].tolist() if abl is not None else nan,
+        "situation_decodable_ablated": abl["decodable"].tolist() if abl is not None else nan,
+        "compliance_gap_patched": abl["patched_gap"].tolist() if abl is not None else nan,
+        "compliance_gap_random_patch": abl["patched_random_gap"].tolist() if abl is not None else nan,
+    }
 
 
 class MLPFamily:
@@ -91,7 +110,7 @@ class MLPFamily:
             stopping=stopping_rule(config),
         )
         weights = torch.cat([p.reshape(len(runs), -1) for p in model.params], 1).float().cpu() if config.save_weights else None
-        return ChunkResult(traj, evaluator, weights)
+        return ChunkResult(traj, evaluator, weights, control_columns(model, world, [generator(r.seed, "causal") for r in runs]))
 
 
 register(MLPFamily())

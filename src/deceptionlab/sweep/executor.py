@@ -8,7 +8,6 @@ this process plans them and stores each result as it comes back.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ import pyarrow as pa
 import torch
 
 from ..families import family_for
+from ..rng import derive_seed, generator  # noqa: F401  (re-exported: families and measures seed through here)
 from ..measure import class_scores
 from ..measure.deception import Judge, decision_codes, derive
 from ..measure.verdicts import TOLERANCE
@@ -28,15 +28,6 @@ from .store import Store
 MAX_CHUNK = 1024  # beyond this, batched matmuls gain nothing more on a CPU
 DEFAULT_MEMORY = 1 << 30  # bytes a chunk may use
 FLOP_RATE = 3e10  # FLOP/s one process trains at on this machine class (BENCHMARKS.md): for estimates only
-
-
-def derive_seed(seed: int, purpose: str) -> int:
-    """A 63-bit seed for one purpose ("init", "data") of one run, independent across purposes."""
-    return int.from_bytes(hashlib.sha256(f"{seed}/{purpose}".encode()).digest()[:8], "little") >> 1
-
-
-def generator(seed: int, purpose: str) -> torch.Generator:
-    return torch.Generator().manual_seed(derive_seed(seed, purpose))
 
 
 def build_world(config: RunConfig) -> World:
@@ -79,7 +70,7 @@ def seconds_per_run(config: RunConfig, world: World) -> float:
 def train_chunk(runs: list[Run], device: str = "cpu", on_fraction=None) -> tuple[pa.Table, pa.Table | None]:
     """Train one chunk of runs of the same condition with their world's model family; return their
     result rows, and their final weights when the config asks for them."""
-    cfg = runs[0].condition.config
+    cfg = runs[0].config
     world = build_world(cfg)
     res = family_for(world, cfg).train_chunk(world, cfg, runs, device, on_fraction)
     weights = None
@@ -93,7 +84,7 @@ def train_chunk(runs: list[Run], device: str = "cpu", on_fraction=None) -> tuple
 
 
 def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa.Table:
-    cfg = runs[0].condition.config
+    cfg = runs[0].config
     st = traj.stacked()
     agreement = st["agreement"]  # (N, T, cells, classes)
     scores = class_scores(agreement, evaluator.discriminating)  # (N, T, classes)
@@ -150,13 +141,13 @@ def plan(spec: ExperimentSpec, stored: set[str], chunk_size: int | None = None) 
     """Pending runs, grouped by condition, cut into chunks (of `chunk_size`, else sized to memory) and
     ordered costliest first, so that parallel workers end on short chunks; and their estimated seconds
     in one process."""
-    by_cond: dict[str, list[Run]] = {}
+    by_cond: dict[tuple, list[Run]] = {}
     for r in expand(spec):
-        if r.run_id not in stored:
-            by_cond.setdefault(r.condition.label, []).append(r)
+        if r.run_id not in stored:  # a chunk is one config: runs of a condition with drawn own goals split
+            by_cond.setdefault((r.condition.label, r.config.world.knobs.get("own_goal")), []).append(r)
     costed = []
     for runs in by_cond.values():
-        cfg = runs[0].condition.config
+        cfg = runs[0].config
         world = build_world(cfg)
         size = chunk_size or chunk_size_for(cfg, world)
         per_run = seconds_per_run(cfg, world)
@@ -190,7 +181,7 @@ def run_experiment(  # noqa: PLR0913
     store = Store(out)
     store.check_compatible(spec)
     all_runs = expand(spec)
-    world_names = {r.condition.config.world.name for r in all_runs}
+    world_names = {r.config.world.name for r in all_runs}
     folders = sorted({str(f) for f in map(world_folder, world_names) if f is not None})
     with store.lock():
         store.initialise(spec, spec_text, folders)

@@ -134,6 +134,9 @@ class RunConfig(_Strict):
     """Steps between trajectory checkpoints."""
     save_weights: bool = False
     """Store each run's final weights (weights/ in the results folder): loss barriers need them."""
+    draw_own_goal: bool = False
+    """Draw each run's own goal (the world knob `own_goal`) from the world's declared `own_goals`, seeded by
+    the run's seed ("many Pascals"; docs/deception.md); the drawn goal is part of the run's config and id."""
 
     @model_validator(mode="after")
     def _check_world(self) -> "RunConfig":
@@ -143,6 +146,8 @@ class RunConfig(_Strict):
             raise ValueError(str(e)) from None
         self.world.knobs = world.knobs.model_dump()
         world_cls = type(world)
+        if self.draw_own_goal and not world_cls.own_goals:
+            raise ValueError(f"draw_own_goal: world {self.world.name!r} declares no own goals to draw from")
         if self.model.compute_penalty is not None and world_cls.family != "mlp":
             raise ValueError(f"model.compute_penalty: early-exit models exist for the mlp family only ({self.world.name}'s models are {world_cls.family!r})")
         if self.model.compute_penalty is not None and (self.early.weight_noise or self.early.data_swap_steps):
@@ -185,7 +190,7 @@ class RunConfig(_Strict):
         return json.loads(json.dumps(omit_late_defaults(d), sort_keys=True))
 
 
-LATE_FIELDS: dict[str, Any] = {"model.compute_penalty": None, "early_stopping": StoppingSpec().model_dump()}
+LATE_FIELDS: dict[str, Any] = {"model.compute_penalty": None, "early_stopping": StoppingSpec().model_dump(), "draw_own_goal": False}
 """Fields added after results format 3, with their defaults: left out of run ids and fingerprints at
 those defaults, so runs and results folders written before the fields existed keep their ids."""
 
@@ -319,6 +324,20 @@ class Run:
     condition: Condition
     seed: int
     data_seed: int
+    config: RunConfig  # the condition's config, with this run's own goal where the condition draws it
+
+
+def run_config(cond: Condition, seed: int) -> RunConfig:
+    """The config of the run with init seed `seed` in `cond`: the condition's, with the own goal drawn from
+    the world's own_goals by the seed when the condition sets draw_own_goal."""
+    cfg = cond.config
+    if not cfg.draw_own_goal:
+        return cfg
+    from ..rng import derive_seed
+
+    goals = get_world(cfg.world.name).own_goals
+    knobs = {**cfg.world.knobs, "own_goal": goals[derive_seed(seed, "own_goal") % len(goals)]}
+    return cfg.model_copy(update={"world": cfg.world.model_copy(update={"knobs": knobs})})
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
@@ -415,10 +434,11 @@ def expand(spec: ExperimentSpec) -> list[Run]:
     """Every run of the experiment, condition by condition, seed by seed."""
     runs = []
     for cond in conditions(spec):
-        cfg = cond.config.normalised()
         for seed in spec.seeds:
+            cfg = run_config(cond, seed)
+            norm = cfg.normalised()
             for data_seed in spec.data_seeds if spec.data_seeds is not None else [seed]:
-                runs.append(Run(run_id(cfg, seed, data_seed), cond, seed, data_seed))
+                runs.append(Run(run_id(norm, seed, data_seed), cond, seed, data_seed, cfg))
     return runs
 
 
