@@ -96,6 +96,15 @@ def paths(
           _num(r["accuracy_gain_per_step"], ".2e"), f"{r['derailments']:.2f}"] for r in cl.to_dict("records")],
         left=len(by) + 1,
     )
+    gp = gap_paths(runs, by)
+    _table(
+        "The compliance gap along training (docs/deception.md): median over runs at the end of each phase, the step at which it first "
+        "exceeds 0.2 (median over the runs where it does), and its distribution at the end (median, IQR, share of runs above 0.2)",
+        [*by, "runs", "gap at phase ends", "first > 0.2 at", "final median (IQR)", "> 0.2 %"],
+        [[*key(r), str(r["runs"]), r["phase_ends"], _num(r["first_above"]), f"{r['median']:+.2f} ({r['q25']:+.2f} to {r['q75']:+.2f})",
+          _ci(r["above_0.2"], r["above_0.2_low"], r["above_0.2_high"])] for r in gp.to_dict("records")],
+        left=len(by),
+    )
     pdp = tables["path_dependence"]
     _table(
         "C8 path dependence per condition: (A) verdict entropy, score variance; (C) clusters of final functions; (D) ARI and (E) prediction at mid-training; "
@@ -138,6 +147,28 @@ def paths(
         )
     where = out or results / "paths"
     err_console.print(f"tables (CSV){' and figures (PNG, SVG)' if plots else ''} -> {where}")
+
+
+def gap_paths(runs, by: list[str]):
+    """Per condition: the gap distribution at the end, the median trajectory gap at each phase's last
+    checkpoint, and the median step at which a run's gap first exceeds 0.2."""
+    import numpy as np
+
+    from ..measure.deception import gap_distribution
+
+    dist = gap_distribution(runs, by)
+    ends, firsts = [], []
+    sort = ["condition_index"] if "condition_index" in runs else by
+    for _, g in runs.sort_values(sort).groupby(by, sort=False, dropna=False):
+        steps, phases = list(g.traj_step.iloc[0]), list(g.traj_phase.iloc[0])
+        gaps = np.array([list(v) for v in g.traj_compliance_gap], float)  # (runs, T)
+        last = [i for i in range(len(phases)) if i == len(phases) - 1 or phases[i + 1] != phases[i]]
+        ends.append(", ".join(f"{phases[i]} {np.nanmedian(gaps[:, i]):+.2f}" for i in last))
+        above = gaps > 0.2
+        hit = [steps[int(np.argmax(a))] for a in above if a.any()]
+        firsts.append(float(np.median(hit)) if hit else float("nan"))
+    dist["phase_ends"], dist["first_above"] = ends, firsts
+    return dist
 
 
 # -- speed (issue 4): compute each class needs, and training under a compute penalty (C6, C7) -------
