@@ -449,20 +449,18 @@ def backfill(runs: pd.DataFrame, warn=None) -> pd.DataFrame:
             warn(f"warning: {int((~ok).sum())} runs of {cfg['world']['name']} were stored with other probe cells; their deception columns stay empty")
         acc = np.array([list(v) for v in g.traj_train_accuracy], float)
         cols = derive(judge, codes.astype(float), acc, cfg["verdict"]["threshold"], cfg["verdict"]["fit_threshold"])
-        idx = g.index[ok]
+        cols["verdict_template"] = list(g.verdict)  # what the folder stored: the one-template rule of format 3
+        pos = {i: k for k, i in enumerate(g.index)}
+        keep = {i for i, good in zip(g.index, ok) if good}
         for name, values in cols.items():
-            if name not in runs:
-                runs[name] = pd.Series([None] * len(runs), index=runs.index, dtype=object)
-            if name == "verdict":
-                continue  # filled below, keeping the stored (template) verdict where nothing is recomputed
-            series = pd.Series(values, index=g.index, dtype=object)
-            runs.loc[idx, name] = series.loc[idx]
-        if "verdict_template" in runs:
-            runs.loc[idx, "verdict_template"] = g.loc[idx, "verdict"]
-        runs.loc[idx, "verdict"] = pd.Series(cols["verdict"], index=g.index).loc[idx]
+            current = list(runs[name]) if name in runs else [None] * len(runs)
+            for row, i in enumerate(runs.index):
+                if i in keep:
+                    current[row] = values[pos[i]]
+            runs[name] = pd.Series(current, index=runs.index, dtype=object)
     for name in ("compliance_gap", "compliance_gap_raw", "cue_flip_rate", "gap_toward", "gap_away", "p_internal", "p_corrigible",
                  "p_deceptive", "p_proxy", "p_mixed", "deployment_goal_rate",
                  *[f"score_{h}_{c}" for h in ("training", "deployment") for c in HALF_CLASSES]):
         if name in runs:
             runs[name] = pd.to_numeric(runs[name], errors="coerce")
-    return runs
+    return runs.infer_objects()

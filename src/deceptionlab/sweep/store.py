@@ -216,10 +216,16 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def load(root: str | Path) -> pd.DataFrame:
-    """All runs in a results folder as a DataFrame, one row per run."""
+    """All runs in a results folder as a DataFrame, one row per run (docs/deception.md lists the deception
+    columns; runs stored before they existed get them computed from their stored decisions)."""
+    import sys
+
+    from ..measure.deception import backfill  # late: measure builds on sweep's results, not the other way
+
     root = Path(root)
     if not root.is_dir():
         raise StoreError(f"{root}: no such results folder")
     for folder in Store(root).world_folders():  # measurements that rebuild a user's world find its module
         add_search_folder(folder)
-    return Store(root).query("SELECT * FROM runs ORDER BY condition_index, seed, data_seed")
+    runs = Store(root).query("SELECT * FROM runs ORDER BY condition_index, seed, data_seed")
+    return backfill(runs, warn=lambda m: print(m, file=sys.stderr))
