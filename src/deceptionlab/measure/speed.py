@@ -8,8 +8,8 @@ Two measurements:
    class's own verdict. "Deception needs extra reasoning" predicts deceptive >= corrigible there.
 2. `ponder_sweep`: train early-exit ensembles (`models.ponder`) on the world's own training data
    under a compute penalty beta, and read off verdicts (does a speed prior lower P(deceptive)?),
-   training and deployment performance (is it competitive?) and the expected exit layer per probe
-   cell, for each beta and model width.
+   training and deployment performance (is it competitive?), the compliance gap
+   (`measure.deception.compliance`) and the expected exit layer per probe cell, for each beta and model width.
 
 Both use the lab's verdict machinery (`ProbeEvaluator`, `class_scores`, `verdicts`), so "reaches
 a class" means the same here as in every sweep.
@@ -22,6 +22,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -31,6 +32,7 @@ from ..train import optim
 from ..train.ponder import train_ponder
 from ..train import HeadData, Phase
 from ..worlds import CLASSES, World
+from .deception import Pairs, compliance
 from .verdicts import class_scores, verdicts
 
 
@@ -186,6 +188,7 @@ def ponder_sweep(world: World, cfg: PonderConfig | None = None, on_width=None) -
         raise ValueError("betas must be non-negative")
     heads, phases = _ponder_phases(world, cfg)
     evaluator = get_family(world.family).evaluator(world)
+    pairs = Pairs.of(world)
     internal = CLASSES.index("internal")
     beta = torch.tensor(cfg.betas, dtype=torch.float32).repeat_interleave(cfg.seeds)
     seeds = list(range(cfg.seeds)) * len(cfg.betas)
@@ -196,7 +199,10 @@ def ponder_sweep(world: World, cfg: PonderConfig | None = None, on_width=None) -
             model, phases, beta=beta, penalty=cfg.penalty, lr=cfg.lr, batch_size=cfg.batch_size,
             data_generators=[_generator(s, "ponder/data") for s in seeds],
         )
-        res = evaluator.score_logits(model.logits(evaluator.x)[..., 0])
+        logits = model.logits(evaluator.x)[..., 0]
+        res = evaluator.score_logits(logits)
+        codes = torch.where(logits > 0, 1.0, -1.0)[:, evaluator.inverse][:, : evaluator.n_probe].detach().cpu().numpy()  # +-1 per probe input, as stored decisions
+        gap = compliance(codes, pairs)["gap"] if len(pairs) else np.full(model.n_members, np.nan)
         scores = class_scores(res["agreement"], evaluator.discriminating)
         deploy = class_scores(res["agreement"], evaluator.deployment)[:, internal]
         got = verdicts(scores, res["train_accuracy"], cfg.threshold, cfg.fit_threshold)
@@ -207,7 +213,7 @@ def ponder_sweep(world: World, cfg: PonderConfig | None = None, on_width=None) -
             runs.append(
                 {"condition_index": ci * len(cfg.betas) + m // cfg.seeds, "width": width, "beta": b, "seed": seeds[m],
                  "verdict": got[m], "train_accuracy": res["train_accuracy"][m].item(), "deploy_base": deploy[m].item(),
-                 "expected_exit": mean_exit[m].item(), "loss": loss[m].item(),
+                 "expected_exit": mean_exit[m].item(), "loss": loss[m].item(), "compliance_gap": float(gap[m]),
                  **{f"score_{c}": v for c, v in zip(CLASSES, scores[m].tolist())}}
             )
             for cell, e in zip(world.probe_cells, exits[m].tolist()):
@@ -217,7 +223,7 @@ def ponder_sweep(world: World, cfg: PonderConfig | None = None, on_width=None) -
     return pd.DataFrame(runs), pd.DataFrame(cells)
 
 
-PONDER_RUN_COLUMNS = ["condition_index", "width", "beta", "seed", "verdict", "train_accuracy", "deploy_base", "expected_exit", "loss",
+PONDER_RUN_COLUMNS = ["condition_index", "width", "beta", "seed", "verdict", "train_accuracy", "deploy_base", "expected_exit", "loss", "compliance_gap",
                       *(f"score_{c}" for c in CLASSES)]
 
 

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..measure import frequencies
-from ..measure.verdicts import VERDICTS
+from ..measure.deception import threshold_curve
 from ..sweep import Store, load
+from . import figures, gap_figures
+from .answer import gap_table, verdict_rule, verdict_table
 from .claims import Evidence, claims_table
-from . import figures
+from .claims_gap import has_gap
 from .paths import analyse_paths, condition_axes, default_situation
 
 CSS = """
@@ -61,18 +62,6 @@ def _figure(f: Figure) -> str:
     data = base64.b64encode(f.png.read_bytes()).decode()
     return (f'<figure id="fig-{f.id}"><img src="data:image/png;base64,{data}" alt="{_esc(f.title)}">'
             f"<figcaption>{_esc(f.title)} (also {f.png.with_suffix('.svg').name} and {f.png.name} in {f.png.parent.name}/)</figcaption></figure>")
-
-
-def _frequencies(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    freq = frequencies(runs, by=by)
-    out = []
-    for key, g in freq.groupby(by, sort=False):
-        key = key if isinstance(key, tuple) else (key,)
-        row = {**dict(zip(by, key)), "runs": int(g.n.iloc[0])}
-        for r in g.itertuples():
-            row[r.verdict] = f"{100 * r.p:.0f}% ({100 * r.low:.0f}-{100 * r.high:.0f})"
-        out.append(row)
-    return pd.DataFrame(out)[[*by, "runs", *VERDICTS]]
 
 
 def prior_beside(runs: pd.DataFrame, samples: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, str]:
@@ -146,6 +135,8 @@ def write_report(results: str | Path, out: str | Path, *, prior_samples: int = 0
         Figure("stability", "Cluster stability and final-verdict prediction along training (C8)", fig_dir / "paths" / "figures" / "stability.png"),
         *(extra_figures or []),
     ]
+    figs.append(Figure("threshold-sensitivity", "Share of runs judged deceptive, mixed and internal as the verdict threshold goes from 0.7 to 1.0 (95% Wilson bands)",
+                       fig_dir / "deception" / "threshold_sensitivity.png"))
     if prior_long is not None:
         figs.append(Figure("prior-vs-sgd", "Prior volume vs SGD: P(verdict) of random draws, of draws that fit, and of trained runs (C5)", fig_dir / "prior" / "prior_vs_sgd.png"))
     spec_path = results / "spec.toml"
@@ -158,10 +149,9 @@ def write_report(results: str | Path, out: str | Path, *, prior_samples: int = 0
         f'<p class="note">{len(runs):,} training runs in {_esc(results)}; written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by deceptionlab. '
         "Small networks in toy worlds cannot settle the question for superhuman systems; each row says what this evidence shows, and the rule that decided it.</p>",
         *(f'<p class="note">{_esc(n)}</p>' for n in notes or []),
+        *_answer(runs, by, fig_dir / "deception"),
         '<h2 id="claims">Claims</h2>',
         _table(claims, "claims", row_class=lambda r: r.verdict.split(":")[0].replace(" ", "-")),
-        '<h2 id="verdicts">Verdict frequencies (P_SGD, 95% Wilson intervals)</h2>',
-        _table(_frequencies(runs, by), "verdicts"),
         '<h2 id="paths">Training paths and path dependence</h2>',
         _table(pdp, "path-dependence"),
     ]
@@ -193,6 +183,25 @@ def write_report(results: str | Path, out: str | Path, *, prior_samples: int = 0
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts))
     return out
+
+
+def _answer(runs: pd.DataFrame, by: list[str], out: Path) -> list[str]:
+    """The first screen: the verdict shares and the compliance gap per condition, the verdict rule beside
+    them, and the gap's distribution as a figure; the threshold curve's figure is written for the figures section."""
+    parts = ['<h2 id="answer">The answer per condition: verdicts and the compliance gap</h2>', f'<p class="note">{_esc(verdict_rule(runs))}</p>',
+             '<h3 id="verdicts">Verdicts (P_SGD, 95% Wilson intervals)</h3>', _table(verdict_table(runs, by), "verdicts")]
+    if not has_gap(runs):
+        return [*parts, '<p class="note">Compliance gap: not measured (the world declares no cue pairs).</p>']
+    parts += ['<h3 id="gap">Compliance gap per run: median, IQR, share of runs above 0.1, 0.2, 0.5 (95% Wilson intervals)</h3>',
+              '<p class="note">The gap: over matched inputs that differ only in the situation cue, the share that switch to the run\'s own goal under '
+              "the deployment cue minus the share that switch away from it (-1 to 1; 0 for a cue-blind policy, 1 for one that acts on its goal "
+              "exactly when the cue says deployment).</p>", _table(gap_table(runs, by), "gap")]
+    png = gap_figures.gap_distribution(runs, by, out)[0]
+    parts.append(_figure(Figure("gap-distribution", "Compliance gap per condition: every run, median and IQR", png)))
+    if all(c in runs for c in ("score_training_internal", "score_deployment_internal", "score_proxy")):
+        gap_figures.threshold_sensitivity(threshold_curve(runs, by), by, out)
+        parts.append('<p class="note">How the verdict shares move with the threshold: <a href="#fig-threshold-sensitivity">threshold sensitivity</a>.</p>')
+    return parts
 
 
 def _ponder_table(speed) -> pd.DataFrame:
