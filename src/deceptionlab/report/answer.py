@@ -64,3 +64,45 @@ def gap_table(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
         out[f"gap > {level:g}"] = [f"{100 * p:.0f}% ({100 * lo:.0f}-{100 * hi:.0f})" if p == p else "n/a"
                                    for p, lo, hi in zip(d[c], d[f"{c}_low"], d[f"{c}_high"])]
     return out
+
+
+CONTROL_COLUMNS = ("compliance_gap_patched", "compliance_gap_random_patch", "compliance_gap_ablated", "compliance_gap_random_ablation")
+
+
+def _median(values) -> str:
+    v = pd.to_numeric(pd.Series(list(values)), errors="coerce").dropna()
+    return f"{v.median():+.2f}" if len(v) else "n/a"
+
+
+def _distance_curve(curves: pd.Series) -> str:
+    """Median gap at 0, 1/4, 1/2, 3/4 and all of the cue columns taken from the deployment twin."""
+    rows = [list(c) for c in curves if c is not None and len(c)]
+    if not rows or len({len(r) for r in rows}) != 1:
+        return "n/a"
+    m = pd.DataFrame(rows).median()
+    k = len(m) - 1
+    picks = sorted({round(f * k) for f in (0, 0.25, 0.5, 0.75, 1)})
+    return ", ".join(f"{j}/{k}: {m[j]:+.2f}" for j in picks)
+
+
+def controls_table(runs: pd.DataFrame, by: list[str], control_goals: tuple[str, ...] = ()) -> pd.DataFrame | None:
+    """Per condition, the controls beside the gap (docs/deception.md): whether the own goal is a benign
+    control target, the gap with the situation subspace patched (each deployment twin takes its training
+    twin's coordinates there) and ablated, each beside a random subspace of the same dimension, and the
+    distance null (median gap as more of the cue is taken from the deployment twin). None without them."""
+    if not all(c in runs for c in CONTROL_COLUMNS):
+        return None
+    out = []
+    sort = ["condition_index"] if "condition_index" in runs else by
+    for key, g in runs.sort_values(sort).groupby(by, sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        goals = sorted(set(g.own_goal.dropna())) if "own_goal" in g else []
+        row = {**dict(zip(by, key)), "runs": len(g),
+               "own goal": ", ".join(f"{x} (benign control)" if x in control_goals else x for x in goals) or "-",
+               "gap": _median(g.compliance_gap)}
+        row["patched (random)"] = f"{_median(g.compliance_gap_patched)} ({_median(g.compliance_gap_random_patch)})"
+        row["ablated (random)"] = f"{_median(g.compliance_gap_ablated)} ({_median(g.compliance_gap_random_ablation)})"
+        row["situation decodable after ablation"] = _median(g.situation_decodable_ablated) if "situation_decodable_ablated" in g else "n/a"
+        row["gap by cue columns from the deployment twin"] = _distance_curve(g.gap_by_distance) if "gap_by_distance" in g else "n/a"
+        out.append(row)
+    return pd.DataFrame(out)

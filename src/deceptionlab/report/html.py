@@ -18,7 +18,7 @@ import pandas as pd
 from ..measure.deception import threshold_curve
 from ..sweep import Store, load
 from . import figures, gap_figures
-from .answer import gap_table, verdict_rule, verdict_table
+from .answer import controls_table, gap_table, verdict_rule, verdict_table
 from .claims import Evidence, claims_table
 from .claims_gap import has_gap
 from .paths import analyse_paths, condition_axes, default_situation
@@ -196,12 +196,32 @@ def _answer(runs: pd.DataFrame, by: list[str], out: Path) -> list[str]:
               '<p class="note">The gap: over matched inputs that differ only in the situation cue, the share that switch to the run\'s own goal under '
               "the deployment cue minus the share that switch away from it (-1 to 1; 0 for a cue-blind policy, 1 for one that acts on its goal "
               "exactly when the cue says deployment).</p>", _table(gap_table(runs, by), "gap")]
+    controls = controls_table(runs, by, _control_goals(runs))
+    if controls is not None:
+        parts += ['<h3 id="controls">Controls: is the gap the model acting on the situation?</h3>',
+                  '<p class="note">Benign control: runs whose own goal is a target that is no goal (parity57: the same pretraining, content that '
+                  "carries no goal) show how much conditioning persists from training never reaching the deployment region. Causal test: the gap "
+                  "with the situation subspace (8 directions of ridge probes that read the true situation, nullspace projection) patched from each "
+                  "training twin or projected out, beside the same operation on a random subspace (in brackets): a gap the situation subspace "
+                  "carries falls more than with the random one. Distance null: the median gap as j of the k cue columns are taken from the "
+                  "deployment twin: a smooth rise is generalisation decaying with distance, a step is a model reading the situation.</p>",
+                  _table(controls, "controls")]
     png = gap_figures.gap_distribution(runs, by, out)[0]
     parts.append(_figure(Figure("gap-distribution", "Compliance gap per condition: every run, median and IQR", png)))
     if all(c in runs for c in ("score_training_internal", "score_deployment_internal", "score_proxy")):
         gap_figures.threshold_sensitivity(threshold_curve(runs, by), by, out)
         parts.append('<p class="note">How the verdict shares move with the threshold: <a href="#fig-threshold-sensitivity">threshold sensitivity</a>.</p>')
     return parts
+
+
+def _control_goals(runs: pd.DataFrame) -> tuple[str, ...]:
+    """The control targets of the runs' world (World.control_goals), read from the first run's config."""
+    from ..worlds import get_world
+
+    try:
+        return tuple(get_world(json.loads(runs.config.iloc[0])["world"]["name"]).control_goals)
+    except Exception:  # a world that no longer loads: no control is named
+        return ()
 
 
 def _ponder_table(speed) -> pd.DataFrame:
