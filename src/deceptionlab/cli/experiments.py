@@ -61,7 +61,7 @@ def run(
             raise typer.Exit(130) from None
     err_console.print(f"{counts['trained']} runs trained, {counts['skipped']} already stored, in {counts['seconds']:.1f} s -> {out}")
     if show_table:
-        show(out, fmt=Format.table)
+        show(out, fmt=Format.table, thresholds=False, gap=False)
 
 
 def _os_error(out: Path, e: OSError) -> str:
