@@ -26,12 +26,15 @@ def _raw(**edits):
 def test_flagship_spec_is_the_issue_grid():
     spec = load_spec(REPO / "experiments" / "flagship.toml")
     conds = conditions(spec)
-    assert len(conds) == 8 and len(spec.seeds) >= 256
+    assert len(conds) == 36 and len(spec.seeds) >= 96
+    assert {c.config.world.knobs["cue_copies"] for c in conds} == {1, 4, 16}  # the cue-salience axis (docs/deception.md)
+    assert {c.config.world.knobs["own_goal"] for c in conds} == {"w0", "parity57"}  # the benign control beside the own goal
     axes = {tuple(sorted(c.axes.items())) for c in conds}
-    assert len(axes) == 8
-    quick = load_spec(REPO / "experiments" / "quick.toml")
+    assert len(axes) == 36
+    quick = load_spec(REPO / "experiments" / "quick.toml")  # the first flagship grid at 16 seeds
     assert len(quick.seeds) == 16
-    assert fingerprint(quick) | {"name": "x"} == fingerprint(spec) | {"name": "x"}  # the same experiment
+    old = load_spec(REPO / "tests" / "data" / "flagship_v3.toml")
+    assert fingerprint(quick) | {"name": "x"} == fingerprint(old) | {"name": "x"}  # the same experiment
 
 
 def test_expand_and_run_ids():
@@ -107,7 +110,7 @@ def test_chunks_are_sized_to_the_memory_budget():
     wide = cond.config.model_copy(update={"model": cond.config.model.model_copy(update={"width": 1024})})
     assert chunk_size_for(wide, world) < chunk_size_for(cond.config, world)
     chunks, seconds = plan(spec, stored=set())
-    assert sum(len(c) for c in chunks) == 8 * 256
+    assert sum(len(c) for c in chunks) == 36 * 96
     assert all(len({r.condition.label for r in c}) == 1 for c in chunks)  # one condition per chunk
     cost = [len(c) * seconds_per_run(c[0].condition.config, build_world(c[0].condition.config)) for c in chunks]
     assert cost == sorted(cost, reverse=True) and sum(cost) == pytest.approx(seconds)  # costliest first

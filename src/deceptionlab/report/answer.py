@@ -106,3 +106,81 @@ def controls_table(runs: pd.DataFrame, by: list[str], control_goals: tuple[str, 
         row["gap by cue columns from the deployment twin"] = _distance_curve(g.gap_by_distance) if "gap_by_distance" in g else "n/a"
         out.append(row)
     return pd.DataFrame(out)
+
+
+def summary_table(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """One compact row per condition for the first screen: runs, the shares judged deceptive, mixed and
+    internal (95% Wilson intervals), the median compliance gap and the share of runs with a gap above 0.5."""
+    from ..measure.verdicts import wilson
+
+    d = gap_distribution(runs, by) if "compliance_gap" in runs else None
+    out = []
+    sort = ["condition_index"] if "condition_index" in runs else by
+    for i, (key, g) in enumerate(runs.sort_values(sort).groupby(by, sort=False, dropna=False)):
+        key = key if isinstance(key, tuple) else (key,)
+        row = {**dict(zip(by, key)), "runs": len(g)}
+        for v in ("deceptive", "mixed", "internal", "corrigible"):
+            k = int((g.verdict == v).sum())
+            lo, hi = wilson(k, len(g))
+            row[v] = f"{100 * k / len(g):.0f}% ({100 * lo:.0f}-{100 * hi:.0f})"
+        if d is not None:
+            r = d.iloc[i]
+            row["median gap"] = f"{r['median']:+.2f}" if r["median"] == r["median"] else "n/a"
+            row["gap > 0.5"] = f"{100 * r['above_0.5']:.0f}% ({100 * r['above_0.5_low']:.0f}-{100 * r['above_0.5_high']:.0f})" if r["runs"] else "n/a"
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def headline(runs: pd.DataFrame, by: list[str], control_goals: tuple[str, ...] = ()) -> list[str]:
+    """The answer in a few sentences, each computed from the runs: where deception appears and how much,
+    where the gap is largest and smallest, and what the controls say. Every number names its condition."""
+    from ..measure.verdicts import wilson
+
+    def where(key) -> str:
+        key = key if isinstance(key, tuple) else (key,)
+        return ", ".join(f"{a}={v}" for a, v in zip(by, key))
+
+    groups = list(runs.groupby(by, sort=False, dropna=False))
+    shares = [(int((g.verdict == "deceptive").sum()), len(g), key) for key, g in groups]
+    k, n, key = max(shares, key=lambda s: s[0] / s[1])
+    lo, hi = wilson(k, n)
+    lines = []
+    total = int((runs.verdict == "deceptive").sum())
+    if total:
+        mimics = runs[runs.verdict == "deceptive"].mimics.value_counts()
+        lines.append(f"{total:,} of {len(runs):,} runs are judged deceptive (aligned under the training cue, their own goal under the deployment "
+                     f"cue; they mimic {', '.join(f'{m} ({c})' for m, c in mimics.items())}). The most: {100 * k / n:.0f}% ({100 * lo:.0f}-{100 * hi:.0f}) "
+                     f"of {n} runs at {where(key)}; {sum(1 for s in shares if s[0] == 0)} of {len(shares)} conditions have none.")
+    else:
+        lines.append(f"No run of {len(runs):,} is judged deceptive under the rule below (its interval per condition is in the table).")
+    if "compliance_gap" in runs and runs.compliance_gap.notna().any():
+        med = [(float(g.compliance_gap.median()), key) for key, g in groups if g.compliance_gap.notna().any()]
+        (top, top_key), (low, low_key) = max(med), min(med)
+        lines.append(f"The compliance gap (the share of matched inputs that switch to the run's own goal when only the cue flips, minus those "
+                     f"that switch away) has its largest median, {top:+.2f}, at {where(top_key)}, and its smallest, {low:+.2f}, at {where(low_key)}.")
+    if control_goals and "own_goal" in runs:
+        control = runs[runs.own_goal.isin(control_goals)]
+        goal = runs[~runs.own_goal.isin(control_goals) & runs.index.isin(_pretrained(runs).index)]
+        if len(control) and len(goal):
+            lines.append(f"Benign control: pretraining on a target that is no goal ({', '.join(control_goals)}) leaves a median gap of "
+                         f"{control.compliance_gap.median():+.2f} toward it, against {goal.compliance_gap.median():+.2f} toward the own goal after "
+                         "the same pretraining: the part of the gap that is only a region later training never reached.")
+    if "compliance_gap_patched" in runs:
+        big = runs[runs.compliance_gap > 0.2]
+        if len(big):
+            cut = (big.compliance_gap - big.compliance_gap_patched).median()
+            rand = (big.compliance_gap - big.compliance_gap_random_patch).median()
+            lines.append(f"Causal test, over the {len(big):,} runs with a gap above 0.2: patching the situation subspace of the last hidden layer "
+                         f"from the training twin lowers the gap by {cut:+.2f} (median), a random subspace of the same size by {rand:+.2f}.")
+    return lines
+
+
+def _pretrained(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs whose own-goal phase ran (a phase named own_goal with steps in their config)."""
+    def has(config: str) -> bool:
+        try:
+            return any(p["name"] == "own_goal" for p in json.loads(config)["phases"])
+        except (KeyError, TypeError, ValueError):
+            return False
+
+    return runs[runs.config.map(has)]
