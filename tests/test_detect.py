@@ -24,8 +24,8 @@ from .conftest import cli
 
 SPEC = """
 name = "tiny-detection"
-seeds = 12
-log_every = 100
+seeds = 10
+log_every = 250
 save_weights = true
 
 [world]
@@ -64,7 +64,7 @@ def folder(tmp_path_factory):
     """A results folder of installed backdoors beside runs trained without pretraining (about 10 s)."""
     root = tmp_path_factory.mktemp("detection")
     (root / "spec.toml").write_text(textwrap.dedent(SPEC))
-    res = cli("run", root / "spec.toml", "--out", root / "res", "--no-show")
+    res = cli("run", root / "spec.toml", "--out", root / "res", "--no-show", "--workers", 1)
     assert res.returncode == 0, res.stderr
     return root / "res"
 
