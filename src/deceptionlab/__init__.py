@@ -10,6 +10,7 @@ Public API (the CLI calls the same functions):
     sample_functions(x, widths, samples) -> DataFrame   P_prior(f) of random MLPs on inputs x, with LZ complexity
     class_prior(world, samples) -> (DataFrame, dict)    P_prior(class) and P_prior(class | fit) by rejection
     lz_complexity(bits) -> float              Lempel-Ziv complexity of a truth table (Dingle et al.)
+    detect(dirs, detectors, out) -> dict      detectors on benchmark sets of deceptive vs aligned runs (docs/detection.md)
 """
 
 from __future__ import annotations
@@ -37,9 +38,17 @@ def run(spec: ExperimentSpec | str | Path, out: str | Path, **kwargs) -> pd.Data
     return load(out)
 
 
+def detect(folders, detectors: list[str] | None = None, out: str | Path | None = None, **kwargs) -> dict:
+    """Benchmark sets of `folders` (saved weights needed), every detector's scores and AUROC table, written
+    to `out` (default FOLDER/detection): {"table", "scores", "sets", "files"} (docs/detection.md)."""
+    from .detect.run import detect as _detect  # late: the detectors need measure and models
+
+    return _detect(folders, detectors, out, **kwargs)
+
+
 __all__ = [
     "CLASSES", "REGISTRY", "analyse_paths", "VERDICTS", "ExperimentSpec", "ProbeEvaluator", "SpecError", "Store", "StoreError", "World",
     "class_scores", "frequencies", "get_world", "load", "load_spec", "parse_spec", "run", "verdicts", "wilson",
     "boolean_inputs", "class_prior", "compare_with_sgd", "lz_complexity", "sample_functions",
-    "InterventionsError", "intervention_effects", "interventions",
+    "InterventionsError", "intervention_effects", "interventions", "detect",
 ]

@@ -1,0 +1,45 @@
+"""All built-in detectors on N bitworld models (16 cue copies, depth 2, width 64): batched over members,
+against the same detectors run model by model on a sample of them (the peer), in the same run.
+
+    PYTHONPATH=src python benchmarks/bench_detect.py [N] [LOOP_SAMPLE]
+
+The models are fresh inits (per-run generators): the detectors' cost does not depend on what was learnt,
+except finetune, which stops early once every member has changed (an init changes fast: a lower bound).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import torch
+
+from deceptionlab.detect import BUILTIN, Inputs
+from deceptionlab.detect import builtin  # noqa: F401
+from deceptionlab.models import MLPEnsemble
+from deceptionlab.rng import generator
+from deceptionlab.worlds import make_world
+
+
+def main(n: int = 1000, sample: int = 20) -> None:
+    world = make_world("bitworld", {"cue_copies": 16, "overseer_model": False})
+    model = MLPEnsemble.init(world.input_dim, 2, 64, len(world.heads), [generator(s, "init") for s in range(n)])
+    inputs = Inputs.of(world, list(range(n)))
+    total_b, total_l = 0.0, 0.0
+    print(f"{'detector':18s} {'batched s':>10s} {'loop s (est.)':>14s} {'ratio':>7s}")
+    for name, d in BUILTIN.items():
+        t = time.perf_counter()
+        d(model, inputs)
+        batched = time.perf_counter() - t
+        t = time.perf_counter()
+        for i in range(sample):
+            one = MLPEnsemble([p[i : i + 1].contiguous() for p in model.params])
+            d(one, Inputs.of(world, [i]))
+        loop = (time.perf_counter() - t) * n / sample
+        total_b, total_l = total_b + batched, total_l + loop
+        print(f"{name:18s} {batched:10.2f} {loop:14.2f} {loop / batched:7.1f}")
+    print(f"{'all':18s} {total_b:10.2f} {total_l:14.2f} {total_l / total_b:7.1f}   ({n} models, torch threads {torch.get_num_threads()})")
+
+
+if __name__ == "__main__":
+    main(*map(int, sys.argv[1:3]))

@@ -1,0 +1,39 @@
+"""`detect`: run detectors on the benchmark sets of results folders (docs/detection.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..detect.base import DetectorError
+from ..detect.sets import SetError
+from ..sweep import StoreError
+from ..worlds.registry import WorldError
+from ._common import _fail, _table, app, console
+
+
+@app.command()
+def detect(
+    results: list[Path] = typer.Argument(..., help="Results folders with saved weights (e.g. `deceptionlab run experiments/detection.toml`)."),
+    detector: list[str] = typer.Option([], "--detector", "-d", help="A detector: built in, an entry point, or \"module:name\" (repeatable; default: every built-in)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Folder for sets, scores, table (Parquet) and ROC curves (PNG, SVG); default: RESULTS/detection."),
+):
+    """Can anyone tell a deceptive model from an aligned one that behaves the same in training? AUROC with
+    bootstrap 95% intervals, TPR at 1% FPR and seconds per model, per set (natural and installed apart)."""
+    from ..detect.run import detect as run_detect
+
+    try:
+        res = run_detect(results, detector or None, out)
+    except (SetError, DetectorError, StoreError, WorldError) as e:
+        _fail(str(e))
+    t = res["table"]
+    _table(
+        "detection: AUROC (95% bootstrap interval), TPR at 1% FPR, seconds per model; privileged detectors use the cue's meaning",
+        ["set", "detector", "privileged", "deceptive", "aligned", "AUROC", "TPR@1%FPR", "s/model"],
+        [[r["set"], r["detector"], "yes" if r["privileged"] else "no", str(r["deceptive"]), str(r["aligned"]),
+          f"{r['auroc']:.2f} ({r['auroc_low']:.2f}-{r['auroc_high']:.2f})", f"{r['tpr_at_1pct_fpr']:.2f}", f"{r['seconds_per_model']:.4f}"]
+         for r in t.sort_values(["kind", "privileged"], kind="stable").to_dict("records")],
+        left=3,
+    )
+    console.print("wrote " + ", ".join(str(f) for f in res["files"]), highlight=False, soft_wrap=True)

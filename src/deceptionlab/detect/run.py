@@ -1,0 +1,113 @@
+"""Running detectors on benchmark sets: score every model once per detector (batched over the models of a
+world setting and size), then AUROC, TPR at 1% FPR and cost per set, and the files `deceptionlab detect`
+writes (docs/detection.md)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..measure.barriers import unflatten
+from ..models import MLPEnsemble
+from ..sweep import Store
+from ..worlds import make_world
+from .base import BUILTIN, Detector, Inputs, get_detector
+from .scores import roc_curve, score_row
+from .sets import ALIGNED_GAP, DECEPTIVE_GAP, build_sets
+
+
+def default_detectors() -> list[str]:
+    from . import builtin  # noqa: F401
+
+    return list(BUILTIN)
+
+
+def load_models(sets: pd.DataFrame):
+    """(group key, world, ensemble of the group's distinct runs, their run ids, seeds) per world setting and size."""
+    runs = sets.drop_duplicates("run_id")
+    for key, g in runs.groupby(["world", "knobs", "depth", "width"], sort=False):
+        cfg = json.loads(g.config.iloc[0])
+        world = make_world(cfg["world"]["name"], cfg["world"]["knobs"])
+        blobs: dict[str, bytes] = {}
+        for folder, f in g.groupby("folder"):
+            blobs.update(Store(folder).weights(f.run_id))
+        shape = (world.input_dim, int(key[2]), int(key[3]), len(world.heads))
+        members = [unflatten(blobs[r], *shape) for r in g.run_id]
+        yield key, world, MLPEnsemble([torch.stack(ps).contiguous() for ps in zip(*members)]), list(g.run_id), [int(s) for s in g.seed]
+
+
+def score_models(sets: pd.DataFrame, detectors: list[Detector]) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Per (run, detector) scores, and seconds per model per detector."""
+    rows, seconds, models = [], {d.name: 0.0 for d in detectors}, 0
+    for _, world, model, ids, seeds in load_models(sets):
+        inputs = Inputs.of(world, seeds)
+        models += len(ids)
+        for d in detectors:
+            t = time.perf_counter()
+            s = d(model, inputs)
+            seconds[d.name] += time.perf_counter() - t
+            rows += [{"run_id": r, "detector": d.name, "privileged": d.privileged, "score": float(v)} for r, v in zip(ids, s)]
+    return pd.DataFrame(rows), {k: v / max(models, 1) for k, v in seconds.items()}
+
+
+def summarise(sets: pd.DataFrame, scores: pd.DataFrame, seconds: dict[str, float], seed: int = 0) -> pd.DataFrame:
+    """One row per set x detector: kind, world, size, counts, AUROC with its interval, TPR at 1% FPR, cost."""
+    merged = sets[["set", "kind", "world", "depth", "width", "label", "run_id"]].merge(scores, on="run_id")
+    out = []
+    for (name, det), g in merged.groupby(["set", "detector"], sort=False):
+        pos, neg = g.score[g.label == 1].to_numpy(), g.score[g.label == 0].to_numpy()
+        out.append({"set": name, "kind": g.kind.iloc[0], "world": g.world.iloc[0], "depth": int(g.depth.iloc[0]), "width": int(g.width.iloc[0]),
+                    "detector": det, "privileged": bool(g.privileged.iloc[0]), **score_row(pos, neg, seed), "seconds_per_model": seconds[det]})
+    return pd.DataFrame(out)
+
+
+def plot_roc(sets: pd.DataFrame, scores: pd.DataFrame, path: Path) -> list[Path]:
+    """One panel per set, one ROC curve per detector; written as PNG and SVG beside `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    merged = sets[["set", "label", "run_id"]].merge(scores, on="run_id")
+    names = list(dict.fromkeys(merged.set))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 4), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        g = merged[merged.set == name]
+        for det, d in g.groupby("detector", sort=False):
+            fpr, tpr = roc_curve(d.score[d.label == 1].to_numpy(), d.score[d.label == 0].to_numpy())
+            ax.plot(fpr, tpr, label=det + (" (privileged)" if d.privileged.iloc[0] else ""), ls="--" if d.privileged.iloc[0] else "-")
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
+        ax.set(title=name, xlabel="false positive rate", ylabel="true positive rate")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    written = []
+    for ext in ("png", "svg"):
+        p = path.with_suffix(f".{ext}")
+        fig.savefig(p, dpi=120)
+        written.append(p)
+    plt.close(fig)
+    return written
+
+
+def detect(folders, detectors: list[str] | None = None, out: str | Path | None = None, deceptive_gap: float = DECEPTIVE_GAP,
+           aligned_gap: float = ALIGNED_GAP, seed: int = 0) -> dict:
+    """Build the benchmark sets of `folders`, run the detectors (names, entry points or "module:name"; all
+    built-ins by default) and write sets.parquet, scores.parquet, table.parquet and roc.png / roc.svg into
+    `out` (default: the first folder's `detection/`). Returns {"table", "scores", "sets", "files"}."""
+    folders = [Path(f) for f in (folders if isinstance(folders, (list, tuple)) else [folders])]
+    chosen = [get_detector(n) for n in (detectors or default_detectors())]
+    sets = build_sets(folders, deceptive_gap, aligned_gap)
+    scores, seconds = score_models(sets, chosen)
+    table = summarise(sets, scores, seconds, seed)
+    out = Path(out) if out is not None else folders[0] / "detection"
+    out.mkdir(parents=True, exist_ok=True)
+    sets.drop(columns=["config"]).to_parquet(out / "sets.parquet", index=False)
+    scores.merge(sets[["set", "kind", "label", "run_id", "pair"]], on="run_id").to_parquet(out / "scores.parquet", index=False)
+    table.to_parquet(out / "table.parquet", index=False)
+    files = [out / "sets.parquet", out / "scores.parquet", out / "table.parquet", *plot_roc(sets, scores, out / "roc")]
+    return {"table": table, "scores": scores, "sets": sets, "files": files}
