@@ -203,6 +203,7 @@ def test_runs_store_the_gap_and_older_folders_get_it_from_their_decisions(tmp_pa
     assert all(len(t) == len(s) for t, s in zip(runs.traj_compliance_gap, runs.traj_step))
     assert (runs.traj_compliance_gap.map(lambda t: t[-1]) == runs.compliance_gap).all()
     # the distance null ends where the gap is: all 4 cue columns taken from the deployment twin
+    assert all(list(d) == [0, 1, 2, 3, 4] for d in runs.cue_distance)
     ends = runs.gap_by_distance.map(lambda d: (d[0], d[-1]))
     assert all(a == 0.0 for a, _ in ends) and np.allclose([b for _, b in ends], runs.compliance_gap)
     # an older folder: the same chunk without the new columns, read back with them recomputed

@@ -45,7 +45,8 @@ def control_columns(model: MLPEnsemble, world, generators: list[torch.Generator]
     abl = ablated_gaps(model, world, pairs, generators)
     nan = [float("nan")] * n
     return {
-        "gap_by_distance": dist.tolist() if dist is not None else [[] for _ in range(n)],
+        "cue_distance": [dist[0] if dist is not None else [] for _ in range(n)],
+        "gap_by_distance": dist[1].tolist() if dist is not None else [[] for _ in range(n)],
         "compliance_gap_ablated": abl["gap"].tolist() if abl is not None else nan,
         "compliance_gap_random_ablation": abl["random_gap"].tolist() if abl is not None else nan,
         "situation_decodable_ablated": abl["decodable"].tolist() if abl is not None else nan,

@@ -2,7 +2,7 @@
 gap is the model acting on the situation, and how much is a region later training never reached.
 
 - **distance null** (`distance_gaps`): the gap between each pair's training twin and versions of it with
-  j of the k cue columns taken from its deployment twin, j = 0..k: a gap that rises smoothly with j is
+  j of the k cue columns taken from its deployment twin, j = 0, k/4, k/2, 3k/4, k: a gap that rises smoothly with j is
   what generalisation decaying with distance from the trained inputs gives; a step is a model that reads
   the situation.
 - **causal test** (`ablated_gaps`): the gap after removing the situation directions from the trunk's last
@@ -30,9 +30,18 @@ def _decisions(model: MLPEnsemble, x: torch.Tensor, head: int = 0) -> np.ndarray
         return torch.where(model.logits(x)[..., head] > 0, 1.0, -1.0).cpu().numpy()
 
 
-def distance_gaps(model: MLPEnsemble, world: World, pairs: Pairs, seed: int = 0) -> np.ndarray | None:
-    """(N, k + 1): the compliance gap when j = 0..k of the k cue columns of each training twin are taken
-    from its deployment twin (a fixed random choice of columns per pair); None without a cue or pairs."""
+DISTANCE_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)  # of the cue columns: five points show a step or a ramp at a third of the cost of all k + 1
+
+
+def cue_distances(k: int) -> list[int]:
+    """The numbers of cue columns taken from the deployment twin at which the distance null is measured."""
+    return sorted({round(f * k) for f in DISTANCE_FRACTIONS})
+
+
+def distance_gaps(model: MLPEnsemble, world: World, pairs: Pairs, seed: int = 0) -> tuple[list[int], np.ndarray] | None:
+    """(distances j, gaps (N, len(j))): the compliance gap when j of the k cue columns of each training twin
+    are taken from its deployment twin (a fixed random choice of columns per pair), at j in
+    `cue_distances(k)`; None without a cue or pairs. The last entry (j = k) is the compliance gap."""
     cue = world.channels.get("situation_cue", slice(0, 0))
     k = cue.stop - cue.start
     if k == 0 or not len(pairs):
@@ -42,14 +51,18 @@ def distance_gaps(model: MLPEnsemble, world: World, pairs: Pairs, seed: int = 0)
     order = torch.argsort(torch.rand(len(x_t), k, generator=torch.Generator().manual_seed(seed)), 1)  # (P, k)
     device = model.params[0].device
     a_t = _decisions(model, x_t.to(device))
+    distances = cue_distances(k)
     gaps = []
-    for j in range(k + 1):
+    for j in distances:
+        if j == 0:
+            gaps.append(np.zeros(model.n_members))  # the training twin against itself
+            continue
         take = torch.zeros(len(x_t), k, dtype=torch.bool)
         take.scatter_(1, order[:, :j], True)
         x_j = x_t.clone()
         x_j[:, cue] = torch.where(take, x_d[:, cue], x_t[:, cue])
         gaps.append(twin_gap(a_t, _decisions(model, x_j.to(device)), pairs.goal)["gap"])
-    return np.stack(gaps, 1)
+    return distances, np.stack(gaps, 1)
 
 
 ABLATED_DIRECTIONS = 8  # situation directions removed one after another (iterative nullspace projection)

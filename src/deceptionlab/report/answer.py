@@ -74,15 +74,14 @@ def _median(values) -> str:
     return f"{v.median():+.2f}" if len(v) else "n/a"
 
 
-def _distance_curve(curves: pd.Series) -> str:
-    """Median gap at 0, 1/4, 1/2, 3/4 and all of the cue columns taken from the deployment twin."""
-    rows = [list(c) for c in curves if c is not None and len(c)]
-    if not rows or len({len(r) for r in rows}) != 1:
+def _distance_curve(g: pd.DataFrame) -> str:
+    """Median gap at each measured number of cue columns taken from the deployment twin (j of k)."""
+    rows = [list(c) for c in g.gap_by_distance if c is not None and len(c)]
+    dist = [list(d) for d in g.cue_distance if d is not None and len(d)] if "cue_distance" in g else []
+    if not rows or len({len(r) for r in rows}) != 1 or not dist:
         return "n/a"
-    m = pd.DataFrame(rows).median()
-    k = len(m) - 1
-    picks = sorted({round(f * k) for f in (0, 0.25, 0.5, 0.75, 1)})
-    return ", ".join(f"{j}/{k}: {m[j]:+.2f}" for j in picks)
+    m, js = pd.DataFrame(rows).median(), dist[0]
+    return ", ".join(f"{j}/{js[-1]}: {m[i]:+.2f}" for i, j in enumerate(js))
 
 
 def controls_table(runs: pd.DataFrame, by: list[str], control_goals: tuple[str, ...] = ()) -> pd.DataFrame | None:
@@ -103,7 +102,7 @@ def controls_table(runs: pd.DataFrame, by: list[str], control_goals: tuple[str, 
         row["patched (random)"] = f"{_median(g.compliance_gap_patched)} ({_median(g.compliance_gap_random_patch)})"
         row["ablated (random)"] = f"{_median(g.compliance_gap_ablated)} ({_median(g.compliance_gap_random_ablation)})"
         row["situation decodable after ablation"] = _median(g.situation_decodable_ablated) if "situation_decodable_ablated" in g else "n/a"
-        row["gap by cue columns from the deployment twin"] = _distance_curve(g.gap_by_distance) if "gap_by_distance" in g else "n/a"
+        row["gap by cue columns from the deployment twin"] = _distance_curve(g) if "gap_by_distance" in g else "n/a"
         out.append(row)
     return pd.DataFrame(out)
 
