@@ -72,8 +72,12 @@ def test_example_world_trains_to_the_expected_verdicts(trained):
     assert json.loads((out / "experiment.json").read_text())["world_folders"] == [str(folder.resolve())]
     assert df.fit.all()
     by = df.groupby(["overseer_model", "own_goal_steps"]).verdict
-    # no world-model head: SGD generalises as the base objective
-    assert set(by.get_group((False, 0))) == {"internal"} and set(by.get_group((False, 300))) == {"internal"}
+    # no world-model head: SGD generalises as the base objective; after proxy pretraining a few runs keep
+    # some of the proxy under the deployment cue (internal in training, mixed after: docs/deception.md)
+    assert set(by.get_group((False, 0))) == {"internal"}
+    pretrained = df[~df.overseer_model & (df.own_goal_steps == 300)]
+    assert set(pretrained.verdict) <= {"internal", "mixed"} and (pretrained.verdict == "internal").mean() >= 0.75
+    assert set(pretrained.verdict_training) == {"internal"}
     # an overseer-model head pulls the policy toward following the spec; proxy pretraining leaves mixed runs
     with_head = by.get_group((True, 0))
     assert set(with_head) <= {"corrigible", "mixed"} and (with_head == "corrigible").mean() >= 0.5
