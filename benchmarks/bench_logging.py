@@ -19,7 +19,7 @@ from deceptionlab.sweep import load_spec
 from deceptionlab.sweep.spec import expand
 from deceptionlab.sweep.executor import train_chunk
 
-CONDITION = {"situational_awareness": "interaction", "overseer_model": True, "own_goal_steps": 500}
+CONDITION = {"cue_copies": 1, "situational_awareness": "interaction", "overseer_model": True, "pretraining": "own goal"}
 
 
 def main() -> None:
@@ -28,11 +28,12 @@ def main() -> None:
     ap.add_argument("--log-every", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    runs = [r for r in expand(load_spec("experiments/flagship.toml")) if r.condition.axes == CONDITION][: args.runs]
+    spec = load_spec("experiments/flagship.toml")
+    runs = [r for r in expand(spec.model_copy(update={"seeds": list(range(args.runs))})) if r.condition.axes == CONDITION]
 
     def timed(log_every: int) -> float:
-        cfg = runs[0].condition.config.model_copy(update={"log_every": log_every})
-        chunk = [dataclasses.replace(r, condition=dataclasses.replace(r.condition, config=cfg)) for r in runs]
+        cfg = runs[0].config.model_copy(update={"log_every": log_every})
+        chunk = [dataclasses.replace(r, config=cfg) for r in runs]
         t = time.perf_counter()
         train_chunk(chunk)
         return time.perf_counter() - t

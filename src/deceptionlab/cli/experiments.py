@@ -125,13 +125,12 @@ def _gap_table(runs, axes: list[str], results: Path) -> None:
     for col in ("runs", "median (IQR)", *(f"> {lv:g} %" for lv in GAP_LEVELS), "deceptive mimics", "mixed: training / deployment half"):
         table.add_column(col, justify="left" if col.startswith(("mixed", "deceptive")) else "right", overflow="fold")
     sort = ["condition_index"] if "condition_index" in runs else axes
-    groups = dict(iter(runs.sort_values(sort).groupby(axes, sort=False, dropna=False)))
-    for r in dist.to_dict("records"):
+    groups = [g for _, g in runs.sort_values(sort).groupby(axes, sort=False, dropna=False)]  # in the order of `dist`
+    for r, g in zip(dist.to_dict("records"), groups):
         key = tuple(r[a] for a in axes)
-        g = groups.get(key if len(axes) > 1 else key[0])
         shares = [f"{100 * r[f'above_{lv:g}']:.0f} ({100 * r[f'above_{lv:g}_low']:.0f}-{100 * r[f'above_{lv:g}_high']:.0f})" for lv in GAP_LEVELS]
-        mimics = g[g.verdict == "deceptive"].mimics.value_counts() if g is not None else []
-        mixed = g[g.verdict == "mixed"].groupby(["verdict_training", "verdict_deployment"]).size().sort_values(ascending=False) if g is not None else []
+        mimics = g[g.verdict == "deceptive"].mimics.value_counts()
+        mixed = g[g.verdict == "mixed"].groupby(["verdict_training", "verdict_deployment"]).size().sort_values(ascending=False)
         table.add_row(
             *map(str, key), str(r["runs"]), f"{r['median']:+.2f} ({r['q25']:+.2f} to {r['q75']:+.2f})" if r["runs"] else "-", *shares,
             ", ".join(f"{m} {n}" for m, n in mimics.items()) or "-",

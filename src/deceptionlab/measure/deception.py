@@ -421,7 +421,8 @@ def backfill(runs: pd.DataFrame, warn=None) -> pd.DataFrame:
 
     from ..worlds import make_world
 
-    if runs.empty:
+    needed = ("config", "n_decisions", "traj_decisions", "cells", "traj_train_accuracy", "verdict")
+    if runs.empty or not all(c in runs for c in needed):  # not a folder of runs the lab wrote: nothing to recompute from
         return runs
     missing = runs["verdict_training"].isna() if "verdict_training" in runs else pd.Series(True, index=runs.index)
     if not missing.any():
