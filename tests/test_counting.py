@@ -176,3 +176,30 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path):
     empty.mkdir()
     r = cli("counting", empty)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def _counting_table(nngp: dict[str, tuple[float, float, float]]) -> "pd.DataFrame":
+    import pandas as pd
+
+    rows = []
+    for src in ("naive", "prior", "nngp", "sgd"):
+        for v in ("internal", "corrigible", "deceptive", "proxy", "mixed", "unfit"):
+            p, lo, hi = nngp.get(v, (0.0, 0.0, 0.01)) if src == "nngp" else (0.0, 0.0, 0.01)
+            rows.append({"condition": "c", "source": src, "verdict": v, "p": p, "low": lo, "high": hi})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("nngp, verdict", [
+    ({"internal": (0.01, 0.005, 0.02), "corrigible": (0.05, 0.04, 0.06), "deceptive": (0.2, 0.15, 0.25)}, "supported"),
+    ({"internal": (0.04, 0.03, 0.05)}, "contradicted"),  # internal above corrigible and deceptive, both 0 (< 1%)
+    ({"internal": (0.005, 0.0, 0.01), "deceptive": (0.005, 0.0, 0.01)}, "inconclusive"),
+])
+def test_c5_is_judged_from_p_b_when_the_counting_table_is_given(nngp, verdict):
+    import pandas as pd
+
+    from deceptionlab.report.claims import claim_c5
+    from deceptionlab.report.judging import Evidence
+
+    c = claim_c5(Evidence(pd.DataFrame(), ["condition"], counting=_counting_table(nngp)))
+    assert c.verdict == verdict and "P_B" in c.evidence and "naive" in c.evidence and "P_SGD" in c.evidence
+    assert claim_c5(Evidence(pd.DataFrame(), ["condition"])).verdict == "not measured"  # without it: as before
