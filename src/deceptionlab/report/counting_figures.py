@@ -19,7 +19,7 @@ SOURCES = {"naive": "naive count", "prior": "P_prior (random nets)", "nngp": "P_
 
 def class_probabilities(table: pd.DataFrame, out: Path) -> list[Path]:
     conditions = list(dict.fromkeys(table.condition))
-    fig, axes = plt.subplots(len(conditions), 1, figsize=(8, 3.2 * len(conditions)), squeeze=False)
+    fig, axes = plt.subplots(len(conditions), 1, figsize=(10, 3.2 * len(conditions)), squeeze=False)
     sources = [s for s in SOURCES if s in set(table.source)]
     floor = max(1e-7, 0.3 * float(table.high[table.high > 0].min()))
     for ax, cond in zip(axes[:, 0], conditions):
@@ -40,7 +40,7 @@ def class_probabilities(table: pd.DataFrame, out: Path) -> list[Path]:
         ax.set_ylabel("P(class)")
         ax.set_title(cond, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-    axes[0, 0].legend(fontsize=8, loc="lower left")
+    axes[0, 0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.suptitle("The counting argument: P(class) per source (95% intervals; triangle: upper bound, none seen)", fontsize=10)
     fig.tight_layout()
     paths = [out / "counting.png", out / "counting.svg"]

@@ -79,9 +79,9 @@ def judge_signs(problem: Problem, signs: torch.Tensor | np.ndarray, block: int =
     member_t = torch.from_numpy(member)
     templates = torch.from_numpy(j.templates.astype(np.float32))
     out = []
-    signs = torch.as_tensor(signs, dtype=torch.float32)
+    signs = torch.as_tensor(signs)
     for start in range(0, len(signs), block):
-        codes = signs[start : start + block][:, problem.probe]  # (B, n_probe)
+        codes = signs[start : start + block][:, problem.probe].float()  # (B, n_probe)
         agree = torch.einsum("bmc,mk->bkc", (codes[:, :, None] == templates[None]).float(), member_t).numpy()
         rows = verdict_rows(agree, np.ones(len(codes)), j.halves, problem.threshold, problem.fit_threshold)
         for k, v in soft_columns(posterior(agree, j.halves)).items():
