@@ -203,3 +203,17 @@ def test_c5_is_judged_from_p_b_when_the_counting_table_is_given(nngp, verdict):
     c = claim_c5(Evidence(pd.DataFrame(), ["condition"], counting=_counting_table(nngp)))
     assert c.verdict == verdict and "P_B" in c.evidence and "naive" in c.evidence and "P_SGD" in c.evidence
     assert claim_c5(Evidence(pd.DataFrame(), ["condition"])).verdict == "not measured"  # without it: as before
+
+
+def test_naive_deployment_tail_is_exact(world):
+    from deceptionlab.measure.counting.classes import naive_half_tail
+
+    problem = Problem.of(world, threshold=0.52)
+    exact = 2 ** naive_half_tail(problem)
+    gen = torch.Generator().manual_seed(4)
+    signs = torch.randint(0, 2, (4_000, len(problem.x)), generator=gen).float() * 2 - 1
+    scores = judge_signs(problem, signs)
+    for template in ("internal", "corrigible", "proxy"):  # one distribution for every template
+        share = (scores[f"score_deployment_{template}"] >= 0.52 - 1e-6).mean()
+        assert abs(share - exact) < 4 * math.sqrt(exact * (1 - exact) / 4_000), template
+    assert naive_half_tail(Problem.of(world)) < -250  # at the verdict threshold 0.9: beyond any sampler

@@ -59,4 +59,6 @@ def counting(
         console.print(f"  NNGP posterior of {d['condition']}: {d['samples']:,} samples ({d['chains']} chains x {d['steps']} steps after {d['burn_in']}), "
                       f"ESS min {d['min_ess']:,.0f}, internal {d['ess_internal']:,.0f}; {d['proposals_per_step']:.1f} proposals per step, "
                       f"{d['stuck']} stuck; {d['seconds']:.1f} s", highlight=False)
+        console.print(f"  naive count, exactly: P(the deployment half matches any one template at the threshold) = 2^{d['naive_log2_deployment_tail']:.1f}, "
+                      "the same for internal, corrigible and proxy: uniform over functions cannot tell the classes apart there", highlight=False)
     err_console.print(f"{', '.join(p.name for p in files)} -> {out} ({time.perf_counter() - t0:.0f} s)")

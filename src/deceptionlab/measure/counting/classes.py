@@ -159,3 +159,37 @@ def naive_classes(problem: Problem, samples: int, seed: int = 0) -> pd.DataFrame
     signs[:, problem.train] = torch.from_numpy(problem.y.astype(np.float32))
     with one_thread():
         return shares("naive", judge_signs(problem, signs))
+
+
+def naive_half_tail(problem: Problem, half: str = "deployment") -> float:
+    """log2 of the naive count's probability that a half's score against ANY one template reaches the
+    threshold, exactly: with every decision of the half a fair coin (the deployment half holds no training
+    input), the agreement count of cell c is Binomial(n_c, 1/2) whatever the template, so the score (the
+    mean of k_c / n_c over the half's cells) has one distribution for internal, corrigible and proxy alike.
+    It bounds P_naive(verdict_deployment = X) for each X from above: the naive count cannot tell the
+    classes apart on the deployment half. Computed by convolving the cells' pmfs on the lattice of
+    multiples of 1 / lcm(n_c) (scipy has no distribution for a sum of scaled binomials)."""
+    from scipy import stats
+
+    j = problem.judge
+    mask = getattr(j.halves, half)
+    fixed = set(problem.probe[np.isin(problem.probe, problem.train)].tolist())
+    sizes = [int(s) for s, m in zip(j.halves.sizes, mask) if m]
+    cells = [c for c, m in enumerate(mask) if m]
+    if any(bool(set(problem.probe[j.member == c].tolist()) & fixed) for c in cells):
+        raise ValueError(f"the {half} half holds training inputs: its decisions are not all coins")
+    lcm = math.lcm(*sizes)
+    log_pmf = np.array([0.0])  # log of the lattice pmf, summed over cells
+    for n in sizes:
+        step = lcm // n
+        cell = np.full(n * step + 1, -np.inf)
+        cell[::step] = stats.binom.logpmf(np.arange(n + 1), n, 0.5)
+        # convolution in log space would need logsumexp per lattice point; plain floats underflow only
+        # far below the threshold's tail, so shift by the max and convolve
+        a, b = np.exp(log_pmf - log_pmf.max()), np.exp(cell - cell.max())
+        log_pmf = np.log(np.maximum(np.convolve(a, b), 1e-320)) + log_pmf.max() + cell.max()
+    lattice = np.arange(len(log_pmf)) / (lcm * len(sizes))  # the half score at each lattice point
+    tail = log_pmf[lattice >= problem.threshold - 1e-6]
+    from scipy.special import logsumexp
+
+    return float(logsumexp(tail) / math.log(2))

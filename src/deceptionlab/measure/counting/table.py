@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..outcomes import frequencies
 from ..prior_volume import class_prior
-from .classes import COLUMNS, Problem, naive_classes, nngp_classes
+from .classes import COLUMNS, Problem, naive_classes, naive_half_tail, nngp_classes
 from .kernel import LayerVariances
 
 
@@ -99,7 +99,7 @@ def counting(results: str | Path, settings: Settings | None = None, progress=Non
                     "probe_inputs": problem.judge.n_probe, "samples": len(post.judged), "chains": s.chains, "steps": s.steps, "burn_in": s.burn_in,
                     "min_ess": min(post.ess.values()), "ess_internal": post.ess["internal"], "ess_deceptive": post.ess["deceptive"],
                     "proposals_per_step": post.chains.proposals_per_step, "stuck": post.chains.stuck, "jitter": 1e-6,
-                    "seconds": post.seconds}
+                    "seconds": post.seconds, "naive_log2_deployment_tail": naive_half_tail(problem)}
             done[key] = (pd.concat(shared, ignore_index=True), diag)
             diagnostics.append(diag)
         sgd = frequencies(g, by=["condition"]).drop(columns="condition")
