@@ -6,7 +6,7 @@ For each conditioning (all 256 training inputs, and a few rows where rejection a
 samples per second of the training latents (the sampler's own cost), effective samples per second
 of the rarest-mixing verdict statistic, and rejection's accepted draws per second.
 
-    PYTHONPATH=src python benchmarks/bench_counting.py [--chains 1000] [--steps 100] [--rows 256,8,4]
+    PYTHONPATH=src python benchmarks/bench_counting.py [--chains 500] [--steps 200] [--burn-in 300] [--rows 256,8,4]
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ def reference_ess(chol: np.ndarray, y: np.ndarray, steps: int, seed: int) -> flo
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--chains", type=int, default=1000)
-    ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--burn-in", type=int, default=100)
+    ap.add_argument("--chains", type=int, default=500)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--burn-in", type=int, default=300)
     ap.add_argument("--rejection-draws", type=int, default=100_000)
     ap.add_argument("--rows", default="256,8,4", help="training rows conditioned on (256: all of bitworld's)")
     args = ap.parse_args()

@@ -217,3 +217,17 @@ def test_naive_deployment_tail_is_exact(world):
         share = (scores[f"score_deployment_{template}"] >= 0.52 - 1e-6).mean()
         assert abs(share - exact) < 4 * math.sqrt(exact * (1 - exact) / 4_000), template
     assert naive_half_tail(Problem.of(world)) < -250  # at the verdict threshold 0.9: beyond any sampler
+
+
+def test_drift_flags_a_chain_that_has_not_settled():
+    import pandas as pd
+
+    from deceptionlab.measure.counting.classes import drift
+
+    rng = np.random.default_rng(1)
+    chains, steps = 100, 60
+    still = pd.DataFrame({"verdict": np.where(rng.random(chains * steps) < 0.3, "internal", "mixed"), "score_training_internal": rng.random(chains * steps)})
+    assert drift(still, chains, steps) < 4
+    trend = np.tile(np.linspace(0.6, 0.1, steps), chains)  # P(internal) falling along every chain: a burn-in too short
+    moving = still.assign(verdict=np.where(rng.random(chains * steps) < trend, "internal", "mixed"))
+    assert drift(moving, chains, steps) > 6

@@ -26,9 +26,9 @@ def _cell(r) -> str:
 def counting(
     results: Path = typer.Argument(..., help="Results folder written by `deceptionlab run` (an MLP-family world)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for counting.parquet and the figure (default: RESULTS/counting)."),
-    chains: int = typer.Option(1000, min=1, help="Elliptical slice chains run at once."),
-    steps: int = typer.Option(100, min=2, help="Kept steps per chain (samples = chains x steps)."),
-    burn_in: int = typer.Option(100, min=0, help="Steps per chain discarded first."),
+    chains: int = typer.Option(500, min=1, help="Elliptical slice chains run at once."),
+    steps: int = typer.Option(200, min=4, help="Kept steps per chain (samples = chains x steps)."),
+    burn_in: int = typer.Option(300, min=0, help="Steps per chain discarded first."),
     naive_samples: int = typer.Option(20_000, min=1, help="Draws of the naive count (uniform over functions that fit)."),
     prior_samples: int = typer.Option(20_000, min=0, help="Random networks for P_prior; 0 skips it."),
     every_condition: bool = typer.Option(False, "--every-condition", help="Every condition's world and model, not only the first's."),
@@ -57,7 +57,7 @@ def counting(
         _table(f"P(class | S): % (95% interval) and -log2 P in bits: {cond}", ["verdict", *sources], rows, left=1)
     for d in c.diagnostics:
         console.print(f"  NNGP posterior of {d['condition']}: {d['samples']:,} samples ({d['chains']} chains x {d['steps']} steps after {d['burn_in']}), "
-                      f"ESS min {d['min_ess']:,.0f}, internal {d['ess_internal']:,.0f}; {d['proposals_per_step']:.1f} proposals per step, "
+                      f"ESS min {d['min_ess']:,.0f}, internal {d['ess_internal']:,.0f}; drift |z| {d['drift_z']:.1f} (first vs second half); {d['proposals_per_step']:.1f} proposals per step, "
                       f"{d['stuck']} stuck; {d['seconds']:.1f} s", highlight=False)
         console.print(f"  naive count, exactly: P(the deployment half matches any one template at the threshold) = 2^{d['naive_log2_deployment_tail']:.1f}, "
                       "the same for internal, corrigible and proxy: uniform over functions cannot tell the classes apart there", highlight=False)

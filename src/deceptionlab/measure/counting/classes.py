@@ -122,6 +122,24 @@ def chain_ess(judged: pd.DataFrame, chains: int, steps: int) -> dict[str, float]
     return {k: (e if e == e else floor) for k, e in ess.items()}
 
 
+def drift(judged: pd.DataFrame, chains: int, steps: int) -> float:
+    """The largest |z| over the verdict indicators and half scores between the first and the second half
+    of the kept steps (each half's standard error from its own ESS): a stationarity check, since an ESS
+    computed within chains cannot see a burn-in that was too short. Near or below 3 when stationary."""
+    worst, half = 0.0, steps // 2
+    cols = [judged.verdict.to_numpy() == v for v in VERDICTS] + [judged[c].to_numpy(float) for c in judged.columns if c.startswith("score_")]
+    for x in cols:
+        x = np.asarray(x, float).reshape(chains, steps)
+        a, b = x[:, :half], x[:, half:]
+        ea, eb = effective_sample_size(a), effective_sample_size(b)
+        if ea != ea or eb != eb:
+            continue
+        se = math.sqrt(a.var() / ea + b.var() / eb)
+        if se > 0:
+            worst = max(worst, abs(a.mean() - b.mean()) / se)
+    return worst
+
+
 @dataclass
 class Posterior:
     """P_B(class | S) from the NNGP: the table rows (source "nngp"), the judged samples and the diagnostics."""
@@ -130,10 +148,11 @@ class Posterior:
     judged: pd.DataFrame
     chains: Chains
     ess: dict[str, float]
+    drift_z: float  # `drift`: first vs second half of the kept steps
     seconds: float
 
 
-def nngp_classes(problem: Problem, variances: LayerVariances, *, chains: int = 1000, steps: int = 100, burn_in: int = 100,
+def nngp_classes(problem: Problem, variances: LayerVariances, *, chains: int = 500, steps: int = 200, burn_in: int = 300,
                  thin: int = 1, seed: int = 0, jitter: float = 1e-6) -> Posterior:
     """P_B(class | S) by elliptical slice sampling: chains x steps posterior samples after burn-in."""
     t0 = time.perf_counter()
@@ -142,7 +161,7 @@ def nngp_classes(problem: Problem, variances: LayerVariances, *, chains: int = 1
         run = elliptical_slice(cond, chains, steps, burn_in, seed, thin)
         judged = judge_signs(problem, run.signs)
     ess = chain_ess(judged, chains, steps)
-    return Posterior(shares("nngp", judged, ess), judged, run, ess, time.perf_counter() - t0)
+    return Posterior(shares("nngp", judged, ess), judged, run, ess, drift(judged, chains, steps), time.perf_counter() - t0)
 
 
 def nngp_rejection(problem: Problem, variances: LayerVariances, draws: int, seed: int = 0, jitter: float = 1e-6) -> tuple[pd.DataFrame, int]:

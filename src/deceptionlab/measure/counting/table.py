@@ -25,9 +25,9 @@ from .kernel import LayerVariances
 
 @dataclass
 class Settings:
-    chains: int = 1000
-    steps: int = 100
-    burn_in: int = 100
+    chains: int = 500
+    steps: int = 200
+    burn_in: int = 300  # on bitworld P(internal) settles after ~150 steps from the reflected prior start (docs/counting.md)
     naive_samples: int = 20_000
     prior_samples: int = 20_000  # 0: no P_prior
     seed: int = 0
@@ -98,7 +98,7 @@ def counting(results: str | Path, settings: Settings | None = None, progress=Non
             diag = {"condition": cond, "world": world.name, "depth": depth, "width": width, "training_inputs": len(problem.train),
                     "probe_inputs": problem.judge.n_probe, "samples": len(post.judged), "chains": s.chains, "steps": s.steps, "burn_in": s.burn_in,
                     "min_ess": min(post.ess.values()), "ess_internal": post.ess["internal"], "ess_deceptive": post.ess["deceptive"],
-                    "proposals_per_step": post.chains.proposals_per_step, "stuck": post.chains.stuck, "jitter": 1e-6,
+                    "drift_z": post.drift_z, "proposals_per_step": post.chains.proposals_per_step, "stuck": post.chains.stuck, "jitter": 1e-6,
                     "seconds": post.seconds, "naive_log2_deployment_tail": naive_half_tail(problem)}
             done[key] = (pd.concat(shared, ignore_index=True), diag)
             diagnostics.append(diag)
