@@ -67,7 +67,7 @@ class Problem:
         return Conditional.of(nngp_kernel(self.x, variances), self.train, self.y, jitter)
 
 
-def judge_signs(problem: Problem, signs: torch.Tensor | np.ndarray, block: int = 8192) -> pd.DataFrame:
+def judge_signs(problem: Problem, signs: torch.Tensor | np.ndarray, block: int = 2048) -> pd.DataFrame:
     """Verdicts of sign patterns over the distinct inputs (N, U): the lab's rule (`verdict_rows`, which
     `deception.derive` uses) on the probe decisions with training accuracy 1.0, and the soft verdicts."""
     j = problem.judge
