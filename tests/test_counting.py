@@ -231,3 +231,16 @@ def test_drift_flags_a_chain_that_has_not_settled():
     trend = np.tile(np.linspace(0.6, 0.1, steps), chains)  # P(internal) falling along every chain: a burn-in too short
     moving = still.assign(verdict=np.where(rng.random(chains * steps) < trend, "internal", "mixed"))
     assert drift(moving, chains, steps) > 6
+
+
+def test_every_posterior_sample_fits_all_256_training_inputs(world):
+    from deceptionlab.measure.counting import nngp_classes
+
+    problem = Problem.of(world)
+    post = nngp_classes(problem, LayerVariances.torch_default(world.input_dim, 2, 64), chains=20, steps=4, burn_in=2, seed=0)
+    train_cells = [i for i, c in enumerate(world.probe_cells) if c.in_training]
+    codes = post.chains.signs[:, problem.probe].float().numpy()
+    agree = problem.judge.agreement(codes)  # the lab's own per-cell agreement
+    assert np.all(agree[:, train_cells, 0] == 1.0)  # internal = the base objective = the training labels
+    assert post.chains.stuck == 0 and set(post.table.source) == {"nngp"}
+    assert post.table.p.sum() == pytest.approx(1.0)
