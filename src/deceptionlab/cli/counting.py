@@ -33,6 +33,9 @@ def counting(
     prior_samples: int = typer.Option(20_000, min=0, help="Random networks for P_prior; 0 skips it."),
     every_condition: bool = typer.Option(False, "--every-condition", help="Every condition's world and model, not only the first's."),
     seed: int = typer.Option(0, help="Seed of every sampler."),
+    weight_scale: float = typer.Option(1.0, min=1e-3, max=1e3, help="Multiply the init's weight variances (ordered < 1 < chaotic); P_prior is skipped unless 1."),
+    depth: Optional[int] = typer.Option(None, min=0, max=64, help="Hidden layers of the NNGP (and P_prior) instead of the results' config."),
+    width: Optional[int] = typer.Option(None, min=1, help="Width instead of the config's (the NNGP sees it through the bias variance)."),
 ):
     """P(class | S) per source: the naive count, P_prior, the NNGP posterior P_B and P_SGD, with -log2 P."""
     from ..measure.counting.table import Settings, counting as measure, write
@@ -40,7 +43,7 @@ def counting(
     if not results.is_dir():
         _fail(f"{results}: no such results folder")
     t0 = time.perf_counter()
-    settings = Settings(chains, steps, burn_in, naive_samples, prior_samples, seed, every_condition)
+    settings = Settings(chains, steps, burn_in, naive_samples, prior_samples, seed, every_condition, weight_scale, depth, width)
     try:
         c = measure(results, settings, progress=lambda m: err_console.print(m, highlight=False, markup=False))
     except (StoreError, WorldError, ValueError) as e:

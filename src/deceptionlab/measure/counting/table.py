@@ -32,6 +32,9 @@ class Settings:
     prior_samples: int = 20_000  # 0: no P_prior
     seed: int = 0
     every_condition: bool = False  # False: the first condition's world and model only
+    weight_scale: float = 1.0  # the init's weight variances times this (the ordered/chaotic axis); P_prior only at 1
+    depth: int | None = None  # instead of the config's (the NNGP's depth axis); P_prior follows it
+    width: int | None = None  # instead of the config's (enters through the bias variance 1/(3 width))
 
 
 @dataclass
@@ -82,20 +85,21 @@ def counting(results: str | Path, settings: Settings | None = None, progress=Non
         world = get_world(cfg["world"]["name"])(cfg["world"]["knobs"])
         if world.family != "mlp":
             raise ValueError(f"{results}: world {world.name} is of the {world.family} family; the NNGP is the MLP family's")
-        depth, width = int(cfg["model"]["depth"]), int(cfg["model"]["width"])
+        depth, width = s.depth or int(cfg["model"]["depth"]), s.width or int(cfg["model"]["width"])
         th, fit_th = float(cfg["verdict"]["threshold"]), float(cfg["verdict"]["fit_threshold"])
         problem = Problem.of(world, threshold=th, fit_threshold=fit_th)
         key = _key(problem, depth, width)
         if key not in done:
             if progress:
                 progress(f"{cond}: NNGP posterior ({s.chains} chains x {s.steps} steps), naive count, prior")
-            post = nngp_classes(problem, LayerVariances.torch_default(world.input_dim, depth, width), chains=s.chains, steps=s.steps,
+            variances = LayerVariances.scaled(world.input_dim, depth, width, s.weight_scale)
+            post = nngp_classes(problem, variances, chains=s.chains, steps=s.steps,
                                 burn_in=s.burn_in, seed=s.seed)
             shared = [naive_classes(problem, s.naive_samples, s.seed), post.table]
-            if s.prior_samples:
+            if s.prior_samples and s.weight_scale == 1.0:  # class_prior draws the default init only
                 prior, _ = class_prior(world, s.prior_samples, depth=depth, width=width, seed=s.seed, threshold=th, fit_threshold=fit_th)
                 shared.insert(1, _rows(prior[prior.source == "prior"].drop(columns="source"), "prior"))
-            diag = {"condition": cond, "world": world.name, "depth": depth, "width": width, "training_inputs": len(problem.train),
+            diag = {"condition": cond, "world": world.name, "depth": depth, "width": width, "weight_scale": s.weight_scale, "training_inputs": len(problem.train),
                     "probe_inputs": problem.judge.n_probe, "samples": len(post.judged), "chains": s.chains, "steps": s.steps, "burn_in": s.burn_in,
                     "min_ess": min(post.ess.values()), "ess_internal": post.ess["internal"], "ess_deceptive": post.ess["deceptive"],
                     "drift_z": post.drift_z, "proposals_per_step": post.chains.proposals_per_step, "stuck": post.chains.stuck, "jitter": 1e-6,
