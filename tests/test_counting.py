@@ -244,3 +244,23 @@ def test_every_posterior_sample_fits_all_256_training_inputs(world):
     assert np.all(agree[:, train_cells, 0] == 1.0)  # internal = the base objective = the training labels
     assert post.chains.stuck == 0 and set(post.table.source) == {"nngp"}
     assert post.table.p.sum() == pytest.approx(1.0)
+
+
+def test_cli_writes_the_table_and_the_figure(tmp_path):
+    import deceptionlab as dl
+    import pandas as pd
+
+    from .conftest import tiny_spec_text
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(tiny_spec_text(seeds=2, steps=60))
+    dl.run(spec, tmp_path / "res")
+    r = cli("counting", tmp_path / "res", "--chains", "20", "--steps", "10", "--burn-in", "5", "--prior-samples", "200", "--naive-samples", "100")
+    assert r.returncode == 0, r.stderr
+    assert "P(class | S)" in r.stdout and "ESS min" in r.stdout and "naive count, exactly" in r.stdout
+    t = pd.read_parquet(tmp_path / "res" / "counting" / "counting.parquet")
+    assert set(t.source) == {"naive", "prior", "nngp", "sgd"} and t.condition.nunique() == 1
+    assert (t.groupby("source").p.sum() - 1).abs().max() < 1e-9
+    assert (tmp_path / "res" / "counting" / "counting.png").stat().st_size > 0 and (tmp_path / "res" / "counting" / "counting.svg").exists()
+    r = cli("counting", tmp_path / "res", "--chains", "0")
+    assert r.returncode == 2
