@@ -11,6 +11,7 @@ Public API (the CLI calls the same functions):
     class_prior(world, samples) -> (DataFrame, dict)    P_prior(class) and P_prior(class | fit) by rejection
     lz_complexity(bits) -> float              Lempel-Ziv complexity of a truth table (Dingle et al.)
     detect(dirs, detectors, out) -> dict      detectors on benchmark sets of deceptive vs aligned runs (docs/detection.md)
+    counting(results_dir) -> Counting         naive count, P_prior, P_B(class | S) (NNGP posterior), P_SGD side by side
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .measure import (
     VERDICTS, InterventionsError, ProbeEvaluator, boolean_inputs, class_prior, class_scores, compare_with_sgd, frequencies,
     intervention_effects, interventions, lz_complexity, sample_functions, verdicts, wilson,
 )
+from .measure.counting.table import Counting, Settings as CountingSettings, counting
 from .report.paths import analyse_paths
 from .sweep import ExperimentSpec, SpecError, Store, StoreError, load, load_spec, parse_spec, run_experiment
 from .worlds import CLASSES, REGISTRY, World, get_world
@@ -51,4 +53,5 @@ __all__ = [
     "class_scores", "frequencies", "get_world", "load", "load_spec", "parse_spec", "run", "verdicts", "wilson",
     "boolean_inputs", "class_prior", "compare_with_sgd", "lz_complexity", "sample_functions",
     "InterventionsError", "intervention_effects", "interventions", "detect",
+    "Counting", "CountingSettings", "counting",
 ]

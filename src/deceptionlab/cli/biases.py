@@ -174,7 +174,9 @@ def prior(
     inputs: str = typer.Option("boolean:7", help="Input set: boolean:n (all 2^n inputs in {0,1}^n) or probes:WORLD (a world's probe inputs)."),
     arch: Optional[str] = typer.Option(None, help="Hidden widths, e.g. 40,40 (default 40,40; with --world 64,64, equal widths)."),
     samples: str = typer.Option("1e6", help="Random parameter draws (1e7 is fine)."),
-    init: str = typer.Option("torch", help="torch (nn.Linear default), uniform:a, kaiming or lecun; weights and biases alike."),
+    init: str = typer.Option("torch", help="torch (nn.Linear default), uniform:a, uniform:a1/a2/... (per layer), he-uniform, valle-perez, kaiming or lecun; ',bias=F' scales the biases by F (docs/counting.md)."),
+    signed: bool = typer.Option(False, "--signed", help="boolean:n inputs as +-1 instead of 0/1."),
+    min_count: int = typer.Option(1, min=1, help="Also correlate log P with LZ complexity over the functions seen at least this many times (Valle-Perez et al.'s statistic)."),
     seed: int = typer.Option(0, help="Seed of the draws: same seed, same counts."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for functions.parquet / class_prior.csv and the plots."),
     top: int = typer.Option(15, min=1, help="Functions shown in the table."),
@@ -199,19 +201,23 @@ def prior(
         if not arg.isdigit() or not 1 <= int(arg) <= 16:
             _fail(f"--inputs {inputs!r}: boolean:n needs a whole number 1 <= n <= 16")
         x = P.boolean_inputs(int(arg))
+        if signed:
+            x = 2 * x - 1
     elif kind == "probes" and arg:
         w = _world_from_knobs(arg, knob, name_field="--inputs probes:WORLD")
         x = torch.cat([c.x for c in w.probe_cells]).unique(dim=0)
     else:
         _fail(f"--inputs {inputs!r}: expected boolean:n or probes:WORLD")
     widths = widths or [40, 40]
+    if init_obj.layers is not None and len(init_obj.layers) != len(widths) + 1:
+        _fail(f"--init {init!r}: {len(init_obj.layers)} bounds for the {len(widths) + 1} layers of --arch {','.join(map(str, widths))} (one per layer, output last)")
     with _progress_bar() as bar:
         task = bar.add_task(f"{n:,} draws", total=n)
         t0 = time.perf_counter()
         functions = P.sample_functions(x, widths, n, init_obj, seed, progress=lambda d: bar.update(task, completed=d))
         secs = time.perf_counter() - t0
     corr = P.complexity_correlation(functions)
-    name = f"{x.shape[1]}-{'-'.join(map(str, widths))}-1 on {inputs}, init {init}"
+    name = f"{x.shape[1]}-{'-'.join(map(str, widths))}-1 on {inputs}{' (+-1)' if signed else ''}, init {init}"
     table = Table(title=f"P_prior(f), {name}: {n:,} draws in {secs:.1f} s, {len(functions):,} distinct functions", title_justify="left")
     for c in ("rank", "truth table (hex)", "count", "frequency", "LZ complexity"):
         table.add_column(c, justify="left" if c.startswith("truth") else "right", overflow="fold")
@@ -220,6 +226,9 @@ def prior(
         table.add_row(str(r.Index + 1), shown, f"{r.count:,}", f"{r.frequency:.3g}", "-" if r.complexity != r.complexity else f"{r.complexity:.1f}")
     console.print(table)
     console.print(f"log10 P(f) vs LZ complexity over {corr['n_functions']:,} functions: Spearman {corr['spearman']:.3f}, Pearson {corr['pearson']:.3f}")
+    if min_count > 1:
+        often = P.complexity_correlation(functions, min_count)
+        console.print(f"  over the {often['n_functions']:,} functions seen at least {min_count} times: Spearman {often['spearman']:.3f}, Pearson {often['pearson']:.3f}")
     if sgd_runs and kind != "boolean":
         _fail("--sgd-runs compares on a Boolean input set (--inputs boolean:n)")
     if sgd_runs:
@@ -272,7 +281,7 @@ def _prior_classes(w, n, widths, init_obj, seed, out, fit_rows, fit_threshold, r
 
     if len(set(widths)) != 1:
         _fail(f"--world draws the lab's MLPEnsemble, which needs equal hidden widths (got {widths})")
-    if init_obj.name != "torch":
+    if init_obj.name != "torch" or init_obj.bias != 1:
         _fail("--world draws the lab's model family, whose init is torch (nn.Linear default)")
     if results is not None and not results.is_dir():
         _fail(f"{results}: no such results folder")

