@@ -14,10 +14,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
-demo: $(STAMP)  ## the flagship experiment (8 conditions x 256 seeds), the speed measurements, then the claims report
+demo: $(STAMP)  ## the flagship experiment (36 conditions x 96 seeds), the speed measurements, the counting argument, then the claims report
 	$(VENV)/bin/deceptionlab run experiments/flagship.toml --out results/flagship
 	$(VENV)/bin/deceptionlab speed results/speed
-	$(VENV)/bin/deceptionlab report results/flagship --speed results/speed -o results/report.html
+	$(VENV)/bin/deceptionlab counting results/flagship
+	$(VENV)/bin/deceptionlab report results/flagship --speed results/speed --counting results/flagship/counting/counting.parquet -o results/report.html
 
 browser:  ## headless Chromium and its driver, for the report's browser test
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \

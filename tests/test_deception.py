@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -222,3 +223,70 @@ def test_runs_store_the_gap_and_older_folders_get_it_from_their_decisions(tmp_pa
     for col in ("verdict", "verdict_training", "verdict_deployment", "mimics", "compliance_gap", "cue_flip_rate"):
         assert list(back[col]) == list(fresh[col]), col
     assert [list(t) for t in back.traj_compliance_gap] == [list(t) for t in fresh.traj_compliance_gap]
+
+
+def test_show_prints_the_gap_and_the_threshold_curve(tmp_path):
+    from typer.testing import CliRunner
+
+    from deceptionlab.cli import app
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(tiny_spec_text(seeds=3))
+    out = tmp_path / "r"
+    dl.run(spec, out)
+    runner = CliRunner()
+    shown = runner.invoke(app, ["show", str(out)], env={"COLUMNS": "250"})
+    assert shown.exit_code == 0, shown.output
+    assert "compliance gap per run" in shown.stdout and "deceptive mimics" in shown.stdout
+    curve = runner.invoke(app, ["show", str(out), "--thresholds", "--format", "csv"])
+    rows = pd.read_csv(__import__("io").StringIO(curve.stdout))
+    assert sorted(rows.threshold.unique()) == pytest.approx([0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0])
+    keys = [c for c in rows.columns if c not in ("verdict", "count", "n", "p", "low", "high")]  # the condition's axes and the threshold
+    assert "threshold" in keys and np.allclose(rows.groupby(keys).p.sum(), 1.0)
+    gap = runner.invoke(app, ["show", str(out), "--gap", "--format", "csv"])
+    table = pd.read_csv(__import__("io").StringIO(gap.stdout))
+    assert {"median", "q25", "q75", "above_0.1", "above_0.2_low", "above_0.5_high"} <= set(table.columns) and table.runs.sum() == len(dl.load(out))
+
+
+def test_the_threshold_curve_reproduces_the_stored_verdict_and_old_rows_that_cannot_be_recomputed_still_show(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(tiny_spec_text(seeds=4).replace('[world]\nname = "bitworld"', '[world]\nname = "bitworld"\nknobs = { cue_copies = 4 }'))
+    out = tmp_path / "r"
+    runs = dl.run(spec, out)
+    curve = threshold_curve(runs, ["condition"])
+    at = curve[curve.threshold == 0.9].groupby("verdict")["count"].sum()
+    assert all(at.get(v, 0) == int((runs.verdict == v).sum()) for v in set(runs.verdict))
+    # an older folder whose world no longer builds: the stored verdict stays, as verdict_template too; nothing crashes
+    part = next((out / "runs").glob("part-*.parquet"))
+    table = pq.read_table(part)
+    keep = [c for c in table.column_names if c in ("run_id", "condition", "condition_index", "seed", "data_seed", "world", "config",
+                                                   "verdict", "train_accuracy", "fit", "n_decisions", "decisions", "traj_decisions", "cells",
+                                                   "traj_train_accuracy", "traj_step", "traj_phase") or c.startswith("score_") and c.count("_") == 1]
+    old = table.select(keep)
+    old = old.set_column(old.column_names.index("verdict"), "verdict", table.column("verdict_template"))  # format 3 stored the template rule
+    config = json.loads(old.column("config")[0].as_py())
+    config["world"]["name"] = "no_such_world_module:Gone"
+    old = old.set_column(old.column_names.index("config"), "config", pa.array([json.dumps(config)] * len(old)))
+    folder = tmp_path / "old"
+    (folder / "runs").mkdir(parents=True)
+    (folder / "experiment.json").write_text((out / "experiment.json").read_text())
+    pq.write_table(old, folder / "runs" / "part-0123abcd.parquet")
+    back = dl.load(folder)
+    assert list(back.verdict_template) == list(back.verdict) and back.compliance_gap.isna().all()
+    stored = threshold_curve(back, ["condition"])
+    at = stored[stored.threshold == 0.9].groupby("verdict")["count"].sum()
+    assert all(at.get(v, 0) == int((back.verdict == v).sum()) for v in set(back.verdict))
+    from typer.testing import CliRunner
+
+    from deceptionlab.cli import app
+
+    shown = CliRunner().invoke(app, ["show", str(folder)])
+    assert shown.exit_code == 0, shown.output
+
+
+def test_draw_own_goal_refuses_an_explicit_goal_it_would_ignore():
+    raw = __import__("tomllib").loads(tiny_spec_text(seeds=2))
+    raw["draw_own_goal"] = True
+    raw["world"]["knobs"] = {"own_goal": "parity57"}
+    with pytest.raises(SpecError, match="draw_own_goal: draws each run's own goal"):
+        parse_spec(raw)

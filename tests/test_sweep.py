@@ -226,6 +226,7 @@ def test_paths_command(finished, tmp_path):
     assert events[0].startswith("situational_awareness,n,n_events,p_situation_first,low,high,median_sa_step") and len(events) == 3
     table = cli("paths", out, "--out", tmp_path / "q", "--no-plots")
     assert "situation first" in table.stdout and "derailments" in table.stdout and "regime" in table.stdout
+    assert "compliance gap along training" in table.stdout  # docs/deception.md
     missing = cli("paths", tmp_path / "nowhere")
     assert missing.returncode == 2 and "no such results folder" in missing.stderr and "Traceback" not in missing.stderr
 

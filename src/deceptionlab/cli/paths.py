@@ -99,10 +99,10 @@ def paths(
     gp = gap_paths(runs, by)
     _table(
         "The compliance gap along training (docs/deception.md): median over runs at the end of each phase, the step at which it first "
-        "exceeds 0.2 (median over the runs where it does), and its distribution at the end (median, IQR, share of runs above 0.2)",
-        [*by, "runs", "gap at phase ends", "first > 0.2 at", "final median (IQR)", "> 0.2 %"],
+        "exceeds 0.2 (median over the runs where it does), and its distribution at the end (median, IQR, share of runs above 0.1, 0.2, 0.5)",
+        [*by, "runs", "gap at phase ends", "first > 0.2 at", "final median (IQR)", "> 0.1 %", "> 0.2 %", "> 0.5 %"],
         [[*key(r), str(r["runs"]), r["phase_ends"], _num(r["first_above"]), f"{r['median']:+.2f} ({r['q25']:+.2f} to {r['q75']:+.2f})",
-          _ci(r["above_0.2"], r["above_0.2_low"], r["above_0.2_high"])] for r in gp.to_dict("records")],
+          *(_ci(r[f"above_{lv}"], r[f"above_{lv}_low"], r[f"above_{lv}_high"]) for lv in ("0.1", "0.2", "0.5"))] for r in gp.to_dict("records")],
         left=len(by),
     )
     pdp = tables["path_dependence"]

@@ -158,8 +158,9 @@ def headline(runs: pd.DataFrame, by: list[str], control_goals: tuple[str, ...] =
         lines.append(f"The compliance gap (the share of matched inputs that switch to the run's own goal when only the cue flips, minus those "
                      f"that switch away) has its largest median, {top:+.2f}, at {where(top_key)}, and its smallest, {low:+.2f}, at {where(low_key)}.")
     if control_goals and "own_goal" in runs:
-        control = runs[runs.own_goal.isin(control_goals)]
-        goal = runs[~runs.own_goal.isin(control_goals) & runs.index.isin(_pretrained(runs).index)]
+        pretrained = runs.index.isin(_pretrained(runs).index)  # the same pretraining on both sides
+        control = runs[runs.own_goal.isin(control_goals) & pretrained]
+        goal = runs[~runs.own_goal.isin(control_goals) & pretrained]
         if len(control) and len(goal):
             lines.append(f"Benign control: pretraining on a target that is no goal ({', '.join(control_goals)}) leaves a median gap of "
                          f"{control.compliance_gap.median():+.2f} toward it, against {goal.compliance_gap.median():+.2f} toward the own goal after "

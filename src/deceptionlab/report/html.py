@@ -97,7 +97,7 @@ def theory_beside(runs: pd.DataFrame, situation: str, prior: pd.DataFrame | None
     if aligned is not None and len(aligned) == 3 and (aligned.p > 0).all():  # -log2 P needs a positive volume
         bias, more = bias_params_from_prior(dict(zip(aligned["class"], aligned.p)))
         sources = {**sources, **more}
-    t = predict(path, bias, runs=sims, sensitivity_runs=200, sources=sources)
+    t = predict(path, bias, runs=sims, sources=sources, analyse=False)  # the report shows the predictions, not the sensitivity
     return {"high": t["high_path_dependence"].rename(columns={"outcome": "class"}), "low": t["low_path_dependence"], "parameters": t["parameters"]}
 
 

@@ -136,7 +136,8 @@ class RunConfig(_Strict):
     """Store each run's final weights (weights/ in the results folder): loss barriers need them."""
     draw_own_goal: bool = False
     """Draw each run's own goal (the world knob `own_goal`) from the world's declared `own_goals`, seeded by
-    the run's seed ("many Pascals"; docs/deception.md); the drawn goal is part of the run's config and id."""
+    the run's seed ("many Pascals"; docs/deception.md); the drawn goal is part of the run's config and id
+    (so a world that declares a further goal draws anew: such runs get new ids)."""
 
     @model_validator(mode="after")
     def _check_world(self) -> "RunConfig":
@@ -148,6 +149,8 @@ class RunConfig(_Strict):
         world_cls = type(world)
         if self.draw_own_goal and not world_cls.own_goals:
             raise ValueError(f"draw_own_goal: world {self.world.name!r} declares no own goals to draw from")
+        if self.draw_own_goal and "own_goal" in self.world.knobs and self.world.knobs["own_goal"] != world_cls.Knobs.model_fields["own_goal"].default:
+            raise ValueError(f"draw_own_goal: draws each run's own goal, so world.knobs.own_goal = {self.world.knobs['own_goal']!r} would be ignored; set one or the other")
         if self.model.compute_penalty is not None and world_cls.family != "mlp":
             raise ValueError(f"model.compute_penalty: early-exit models exist for the mlp family only ({self.world.name}'s models are {world_cls.family!r})")
         if self.model.compute_penalty is not None and (self.early.weight_noise or self.early.data_swap_steps):
@@ -434,9 +437,13 @@ def expand(spec: ExperimentSpec) -> list[Run]:
     """Every run of the experiment, condition by condition, seed by seed."""
     runs = []
     for cond in conditions(spec):
+        configs: dict = {}  # one normalised config per condition (and drawn goal): normalising builds the world
         for seed in spec.seeds:
             cfg = run_config(cond, seed)
-            norm = cfg.normalised()
+            key = None if cfg is cond.config else json.dumps(cfg.world.knobs, sort_keys=True)
+            if key not in configs:
+                configs[key] = (cfg, cfg.normalised())
+            cfg, norm = configs[key]
             for data_seed in spec.data_seeds if spec.data_seeds is not None else [seed]:
                 runs.append(Run(run_id(norm, seed, data_seed), cond, seed, data_seed, cfg))
     return runs

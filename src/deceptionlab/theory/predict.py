@@ -48,27 +48,29 @@ def parameters(path: PathParams, bias: BiasParams, sources: dict[str, str]) -> p
 
 def predict(
     path: PathParams = PathParams(), bias: BiasParams = BiasParams(), runs: int = 10_000, seed: int = 0,
-    sensitivity_runs: int = 1000, max_steps: int = 3000, sources: dict[str, str] | None = None,
+    sensitivity_runs: int = 1000, max_steps: int = 3000, sources: dict[str, str] | None = None, analyse: bool = True,
 ) -> dict[str, pd.DataFrame]:
     """Tables: high_path_dependence (P per outcome, Wilson intervals, time to it), path_quantities (the
     two path factors; attrs["deceptive_shorter"]), low_path_dependence, parameters, sensitivity (both
     models, ±25%; the path model with `sensitivity_runs` runs under the same seed), reversals (the
-    smallest single-parameter change after which the most likely outcome is another)."""
+    smallest single-parameter change after which the most likely outcome is another). `analyse=False` leaves
+    out the last two (hundreds of path simulations), for callers that show only the predictions."""
     sim = lambda p: simulate_paths(p, runs=sensitivity_runs, seed=seed, max_steps=max_steps).probabilities()  # noqa: E731
     low = lambda b: dict(zip(CLASSES3, bias_predictions(b).p))  # noqa: E731
-    sens = pd.concat(
-        [sensitivity(path, sim).assign(model="high path dependence"), sensitivity(bias, low).assign(model="low path dependence")],
-        ignore_index=True,
-    )
-    rev = pd.concat(
-        [reversals(path, sim).assign(model="high path dependence"), reversals(bias, low).assign(model="low path dependence")],
-        ignore_index=True,
-    )
+    tables = {}
+    if analyse:
+        tables["sensitivity"] = pd.concat(
+            [sensitivity(path, sim).assign(model="high path dependence"), sensitivity(bias, low).assign(model="low path dependence")],
+            ignore_index=True,
+        )
+        tables["reversals"] = pd.concat(
+            [reversals(path, sim).assign(model="high path dependence"), reversals(bias, low).assign(model="low path dependence")],
+            ignore_index=True,
+        )
     return {
-        "reversals": rev,
+        **tables,
         "high_path_dependence": simulate_paths(path, runs=runs, seed=seed, max_steps=max_steps).summary(),
         "path_quantities": path_quantities(path),
         "low_path_dependence": bias_predictions(bias),
         "parameters": parameters(path, bias, sources or {}),
-        "sensitivity": sens,
     }

@@ -417,8 +417,10 @@ def _pair_problems(world: World) -> list[str]:
             problems.append(f"{what} has {len(p.training_rows)} training rows for {len(p.deployment_rows)} deployment rows")
         elif p.training_rows.max() >= len(t.x) or p.deployment_rows.max() >= len(d.x) or min(p.training_rows.min(), p.deployment_rows.min()) < 0:
             problems.append(f"{what} has rows out of range")
-        elif not torch.equal(t.templates["proxy"][p.training_rows], d.templates["proxy"][p.deployment_rows]):
-            problems.append(f"{what}: twins have different proxy targets (twins must show the same state)")
+        elif not torch.equal(t.templates["proxy"][p.training_rows], d.templates["proxy"][p.deployment_rows]) or any(
+            not torch.equal(t.goals[g][p.training_rows], d.goals[g][p.deployment_rows]) for g in t.goals if g in d.goals
+        ):
+            problems.append(f"{what}: twins have different own-goal targets (twins must show the same state)")
         elif signs and not torch.equal(t.x[p.training_rows][:, keep], d.x[p.deployment_rows][:, keep]):
             problems.append(f"{what}: twins differ outside the situation_cue channel")
         if problems:

@@ -182,7 +182,8 @@ class Bitworld(World):
         region (a fixed draw, its own generator so every other dataset is unchanged)."""
         held = torch.zeros(len(self.states), dtype=torch.bool)
         gen = torch.Generator().manual_seed(1)
-        for mask in self._regions().values():
+        w0 = proxy_objective(self.states) == OBJECTIVES["base"](self.states)  # w0's regions for every own goal: the same red team
+        for mask in (w0, ~w0):
             idx = mask.nonzero().squeeze(1)
             held[idx[torch.randperm(len(idx), generator=gen)[: round(self.knobs.red_team_share * len(idx))]]] = True
         return held
