@@ -156,3 +156,20 @@ def test_a_full_disk_is_one_clear_line_and_earlier_chunks_survive(reference, sma
     assert res.returncode == 0, res.stderr
     assert f"{N_RUNS - 2 * stored} runs trained, {2 * stored} already stored" in res.stderr
     assert_same_runs(roomy, ref)
+
+
+def test_a_temp_file_left_by_a_killed_writer_is_removed_on_resume(tmp_path):
+    import deceptionlab
+
+    from .conftest import tiny_spec_text
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(tiny_spec_text(seeds=1))
+    out = tmp_path / "r"
+    (out / "runs").mkdir(parents=True)
+    (out / "weights").mkdir()
+    torn = [out / "runs" / ".tmp-part-deadbeef.parquet", out / "weights" / ".tmp-part-deadbeef.parquet"]
+    for t in torn:
+        t.write_bytes(b"PAR1 half a chunk")
+    runs = deceptionlab.run(spec, out)
+    assert len(runs) > 0 and not any(t.exists() for t in torn)

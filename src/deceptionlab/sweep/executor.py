@@ -185,6 +185,7 @@ def run_experiment(  # noqa: PLR0913
     folders = sorted({str(f) for f in map(world_folder, world_names) if f is not None})
     with store.lock():
         store.initialise(spec, spec_text, folders)
+        store.remove_stale_temporaries()  # a writer killed mid-write leaves its temp file behind
         stored = store.stored_ids(report=progress.message)
         chunks, seconds = plan(spec, stored, chunk_size)
         if isinstance(executor, Local) and executor.workers is None:

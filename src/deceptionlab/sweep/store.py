@@ -81,6 +81,14 @@ class Store:
         if spec_text is not None:
             _atomic_write(self.root / "spec.toml", spec_text.encode())
 
+    def remove_stale_temporaries(self) -> int:
+        """Delete temp files a killed writer left half-written (`.tmp-part-*`); only call under `lock`, when no
+        other writer can be using them. Returns how many were removed."""
+        stale = [p for d in (self.runs_dir, self.weights_dir) if d.exists() for p in d.glob(".tmp-part-*")]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return len(stale)
+
     @contextmanager
     def lock(self):
         """Exclusive use of the folder by one writer; a second gets a StoreError at once."""
