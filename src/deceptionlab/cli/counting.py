@@ -39,6 +39,7 @@ def counting(
 ):
     """P(class | S) per source: the naive count, P_prior, the NNGP posterior P_B and P_SGD, with -log2 P."""
     from ..measure.counting.table import Settings, counting as measure, write
+    from ..report.counting_figures import class_probabilities
 
     if not results.is_dir():
         _fail(f"{results}: no such results folder")
@@ -50,7 +51,7 @@ def counting(
         _fail(str(e))
     out = out or results / "counting"
     try:
-        files = write(c, out)
+        files = [*write(c, out), *class_probabilities(c.table, out)]
     except OSError as e:
         _fail(f"{out}: {e.strerror or e}")
     for cond, g in c.table.groupby("condition", sort=False):

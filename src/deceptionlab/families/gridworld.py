@@ -27,6 +27,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..rng import generator
 from ..measure.verdicts import CellScorer, pack_decisions, probe_accuracy
 from ..models import MLPEnsemble
 from ..train import Trajectory, optim
@@ -294,8 +295,6 @@ class GridworldFamily:
         return x, {c: fn(x).float() for c, fn in world.references.items()}, world.n_actions
 
     def train_chunk(self, world, config, runs, device="cpu", on_fraction=None) -> ChunkResult:
-        from ..sweep.executor import generator  # late: sweep imports families
-
         if device != "cpu":
             raise ValueError(f"the gridworld family trains on the CPU (got --device {device})")
         norm = config.normalised()

@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from ..rng import generator
 from ..measure.controls import ablated_gaps, distance_gaps
 from ..measure.deception import Pairs
 from ..measure.verdicts import ProbeEvaluator
@@ -78,8 +79,6 @@ class MLPFamily:
         return x, {c: world.references[c](x).float() for c in CLASSES if c in world.references}, 1
 
     def train_chunk(self, world, config, runs, device="cpu", on_fraction=None) -> ChunkResult:
-        from ..sweep.executor import generator  # late: sweep imports families
-
         phases = build_phases(world, config.normalised())
         total_steps = sum(p.steps for p in phases)
         model = MLPEnsemble.init(

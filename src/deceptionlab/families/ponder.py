@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from ..rng import generator
 from ..measure.verdicts import ProbeEvaluator
 from ..models import PonderEnsemble
 from ..train.ponder import train_ponder
@@ -38,8 +39,6 @@ class PonderFamily:
         return PonderEvaluator(world, device)
 
     def train_chunk(self, world, config, runs, device="cpu", on_fraction=None) -> ChunkResult:
-        from ..sweep.executor import generator  # late: sweep imports families
-
         phases = build_phases(world, config.normalised())
         total_steps = sum(p.steps for p in phases)
         model = PonderEnsemble.init(

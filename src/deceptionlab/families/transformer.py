@@ -19,6 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..rng import generator
 from ..measure.verdicts import CellScorer, pack_decisions, probe_accuracy
 from ..models import MLPEnsemble, TransformerEnsemble
 from ..train import optim
@@ -127,8 +128,6 @@ class TransformerFamily:
         return x, {c: world.references[c](x).float() for c in CLASSES if c in world.references}, world.n_answers
 
     def train_chunk(self, world, config, runs, device="cpu", on_fraction=None) -> ChunkResult:
-        from ..sweep.executor import generator  # late: sweep imports families
-
         phases = build_phases(world, config.normalised())
         total = sum(p.steps for p in phases)
         model = self.init(world, config.model.depth, config.model.width, [generator(r.seed, "init") for r in runs], device)

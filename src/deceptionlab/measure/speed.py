@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..rng import generator
 from ..families import get_family
 from ..models import MLPEnsemble, PonderEnsemble
 from ..train import optim
@@ -44,8 +45,6 @@ def forward_flops(n_in: int, depth: int, width: int, n_out: int = 1) -> int:
 
 
 def _generator(seed: int, purpose: str) -> torch.Generator:
-    from ..sweep.executor import generator  # late: sweep imports measure
-
     return generator(seed, purpose)
 
 

@@ -113,11 +113,10 @@ def counting(results: str | Path, settings: Settings | None = None, progress=Non
 
 
 def write(c: Counting, out: str | Path) -> list[Path]:
-    """counting.parquet, counting_diagnostics.csv and the figure (PNG, SVG) into `out`."""
-    from ...report.counting_figures import class_probabilities
-
+    """counting.parquet and counting_diagnostics.csv into `out` (the figure is the report layer's:
+    `report.counting_figures.class_probabilities`)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     c.table.to_parquet(out / "counting.parquet", index=False)
     pd.DataFrame(c.diagnostics).to_csv(out / "counting_diagnostics.csv", index=False)
-    return [out / "counting.parquet", out / "counting_diagnostics.csv", *class_probabilities(c.table, out)]
+    return [out / "counting.parquet", out / "counting_diagnostics.csv"]
