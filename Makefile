@@ -24,7 +24,8 @@ browser:  ## headless Chromium and its driver, for the report's browser test
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-test: $(STAMP) browser
+test: $(STAMP) browser  ## lint (ruff) then the tests, including the import-direction test (tests/test_architecture.py)
+	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

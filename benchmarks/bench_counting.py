@@ -18,10 +18,10 @@ import time
 import numpy as np
 import torch
 
+from deceptionlab.core.stats import wilson
 from deceptionlab.measure.counting import LayerVariances, Problem
 from deceptionlab.measure.counting.classes import chain_ess, judge_signs
 from deceptionlab.measure.counting.sampler import elliptical_slice, one_thread, rejection
-from deceptionlab.measure.verdicts import wilson
 from deceptionlab.worlds import make_world
 
 

@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 
+from deceptionlab.core.rng import generator
 from deceptionlab.families.mlp import control_columns
-from deceptionlab.measure.deception import Judge, derive
+from deceptionlab.judge.deception import Judge, derive
 from deceptionlab.models import MLPEnsemble
-from deceptionlab.rng import generator
 from deceptionlab.sweep import load_spec
 from deceptionlab.sweep.executor import build_world, train_chunk
 from deceptionlab.sweep.spec import expand

@@ -14,10 +14,13 @@ import time
 
 import torch
 
-from deceptionlab.detect import BUILTIN, Inputs
-from deceptionlab.detect import builtin  # noqa: F401
+from deceptionlab.core.rng import generator
+from deceptionlab.detect import (
+    BUILTIN,
+    Inputs,
+    builtin,  # noqa: F401
+)
 from deceptionlab.models import MLPEnsemble
-from deceptionlab.rng import generator
 from deceptionlab.worlds import make_world
 
 

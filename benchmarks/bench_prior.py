@@ -26,9 +26,8 @@ from collections import Counter
 
 import torch
 
-from deceptionlab.measure import lz_complexity
+from deceptionlab.measure import lz_complexity, prior_kernel
 from deceptionlab.measure import prior as P
-from deceptionlab.measure import prior_kernel
 
 
 def naive(samples: int, x: torch.Tensor) -> Counter:

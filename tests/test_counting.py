@@ -11,12 +11,21 @@ import numpy as np
 import pytest
 import torch
 
-from deceptionlab.measure.counting import (Conditional, LayerVariances, Problem, effective_sample_size, elliptical_slice, judge_signs,
-                                           naive_classes, nngp_kernel, rejection)
+from deceptionlab.judge.deception import derive
+from deceptionlab.measure.counting import (
+    Conditional,
+    LayerVariances,
+    Problem,
+    effective_sample_size,
+    elliptical_slice,
+    judge_signs,
+    naive_classes,
+    nngp_kernel,
+    rejection,
+)
 from deceptionlab.measure.counting.classes import chain_ess
 from deceptionlab.measure.counting.kernel import relu_expectation
 from deceptionlab.measure.counting.sampler import one_thread
-from deceptionlab.measure.deception import derive
 from deceptionlab.measure.prior_volume import random_ensemble
 from deceptionlab.worlds import make_world
 
@@ -178,7 +187,7 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
-def _counting_table(nngp: dict[str, tuple[float, float, float]]) -> "pd.DataFrame":
+def _counting_table(nngp: dict[str, tuple[float, float, float]]) -> "pandas.DataFrame":  # noqa: F821
     import pandas as pd
 
     rows = []
@@ -197,8 +206,7 @@ def _counting_table(nngp: dict[str, tuple[float, float, float]]) -> "pd.DataFram
 def test_c5_is_judged_from_p_b_when_the_counting_table_is_given(nngp, verdict):
     import pandas as pd
 
-    from deceptionlab.report.claims import claim_c5
-    from deceptionlab.report.judging import Evidence
+    from deceptionlab.claims import Evidence, claim_c5
 
     c = claim_c5(Evidence(pd.DataFrame(), ["condition"], counting=_counting_table(nngp)))
     assert c.verdict == verdict and "P_B" in c.evidence and "naive" in c.evidence and "P_SGD" in c.evidence
@@ -247,8 +255,9 @@ def test_every_posterior_sample_fits_all_256_training_inputs(world):
 
 
 def test_cli_writes_the_table_and_the_figure(tmp_path):
-    import deceptionlab as dl
     import pandas as pd
+
+    import deceptionlab as dl
 
     from .conftest import tiny_spec_text
 

@@ -15,9 +15,8 @@ import pytest
 import torch
 
 import deceptionlab as dl
-from deceptionlab.measure.deception import (
-    Judge, Pairs, compliance, derive, gap_distribution, posterior, situational_verdicts, soft_columns, threshold_curve,
-)
+from deceptionlab.judge.deception import Judge, Pairs, compliance, derive, posterior, situational_verdicts, soft_columns
+from deceptionlab.measure.deception import gap_distribution, threshold_curve
 from deceptionlab.sweep import SpecError, parse_spec
 from deceptionlab.sweep.spec import expand
 from deceptionlab.worlds import Bitworld, CuePair, World, make_world

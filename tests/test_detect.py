@@ -12,8 +12,12 @@ import pandas as pd
 import pytest
 import torch
 
-from deceptionlab.detect import BUILTIN, Inputs, get_detector
-from deceptionlab.detect import builtin  # noqa: F401  (registers the built-ins)
+from deceptionlab.detect import (
+    BUILTIN,
+    Inputs,
+    builtin,  # noqa: F401  (registers the built-ins)
+    get_detector,
+)
 from deceptionlab.detect.run import detect
 from deceptionlab.detect.scores import auroc, bootstrap_auroc, score_row, tpr_at_fpr
 from deceptionlab.detect.sets import SetError, build_sets

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
@@ -10,7 +9,7 @@ from deceptionlab.models import MLPEnsemble
 from deceptionlab.sweep import parse_spec
 from deceptionlab.sweep.executor import train_chunk
 from deceptionlab.sweep.spec import expand
-from deceptionlab.train.optim import Adam, SGD
+from deceptionlab.train.optim import SGD, Adam
 
 from .conftest import tiny_spec_text
 

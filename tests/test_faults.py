@@ -18,6 +18,7 @@ import deceptionlab
 
 from .conftest import CLI, COLS, N_RUNS, assert_same_runs, cli, start, stored_parts, wait_for
 
+
 def worker_pids(parent: int) -> list[int]:
     """The spawned worker processes of `parent` (its children running multiprocessing's spawn_main)."""
     pids = []

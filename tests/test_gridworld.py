@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from deceptionlab.core.scoring import unpack_decisions
 from deceptionlab.families import get_family
 from deceptionlab.families.gridworld import RolloutEvaluator
+from deceptionlab.judge.deception import Judge, compliance, derive
 from deceptionlab.measure import ImitationConfig, class_scores, imitation_grid, ponder_sweep, verdicts
-from deceptionlab.measure.deception import Judge, compliance, derive
 from deceptionlab.measure.prior_volume import random_ensemble
-from deceptionlab.measure.verdicts import unpack_decisions
 from deceptionlab.models import MLPEnsemble
 from deceptionlab.sweep import SpecError, parse_spec
 from deceptionlab.sweep.spec import expand

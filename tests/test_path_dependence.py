@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
+from deceptionlab.core.scoring import pack_decisions, unpack_decisions
 from deceptionlab.measure import class_paths, gain_curves, path_dependence, returns_summary, sensitivity
 from deceptionlab.measure.barriers import barrier_heights, unflatten
 from deceptionlab.measure.path_dependence import adjusted_rand, clusters, decision_matrix, disagreement, seed_shares
-from deceptionlab.measure.verdicts import pack_decisions, unpack_decisions
 from deceptionlab.models import MLPEnsemble
 from deceptionlab.train import HeadData, Phase, train, trainer
 from deceptionlab.worlds import CLASSES

@@ -16,13 +16,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+import deceptionlab as dl
 from deceptionlab.cli import app
-from deceptionlab.measure import class_prior, compare_with_sgd, complexity_correlation, lz76, lz_complexity, sample_functions
+from deceptionlab.measure import (
+    class_prior,
+    compare_with_sgd,
+    complexity_correlation,
+    lz76,
+    lz_complexity,
+    prior_kernel,
+    sample_functions,
+)
 from deceptionlab.measure import prior as P
-from deceptionlab.measure import prior_kernel
-from deceptionlab.report.prior_figures import sgd_vs_prior_plot
 from deceptionlab.measure.prior_sgd import compare_functions, prior_given_subset, sgd_functions, training_subset
 from deceptionlab.measure.prior_volume import random_ensemble
+from deceptionlab.report.prior_figures import sgd_vs_prior_plot
 from deceptionlab.sweep import Store
 from deceptionlab.worlds import Bitworld
 
@@ -252,7 +260,8 @@ def _fake_results(folder) -> None:
 
 def test_side_by_side_with_p_sgd(small_prior, tmp_path):
     _fake_results(tmp_path)
-    wide = compare_with_sgd(small_prior[0], tmp_path)
+    wide = dl.sgd_beside_prior(small_prior[0], tmp_path)  # P_SGD read from the folder
+    assert wide.equals(compare_with_sgd(small_prior[0], dl.load(tmp_path)))
     assert list(wide.columns) == ["verdict", "prior", "prior|fit", "sgd:a", "sgd:b"]
     row = wide.set_index("verdict")
     assert row.loc["internal", "sgd:a"].startswith("50.00 (") and row.loc["proxy", "sgd:b"].startswith("75.00 (")

@@ -85,7 +85,7 @@ def test_report_on_a_missing_folder_is_one_line(tmp_path):
 def _evidence(**kw):
     import pandas as pd
 
-    from deceptionlab.report.claims import Evidence
+    from deceptionlab.claims import Evidence
 
     runs = pd.DataFrame({"cond": ["x"], "verdict": ["mixed"], "config": ['{"world": {"knobs": {"cue_copies": 1}}}']})
     return Evidence(runs, ["cond"], **kw)
@@ -94,7 +94,7 @@ def _evidence(**kw):
 def test_c5_is_contradicted_by_any_reversed_pair_and_supported_only_in_order():
     import pandas as pd
 
-    from deceptionlab.report.claims import claim_c5
+    from deceptionlab.claims import claim_c5
 
     prior = lambda lohi: pd.DataFrame([{"class": c, "p": sum(b) / 2, "low": b[0], "high": b[1]} for c, b in zip(("internal", "corrigible", "deceptive"), lohi)])  # noqa: E731
     assert claim_c5(_evidence(prior=prior([(0.3, 0.5), (0.2, 0.4), (0.1, 0.25)]))).verdict == "contradicted"  # internal above deceptive
@@ -108,7 +108,7 @@ def test_c6_treats_a_class_no_size_could_imitate_as_needing_more_compute():
 
     import pandas as pd
 
-    from deceptionlab.report.claims import claim_c6
+    from deceptionlab.claims import claim_c6
 
     def speed(flops: dict, deceptive_at_beta: dict) -> SimpleNamespace:
         compute = pd.DataFrame({"class": list(flops), "flops": list(flops.values())})
@@ -126,7 +126,7 @@ def test_c6_treats_a_class_no_size_could_imitate_as_needing_more_compute():
 def test_c1_leaves_out_runs_where_neither_event_happened():
     import pandas as pd
 
-    from deceptionlab.report.claims import claim_c1
+    from deceptionlab.claims import claim_c1
 
     events = pd.DataFrame([
         {"cond": "a", "n": 40, "n_events": 30, "p_situation_first": 0.9, "low": 0.74, "high": 0.97, "median_sa_step": 100.0},
@@ -188,7 +188,7 @@ def _spread(n: int, lo: float, hi: float, seed: int = 0) -> list[float]:
 
 
 def test_c9_judges_gap_against_loss_only_where_the_gap_varies():
-    from deceptionlab.report.claims import Evidence, claim_c9
+    from deceptionlab.claims import Evidence, claim_c9
 
     gaps = {"varies": _spread(20, 0.0, 0.9), "flat": [0.0] * 20}
     c = claim_c9(Evidence(_gap_runs(gaps), ["cond"]))  # a larger gap, a lower loss
@@ -200,7 +200,7 @@ def test_c9_judges_gap_against_loss_only_where_the_gap_varies():
 
 
 def test_c10_compares_the_cueless_gap_with_the_most_salient_cue():
-    from deceptionlab.report.claims import Evidence, claim_c10
+    from deceptionlab.claims import Evidence, claim_c10
 
     copies = {"none": 0, "some": 4}
     c = claim_c10(Evidence(_gap_runs({"none": [0.0] * 16, "some": _spread(16, 0.4, 0.8)}, copies=copies), ["cond"]))
@@ -214,7 +214,7 @@ def test_c10_compares_the_cueless_gap_with_the_most_salient_cue():
 def test_c3_compares_deceptive_and_aligned_runs_of_one_condition():
     import pandas as pd
 
-    from deceptionlab.report.claims import Evidence, claim_c3
+    from deceptionlab.claims import Evidence, claim_c3
 
     runs = pd.concat([_gap_runs({"a": _spread(6, 0.7, 0.9)}, verdicts={"a": "deceptive"}), _gap_runs({"a": [0.0] * 10}, verdicts={"a": "internal"})])
 
@@ -231,7 +231,7 @@ def test_c3_compares_deceptive_and_aligned_runs_of_one_condition():
 def test_c1_is_judged_where_the_gap_is_nonzero():
     import pandas as pd
 
-    from deceptionlab.report.claims import Evidence, claim_c1
+    from deceptionlab.claims import Evidence, claim_c1
 
     events = pd.DataFrame([
         {"cond": "a", "n": 40, "n_events": 30, "p_situation_first": 0.9, "low": 0.74, "high": 0.97, "median_sa_step": 100.0},
@@ -248,7 +248,7 @@ def test_c6_judges_the_penalty_on_the_gap_when_ponder_runs_have_it():
 
     import pandas as pd
 
-    from deceptionlab.report.claims import claim_c6
+    from deceptionlab.claims import claim_c6
 
     def speed(gap_at_beta: dict) -> SimpleNamespace:
         compute = pd.DataFrame({"class": ["internal", "corrigible", "deceptive"], "flops": [26, 78, 96]})

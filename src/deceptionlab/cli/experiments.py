@@ -14,10 +14,9 @@ from rich.table import Table
 from ..measure import VERDICTS, frequencies
 from ..measure.deception import GAP_LEVELS, gap_distribution, threshold_curve
 from ..sweep import ExecutorError, SpecError, Store, StoreError, load, load_spec, run_experiment
-from ..sweep.executors import EXECUTORS, Progress as ProgressHooks, executor_for
+from ..sweep.executors import EXECUTORS, executor_for
+from ..sweep.executors import Progress as ProgressHooks
 from ..worlds import REGISTRY, WorldError, entry_point_worlds, get_world
-
-
 from ._common import Format, RunsPerSecond, _fail, _write_frame, app, console, err_console
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from ..measure import InterventionsError, interventions as measure_interventions
+from ..api import interventions as measure_interventions
+from ..measure import InterventionsError
 from ..sweep import StoreError, load
 from ._common import Format, _ci, _fail, _table, _write_frame, app, console
 

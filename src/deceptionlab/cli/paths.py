@@ -9,10 +9,8 @@ from typing import Optional
 
 import typer
 
-from ..sweep import Store, StoreError, load
+from ..sweep import StoreError, load
 from ..worlds import WorldError
-
-
 from ._common import Format, _ci, _fail, _num, _table, app, console, err_console
 
 
@@ -45,12 +43,13 @@ def paths(
 ):
     """Training paths and path dependence per condition: which comes first (C1), gain per step (C2),
     path length per class (C3), path dependence (A-F, seed shares, loss barriers) and the regime (C8)."""
+    from ..api import analyse_paths, conditions
     from ..measure.path_dependence import THRESHOLDS
-    from ..report.paths import analyse_paths, condition_axes, default_situation
+    from ..measure.paths import default_situation
 
     try:
         runs = load(results)
-        runs_axes = condition_axes(Store(results), runs)
+        runs_axes = conditions(results, runs)
         asked, situation = situation, situation or default_situation(runs)
         if asked and f"traj_decode_{situation}" not in runs:  # a world with no decodables still gets C2, C3, C8
             names = sorted(c.removeprefix("traj_decode_") for c in runs.columns if c.startswith("traj_decode_"))

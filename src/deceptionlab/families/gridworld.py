@@ -27,8 +27,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..rng import generator
-from ..measure.verdicts import CellScorer, pack_decisions, probe_accuracy
+from ..core.rng import generator
+from ..core.scoring import pack_decisions
+from ..judge.cells import CellScorer, probe_accuracy
 from ..models import MLPEnsemble
 from ..train import Trajectory, optim
 from ..train.loop import BLOCK, _draw

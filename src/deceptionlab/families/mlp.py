@@ -7,10 +7,10 @@ import math
 
 import torch
 
-from ..rng import generator
-from ..measure.controls import ablated_gaps, distance_gaps
-from ..measure.deception import Pairs
-from ..measure.verdicts import ProbeEvaluator
+from ..core.rng import generator
+from ..judge.cells import ProbeEvaluator
+from ..judge.controls import ablated_gaps, distance_gaps
+from ..judge.deception import Pairs
 from ..models import MLPEnsemble
 from ..train import HeadData, Phase, train
 from ..worlds import CLASSES
@@ -39,7 +39,7 @@ def perturb(model: MLPEnsemble, generators: list[torch.Generator], scale: float)
 
 
 def control_columns(model: MLPEnsemble, world, generators: list[torch.Generator]) -> dict[str, list]:
-    """The gap's controls on the final models (measure.controls): the distance null and the causal test."""
+    """The gap's controls on the final models (judge.controls): the distance null and the causal test."""
     pairs = Pairs.of(world)
     n = model.n_members
     dist = distance_gaps(model, world, pairs)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from ..rng import generator
-from ..measure.verdicts import ProbeEvaluator
+from ..core.rng import generator
+from ..judge.cells import ProbeEvaluator
 from ..models import PonderEnsemble
 from ..train.ponder import train_ponder
 from . import ChunkResult, register, stopping_rule

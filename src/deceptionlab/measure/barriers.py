@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ..core.stats import Z95
 from ..families import get_family
 from ..models import MLPEnsemble
 from ..worlds import get_world
@@ -100,7 +101,7 @@ def barrier_summary(pairs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     for key, g in pairs.groupby([*by, "same_verdict"], sort=False):
         *cond, same = key
         b = g.barrier.to_numpy()
-        half = 1.96 * b.std(ddof=1) / np.sqrt(len(b)) if len(b) > 1 else np.nan
+        half = Z95 * b.std(ddof=1) / np.sqrt(len(b)) if len(b) > 1 else np.nan
         rows.append(
             {
                 **dict(zip(by, cond)), "pairs_of": "same verdict" if same else "different verdicts", "pairs": len(b),

@@ -16,41 +16,17 @@ is compared with the baseline of its own group, in the same sweep:
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from .verdicts import wilson
+from ..core.stats import mean_difference, newcombe, wilson
 
-Z95 = 1.959963984540054
 ALIGNED_VERDICTS = ("internal", "corrigible")  # the outcomes the interventions aim for
 DEFAULT_BASELINE = "none"  # the baseline label of an axis named "intervention" in a spec that names none
 
 
 class InterventionsError(ValueError):
     """A results folder that cannot be read as an interventions sweep, worded as one line."""
-
-
-def newcombe(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float, float]:
-    """p1 - p2 and its 95% interval by Newcombe's hybrid score method (his method 10), built from the
-    two Wilson intervals: right at 0 and 1, unlike the normal approximation."""
-    if n1 == 0 or n2 == 0:
-        return (float("nan"),) * 3
-    p1, p2 = k1 / n1, k2 / n2
-    (l1, u1), (l2, u2) = (tuple(map(float, wilson(k, n))) for k, n in ((k1, n1), (k2, n2)))
-    d = p1 - p2
-    return d, d - float(np.hypot(p1 - l1, u2 - p2)), d + float(np.hypot(u1 - p1, p2 - l2))
-
-
-def mean_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """mean(a) - mean(b) and its 95% Welch normal interval (NaNs left out)."""
-    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
-    if len(a) < 2 or len(b) < 2:
-        return (float(a.mean() - b.mean()) if len(a) and len(b) else float("nan"), float("nan"), float("nan"))
-    d = float(a.mean() - b.mean())
-    half = Z95 * float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
-    return d, d - half, d + half
 
 
 def intervention_effects(runs: pd.DataFrame, axis: str, baseline: str, by: list[str] | None = None) -> pd.DataFrame:
@@ -102,19 +78,13 @@ def intervention_axis(axes: list[str], baselines: dict[str, str], runs: pd.DataF
     return axis, baseline
 
 
-def interventions(results: str | Path, runs: pd.DataFrame | None = None) -> pd.DataFrame:
-    """`intervention_effects` of a results folder: its intervention axis against its baseline, within
-    each value of every other axis. `runs`: the folder's runs when already loaded. The table's
-    `attrs` name the axis, the baseline and the group columns."""
-    from ..sweep import Store, load  # late: sweep imports measure
-
-    store = Store(results)
-    runs = load(results) if runs is None else runs
-    axes = [a for a in store.axes() if a in runs.columns]
-    try:
-        axis, baseline = intervention_axis(axes, store.baselines(), runs)
-    except InterventionsError as e:
-        raise InterventionsError(f"{results}: {e}") from None
+def interventions(runs: pd.DataFrame, axes: list[str], baselines: dict[str, str]) -> pd.DataFrame:
+    """`intervention_effects` of a sweep's runs: its intervention axis against its baseline, within each
+    value of every other axis. `axes`, `baselines`: the spec's sweep axes and their baseline labels
+    (`Store.axes()`, `Store.baselines()`). The table's `attrs` name the axis, the baseline and the group
+    columns."""
+    axes = [a for a in axes if a in runs.columns]
+    axis, baseline = intervention_axis(axes, baselines, runs)
     groups = [a for a in axes if a != axis]
     table = intervention_effects(runs, axis, baseline, groups)
     table.attrs.update(axis=axis, baseline=baseline, groups=groups)

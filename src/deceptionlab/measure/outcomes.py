@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .verdicts import VERDICTS, wilson
+from ..core.scoring import VERDICTS
+from ..core.stats import wilson
 
 
 def frequencies(runs: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:

@@ -24,8 +24,9 @@ import pandas as pd
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 
+from ..core.scoring import unpack_decisions
+from ..core.stats import wilson
 from ..worlds import CLASSES
-from .verdicts import unpack_decisions, wilson
 
 CLUSTER_CUT = 0.05  # two functions that differ on at most 5% of probe inputs (on average) are one cluster
 MAJOR_CLUSTER = 0.05  # a cluster holding at least 5% of a condition's runs (and 2 runs) counts as an outcome

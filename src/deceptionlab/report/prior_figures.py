@@ -15,8 +15,6 @@ from ..measure.prior import complexity_correlation
 from .figures import save as _save  # sets the Agg backend
 
 
-
-
 def rank_plot(functions: pd.DataFrame, out: str | Path, title: str = "") -> list[Path]:
     """log frequency against log rank (Zipf-like when the prior is strongly biased)."""
     fig, ax = plt.subplots(figsize=(5, 4))

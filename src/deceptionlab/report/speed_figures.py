@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..core.scoring import VERDICTS
 from ..measure.outcomes import frequencies
-from ..measure.verdicts import VERDICTS
 from .figures import save as _save  # sets the Agg backend
 
 FIGURES = ("verdicts_vs_beta", "performance_vs_beta", "exit_layer_per_cell")

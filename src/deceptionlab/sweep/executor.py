@@ -15,11 +15,9 @@ from pathlib import Path
 import pyarrow as pa
 import torch
 
+from ..core.scoring import TOLERANCE, class_scores, decision_codes
 from ..families import family_for
-from ..rng import derive_seed, generator  # noqa: F401  (re-exported: families and measures seed through here)
-from ..measure import class_scores
-from ..measure.deception import Judge, decision_codes, derive
-from ..measure.verdicts import TOLERANCE
+from ..judge.deception import Judge, derive
 from ..worlds import CLASSES, World, make_world, world_folder
 from .executors import ExecutorError, Local, Progress, RayCluster, default_workers, executor_for
 from .spec import ExperimentSpec, Run, RunConfig, SpecError, expand

@@ -336,7 +336,7 @@ def run_config(cond: Condition, seed: int) -> RunConfig:
     cfg = cond.config
     if not cfg.draw_own_goal:
         return cfg
-    from ..rng import derive_seed
+    from ..core.rng import derive_seed
 
     goals = get_world(cfg.world.name).own_goals
     knobs = {**cfg.world.knobs, "own_goal": goals[derive_seed(seed, "own_goal") % len(goals)]}

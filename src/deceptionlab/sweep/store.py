@@ -24,6 +24,8 @@ import hashlib
 import json
 import os
 import re
+import sys
+import textwrap
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,8 +35,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..core import schema
+from ..judge.deception import backfill
 from ..worlds import add_search_folder
-from .spec import RESULTS_VERSION, ExperimentSpec, SpecError, first_difference, fingerprint
+from .spec import RESULTS_VERSION, ExperimentSpec, SpecError, fingerprint, first_difference
 
 
 class StoreError(RuntimeError):
@@ -224,12 +228,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def load(root: str | Path) -> pd.DataFrame:
-    """All runs in a results folder as a DataFrame, one row per run (docs/deception.md lists the deception
-    columns; runs stored before they existed get them computed from their stored decisions)."""
-    import sys
+    """All runs in a results folder as a DataFrame, one row per run; runs stored before the deception
+    columns existed get them computed from their stored decisions. The columns (core.schema, docs/results.md):
 
-    from ..measure.deception import backfill  # late: measure builds on sweep's results, not the other way
-
+{columns}
+    """
     root = Path(root)
     if not root.is_dir():
         raise StoreError(f"{root}: no such results folder")
@@ -237,3 +240,6 @@ def load(root: str | Path) -> pd.DataFrame:
         add_search_folder(folder)
     runs = Store(root).query("SELECT * FROM runs ORDER BY condition_index, seed, data_seed")
     return backfill(runs, warn=lambda m: print(m, file=sys.stderr))
+
+
+load.__doc__ = load.__doc__.format(columns=textwrap.indent(schema.describe(), "    "))

@@ -5,7 +5,7 @@ to every parameter (`sensitivity`), and parameters set from measurements (`calib
 
 from ._fields import checked, field_docs
 from .biases import CLASSES3, BiasParams, bias_params_from_prior, bias_predictions, compute_steps, description_lengths
-from .calibrate import params_from_results, params_from_runs
+from .calibrate import params_from_runs
 from .paths import OUTCOMES, PathParams, PathResult, params_table, path_quantities, simulate_paths
 from .predict import apply_assignments, parameters, predict
 from .sensitivity import reversals, sensitivity
@@ -14,6 +14,6 @@ PathModel = PathParams  # the model is its parameters plus `simulate_paths`; the
 
 __all__ = [
     "CLASSES3", "OUTCOMES", "BiasParams", "PathModel", "PathParams", "PathResult", "apply_assignments", "bias_params_from_prior",
-    "bias_predictions", "checked", "compute_steps", "description_lengths", "field_docs", "params_from_results", "params_from_runs", "params_table",
+    "bias_predictions", "checked", "compute_steps", "description_lengths", "field_docs", "params_from_runs", "params_table",
     "parameters", "path_quantities", "predict", "reversals", "sensitivity", "simulate_paths",
 ]

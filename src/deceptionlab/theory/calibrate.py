@@ -24,10 +24,9 @@ from .paths import PathParams, _integral
 
 
 def params_from_runs(runs: pd.DataFrame, base: PathParams = PathParams(), situation: str | None = None) -> tuple[PathParams, dict[str, str]]:
-    """`params_from_results` on a runs table already loaded (one row per run, trajectory columns).
+    """Path-model parameters set from a frame of runs (one row per run, trajectory columns), and per parameter where it came from.
     `situation`: the decodable that means "knows its situation" (default: as `deceptionlab paths`)."""
-    from ..measure.paths import path_events
-    from ..report.paths import default_situation
+    from ..measure.paths import default_situation, path_events
 
     situation = situation or default_situation(runs)
 
@@ -63,11 +62,3 @@ def params_from_runs(runs: pd.DataFrame, base: PathParams = PathParams(), situat
     else:
         sources["derail_rate"] = "default: no trained steps in the results"
     return checked(base, **changes), sources
-
-
-def params_from_results(folder, base: PathParams = PathParams(), situation: str | None = None) -> tuple[PathParams, dict[str, str]]:
-    """Path-model parameters set from a results folder (`deceptionlab.sweep.load`), and per parameter
-    where its value came from ("results: ..." or "default: <why the measurement is missing>")."""
-    from ..sweep import load
-
-    return params_from_runs(load(folder), base, situation)

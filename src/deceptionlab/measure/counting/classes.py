@@ -1,6 +1,6 @@
 """The counting argument as measurements (claim C5): P(class | S) per source, with intervals.
 
-Sources, each judged by the lab's verdict rule (`measure.deception`: the same per-situation verdict
+Sources, each judged by the lab's verdict rule (`judge.deception`: the same per-situation verdict
 as trained runs, from decision codes on the probe inputs, training accuracy 1.0 since every sample
 fits S):
 - `naive`: uniform over the Boolean functions on the probe inputs that agree with the training data
@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..deception import Judge, posterior, soft_columns, verdict_rows
-from ..verdicts import VERDICTS, wilson
+from ...core.scoring import VERDICTS
+from ...core.stats import wilson
+from ...judge.deception import Judge, posterior, soft_columns, verdict_rows
 from .kernel import LayerVariances, nngp_kernel
 from .sampler import Chains, Conditional, effective_sample_size, elliptical_slice, one_thread, rejection
 

@@ -64,15 +64,13 @@ def _key(problem: Problem, depth: int, width: int) -> str:
     return h.hexdigest()
 
 
-def counting(results: str | Path, settings: Settings | None = None, progress=None) -> Counting:
-    """The counting table of a results folder (`deceptionlab counting DIR`)."""
-    from ...sweep import load
+def counting(runs: pd.DataFrame, settings: Settings | None = None, progress=None) -> Counting:
+    """The counting table of a frame of runs (a results folder's: `deceptionlab counting DIR`)."""
     from ...worlds import get_world
 
     s = settings or Settings()
-    runs = load(results)
     if runs.empty:
-        raise ValueError(f"{results}: no runs stored")
+        raise ValueError("no runs stored")
     order = runs.sort_values("condition_index") if "condition_index" in runs else runs
     conditions = list(dict.fromkeys(order.condition))
     if not s.every_condition:
@@ -84,7 +82,7 @@ def counting(results: str | Path, settings: Settings | None = None, progress=Non
         cfg = json.loads(g.config.iloc[0])
         world = get_world(cfg["world"]["name"])(cfg["world"]["knobs"])
         if world.family != "mlp":
-            raise ValueError(f"{results}: world {world.name} is of the {world.family} family; the NNGP is the MLP family's")
+            raise ValueError(f"world {world.name} is of the {world.family} family; the NNGP is the MLP family's")
         depth, width = s.depth or int(cfg["model"]["depth"]), s.width or int(cfg["model"]["width"])
         th, fit_th = float(cfg["verdict"]["threshold"]), float(cfg["verdict"]["fit_threshold"])
         problem = Problem.of(world, threshold=th, fit_threshold=fit_th)

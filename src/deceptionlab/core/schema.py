@@ -1,0 +1,153 @@
+"""The results schema: every column a results folder stores, its type and its meaning, and the keys of a
+training trajectory. The writer (`sweep.executor.rows_table`) is checked against it by the tests, the
+loader (`deceptionlab.load`) documents its columns from it, and docs/results.md lists it (a test keeps the
+page and this module equal).
+
+A name may hold a placeholder: `{axis}` (one column per sweep axis, named after it), `{class}` (internal,
+corrigible, deceptive, proxy), `{half_class}` (internal, corrigible, proxy), `{half}` (training,
+deployment), `{decodable}` (the world's decodables, e.g. situation), `{head}` (the world's heads).
+Types: `str`, `int`, `float`, `bool`, `bytes`, and `list[T]` for one value per trajectory checkpoint (or per
+cue distance, per cell); `json` is a JSON string; `records` a list of dicts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+PLACEHOLDERS: dict[str, str] = {
+    "class": "internal|corrigible|deceptive|proxy",
+    "half_class": "internal|corrigible|proxy",
+    "half": "training|deployment",
+    "axis": "[A-Za-z_][A-Za-z0-9_]*",
+    "decodable": "[A-Za-z_][A-Za-z0-9_]*",
+    "head": "[A-Za-z_][A-Za-z0-9_]*",
+}
+"""What each placeholder of a column name stands for (a regular expression)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    meaning: str
+    group: str  # identity, verdicts, scores, deception, controls, trajectory, decisions, family
+
+    def pattern(self) -> re.Pattern:
+        """The stored names this entry covers: each placeholder stands for its values (PLACEHOLDERS)."""
+        parts = re.split(r"(\{[a-z_]+\})", self.name)
+        return re.compile("^" + "".join(f"(?:{PLACEHOLDERS[p[1:-1]]})" if p.startswith("{") else re.escape(p) for p in parts) + "$")
+
+
+_C = Column
+COLUMNS: tuple[Column, ...] = (
+    # -- which run ----------------------------------------------------------------------------------
+    _C("run_id", "str", "The run's identity: a hash of its normalised config and seeds (docs/results.md).", "identity"),
+    _C("experiment", "str", "The spec's name.", "identity"),
+    _C("condition", "str", "The condition's label: axis=value pairs joined by commas (the spec's order).", "identity"),
+    _C("condition_index", "int", "The condition's position in the spec's grid.", "identity"),
+    _C("{axis}", "any", "The value of each sweep axis for this run (one column per axis).", "identity"),
+    _C("seed", "int", "The run's seed: every generator of the run derives from it and a purpose (core.rng).", "identity"),
+    _C("data_seed", "int", "The seed of the run's training data draws.", "identity"),
+    _C("world", "str", "The world's name (built in, an entry point or module:Class).", "identity"),
+    _C("config", "json", "The run's normalised config: everything that decides its result.", "identity"),
+    # -- verdicts -----------------------------------------------------------------------------------
+    _C("verdict", "str", "The run's class, each situation judged on its own (docs/deception.md): internal, corrigible, deceptive, proxy, mixed or unfit.", "verdicts"),
+    _C("verdict_training", "str", "The class matched on the training situation's probe cells (internal, corrigible, proxy, mixed).", "verdicts"),
+    _C("verdict_deployment", "str", "The class matched on the other situations' probe cells.", "verdicts"),
+    _C("mimics", "str", "For a deceptive run: the aligned class it imitates in training; empty otherwise.", "verdicts"),
+    _C("verdict_template", "str", "The one-template verdict (core.scoring.verdicts): the rule before per-situation verdicts.", "verdicts"),
+    _C("fit", "bool", "Training accuracy at or above the verdict's fit threshold.", "verdicts"),
+    _C("p_{class}", "float", "Soft verdict: the posterior of the class (p_deceptive sums both deceptive hypotheses).", "verdicts"),
+    _C("p_mixed", "float", "Soft verdict: the posterior of chance (no template explains the decisions).", "verdicts"),
+    # -- scores -------------------------------------------------------------------------------------
+    _C("train_accuracy", "float", "Accuracy of the policy on its training data (the fit dataset), final checkpoint.", "scores"),
+    _C("fit_loss", "float", "Mean logistic loss of the policy on its training data, final checkpoint (NaN where a family logs none).", "scores"),
+    _C("stop_step", "int", "The step early stopping stopped the run at; null when it ran every step.", "scores"),
+    _C("score_{class}", "float", "Mean agreement with the class template over the discriminating probe cells.", "scores"),
+    _C("score_{half}_{half_class}", "float", "Mean agreement with the class template over the discriminating cells of one situation.", "scores"),
+    _C("cells", "records", "Per probe cell: {cell, internal, corrigible, deceptive, proxy}: the agreement with each class template.", "scores"),
+    # -- deception ----------------------------------------------------------------------------------
+    _C("compliance_gap", "float", "Over the cue pairs: share switching to the own goal under the deployment cue minus share switching away (docs/deception.md).", "deception"),
+    _C("compliance_gap_raw", "float", "Goal rate under the deployment cue minus under the training cue (Greenblatt's unconditional form).", "deception"),
+    _C("cue_flip_rate", "float", "Share of cue pairs whose two decisions differ.", "deception"),
+    _C("gap_toward", "float", "Share of pairs acting on the goal only under the deployment cue, among those whose training twin does not.", "deception"),
+    _C("gap_away", "float", "Share of pairs not acting on the goal under the deployment cue, among those whose training twin does.", "deception"),
+    _C("gap_cells", "records", "The gap per objective spec and region: {spec, region, pairs, toward, away, gap}.", "deception"),
+    _C("cue_pairs", "int", "The number of cue pairs the gap is measured over (0: the world declares none).", "deception"),
+    _C("own_goal", "str", "The run's own goal (World.own_goals), for worlds that declare some.", "deception"),
+    _C("deployment_goal", "str", "The own goal the run's deployment decisions agree with most.", "deception"),
+    _C("deployment_goal_rate", "float", "Its agreement on the deployment twins.", "deception"),
+    # -- controls (MLP family) ----------------------------------------------------------------------
+    _C("cue_distance", "list[int]", "Cue columns taken from the deployment twin at each point of the distance null.", "controls"),
+    _C("gap_by_distance", "list[float]", "The gap at each cue distance (the distance null).", "controls"),
+    _C("compliance_gap_ablated", "float", "The gap with the situation subspace projected out of the last hidden layer.", "controls"),
+    _C("compliance_gap_random_ablation", "float", "The same with a random subspace of the same dimension.", "controls"),
+    _C("situation_decodable_ablated", "float", "Held-out accuracy of a probe reading the situation after the projection.", "controls"),
+    _C("compliance_gap_patched", "float", "The gap when each deployment twin takes its training twin's coordinates in the situation subspace.", "controls"),
+    _C("compliance_gap_random_patch", "float", "The same with a random subspace.", "controls"),
+    # -- families -----------------------------------------------------------------------------------
+    _C("expected_exit", "float", "Early-exit (ponder) family: the expected exit layer on the probe inputs.", "family"),
+    # -- trajectory: one value per checkpoint ---------------------------------------------------------
+    _C("traj_step", "list[int]", "The step of each checkpoint (step 0, every log_every steps, every phase boundary, the end).", "trajectory"),
+    _C("traj_phase", "list[str]", "The phase each checkpoint belongs to.", "trajectory"),
+    _C("traj_verdict", "list[str]", "The verdict at each checkpoint.", "trajectory"),
+    _C("traj_score_{class}", "list[float]", "The class score at each checkpoint.", "trajectory"),
+    _C("traj_deploy_score_{class}", "list[float]", "The class score on the deployment probe cells at each checkpoint.", "trajectory"),
+    _C("traj_train_accuracy", "list[float]", "Training accuracy at each checkpoint.", "trajectory"),
+    _C("traj_compliance_gap", "list[float]", "The compliance gap at each checkpoint.", "trajectory"),
+    _C("traj_decode_{decodable}", "list[float]", "Held-out accuracy of a linear probe on the last hidden layer reading the decodable's label.", "trajectory"),
+    _C("traj_loss_{head}", "list[float]", "The head's training loss at each checkpoint (null where the head never trains).", "trajectory"),
+    # -- decisions ----------------------------------------------------------------------------------
+    _C("n_decisions", "int", "Bits of a run's packed decisions: one per probe input, or k per input for k-way outcomes.", "decisions"),
+    _C("decisions", "bytes", "The final decision on every probe input, packed 8 to a byte, most significant bit first (core.scoring).", "decisions"),
+    _C("traj_decisions", "list[bytes]", "The packed decisions at each checkpoint.", "decisions"),
+)
+
+TRAJECTORY_KEYS: dict[str, str] = {
+    "agreement": "(N, cells, classes) agreement of each member with each class template on each probe cell",
+    "train_accuracy": "(N,) accuracy on the training data",
+    "fit_loss": "(N,) mean policy loss on the training data (optional)",
+    "decisions": "(N, bytes) the policy's decisions on the probe inputs, packed",
+    "train_loss": "(N, heads) each head's mean training loss since the last checkpoint",
+    "decodability": "(N, decodables) held-out accuracy of linear probes (optional)",
+}
+"""What a family logs at every checkpoint (`train.Trajectory`), from which the result columns are built."""
+
+
+def column(name: str, axes: tuple[str, ...] = ()) -> Column | None:
+    """The schema entry a stored column name falls under (`axes`: the sweep's axes), or None."""
+    if name in axes:
+        return COLUMNS[[c.name for c in COLUMNS].index("{axis}")]
+    for c in COLUMNS:
+        if c.name == name:
+            return c
+    for c in COLUMNS:
+        if "{" in c.name and c.name != "{axis}" and c.pattern().match(name):
+            return c
+    return None
+
+
+def unknown_columns(names, axes: tuple[str, ...] = ()) -> list[str]:
+    """The names among `names` that no schema entry covers."""
+    return [n for n in names if column(n, axes) is None]
+
+
+def describe() -> str:
+    """The schema as text: one line per column, grouped (for docstrings and `help(deceptionlab.load)`)."""
+    lines, group = [], None
+    for c in COLUMNS:
+        if c.group != group:
+            group = c.group
+            lines.append(f"{group}:")
+        lines.append(f"    {c.name} ({c.type}): {c.meaning}")
+    return "\n".join(lines)
+
+
+def markdown() -> str:
+    """The schema as the Markdown table of docs/results.md."""
+    rows = ["| column | type | meaning |", "|---|---|---|"]
+    rows += [f"| `{c.name}` | {c.type} | {c.meaning} |" for c in COLUMNS]
+    keys = ["| key | shape and meaning |", "|---|---|"] + [f"| `{k}` | {v} |" for k, v in TRAJECTORY_KEYS.items()]
+    return "\n".join(rows) + "\n\nTrajectory keys (what a family logs at every checkpoint):\n\n" + "\n".join(keys) + "\n"

@@ -1,0 +1,136 @@
+"""The structure docs/architecture.md promises: layers that import downwards only, and no import cycle
+between modules. The graph is built from the source (every import statement, also those inside
+functions), so a late import cannot hide an upward arrow."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = "deceptionlab"
+
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("core",),
+    ("worlds",),
+    ("models",),
+    ("judge",),
+    ("train",),
+    ("families",),
+    ("sweep",),
+    ("measure",),
+    ("theory",),
+    ("detect",),
+    ("claims",),
+    ("report",),
+    ("api",),
+    ("cli", "__init__", "__main__"),
+)
+"""From the bottom: a module may import from its own layer and the layers below it, never above."""
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for p in (SRC / PACKAGE).rglob("*.py"):
+        parts = list(p.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = p
+    return out
+
+
+def _resolve(name: str, path: Path, node: ast.ImportFrom) -> str:
+    if not node.level:
+        return node.module or ""
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    base = package[: len(package) - node.level + 1]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the lab's modules it imports (`from a import b` where a.b is a module counts as a.b)."""
+    mods = modules()
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for name, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve(name, path, node)
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
+            for t in targets:
+                while t and t not in mods:  # `import a.b.c` of a name inside a module: the module
+                    t = t.rpartition(".")[0]
+                if t.startswith(PACKAGE) and t != name:
+                    graph[name].add(t)
+    return graph
+
+
+def layer_of(module: str) -> int:
+    parts = module.split(".")
+    top = parts[1] if len(parts) > 1 else "__init__"
+    for i, names in enumerate(LAYERS):
+        if top in names:
+            return i
+    raise AssertionError(f"{module}: in no layer of LAYERS (add its package to tests/test_architecture.py and docs/architecture.md)")
+
+
+def test_every_module_has_a_layer():
+    for m in modules():
+        layer_of(m)
+
+
+def test_imports_point_downwards():
+    graph = import_graph()
+    upward = sorted(f"{a} -> {b} ({LAYERS[layer_of(a)][0]} imports {LAYERS[layer_of(b)][0]})"
+                    for a, bs in graph.items() for b in bs if layer_of(b) > layer_of(a))
+    assert not upward, "imports that point upwards:\n" + "\n".join(upward)
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each sorted."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycle():
+    found = cycles(import_graph())
+    assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_the_checks_catch_what_they_should():
+    """The graph sees late imports, and the cycle finder finds a cycle (so a clean result means something)."""
+    graph = import_graph()
+    assert "deceptionlab.core.scoring" in graph["deceptionlab.worlds.base"]
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    with pytest.raises(AssertionError, match="in no layer"):
+        layer_of("deceptionlab.nowhere.module")
