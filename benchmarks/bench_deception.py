@@ -22,7 +22,7 @@ from deceptionlab.families.mlp import control_columns
 from deceptionlab.judge.deception import Judge, derive
 from deceptionlab.models import MLPEnsemble
 from deceptionlab.sweep import load_spec
-from deceptionlab.sweep.executor import build_world, train_chunk
+from deceptionlab.sweep.experiment import build_world, train_chunk
 from deceptionlab.sweep.spec import expand
 
 CONDITION = {"cue_copies": 16, "situational_awareness": "interaction", "overseer_model": False, "pretraining": "own goal"}

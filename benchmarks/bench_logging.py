@@ -16,7 +16,7 @@ import dataclasses
 import time
 
 from deceptionlab.sweep import load_spec
-from deceptionlab.sweep.executor import train_chunk
+from deceptionlab.sweep.experiment import train_chunk
 from deceptionlab.sweep.spec import expand
 
 CONDITION = {"cue_copies": 1, "situational_awareness": "interaction", "overseer_model": True, "pretraining": "own goal"}

@@ -26,7 +26,7 @@ import torch
 
 import deceptionlab
 from deceptionlab.sweep import Local, RayCluster, parse_spec, run_experiment
-from deceptionlab.sweep.executor import plan, train_chunk
+from deceptionlab.sweep.experiment import plan, train_chunk
 
 CORES = os.cpu_count() or 1
 

@@ -7,7 +7,7 @@ import torch
 
 from deceptionlab.models import MLPEnsemble
 from deceptionlab.sweep import parse_spec
-from deceptionlab.sweep.executor import train_chunk
+from deceptionlab.sweep.experiment import train_chunk
 from deceptionlab.sweep.spec import expand
 from deceptionlab.train.optim import SGD, Adam
 

@@ -16,7 +16,7 @@ import torch
 import deceptionlab
 from deceptionlab.measure import intervention_effects, newcombe
 from deceptionlab.sweep import SpecError, conditions, expand, load_spec, parse_spec
-from deceptionlab.sweep.executor import train_chunk
+from deceptionlab.sweep.experiment import train_chunk
 from deceptionlab.sweep.spec import fingerprint
 from deceptionlab.worlds import Bitworld
 

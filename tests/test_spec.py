@@ -98,7 +98,7 @@ def test_malformed_toml(tmp_path):
 
 
 def test_chunks_are_sized_to_the_memory_budget():
-    from deceptionlab.sweep.executor import MAX_CHUNK, build_world, chunk_size_for, plan, seconds_per_run
+    from deceptionlab.sweep.experiment import MAX_CHUNK, build_world, chunk_size_for, plan, seconds_per_run
 
     spec = load_spec(REPO / "experiments" / "flagship.toml")
     cond = conditions(spec)[-1]

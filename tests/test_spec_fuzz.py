@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deceptionlab.sweep import SpecError, parse_spec
-from deceptionlab.sweep.executor import plan
+from deceptionlab.sweep.experiment import plan
 from deceptionlab.worlds import get_world
 
 from .conftest import cli, tiny_spec_text

@@ -6,7 +6,7 @@ import tomllib
 
 from deceptionlab.measure import frequencies
 from deceptionlab.sweep import parse_spec
-from deceptionlab.sweep.executor import train_chunk
+from deceptionlab.sweep.experiment import train_chunk
 from deceptionlab.sweep.spec import expand
 
 from .conftest import REPO

@@ -47,7 +47,7 @@ def analyse_paths(results: str | Path, out: str | Path | None = None, *, thresho
         tables[name].to_csv(out / f"{name}.csv", index=False)
     if plots:
         from .measure.paths import default_situation
-        from .report.paths import path_figures
+        from .report.path_figures import path_figures
 
         path_figures(runs, tables, by, out / "figures", threshold=threshold, situation=situation or default_situation(runs))
     return tables

@@ -1,5 +1,5 @@
 """The results schema: every column a results folder stores, its type and its meaning, and the keys of a
-training trajectory. The writer (`sweep.executor.rows_table`) is checked against it by the tests, the
+training trajectory. The writer (`sweep.experiment.rows_table`) is checked against it by the tests, the
 loader (`deceptionlab.load`) documents its columns from it, and docs/results.md lists it (a test keeps the
 page and this module equal).
 

@@ -3,7 +3,7 @@ and soft verdicts, per run, from its decisions on the probe cells.
 
 Everything here is a pure function of decision codes (runs, probe inputs), per-cell agreements
 (runs, cells, classes) and the world's declarations (its probe cells and cue pairs), so the writer
-(`sweep.executor`) and the reader of an older results folder (`sweep.store.load`) compute the same
+(`sweep.experiment`) and the reader of an older results folder (`sweep.store.load`) compute the same
 numbers from the same stored decisions.
 
 - **Compliance gap** (after Greenblatt et al. 2024): over the cue pairs (matched probe inputs, same state

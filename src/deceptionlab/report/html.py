@@ -20,7 +20,7 @@ from ..claims import Evidence, claims_table, has_gap
 from ..core.stats import share
 from . import figures, gap_figures
 from .answer import controls_table, gap_table, headline, summary_table, verdict_rule, verdict_table
-from .paths import path_figures
+from .path_figures import path_figures
 
 CSS = """
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }

@@ -1,6 +1,6 @@
 """Sweeps: specs, run ids, executing chunks (locally or on Ray) and the results store."""
 
-from .executor import run_experiment, train_chunk
+from .experiment import run_experiment, train_chunk
 from .executors import ExecutorError, Local, Progress, RayCluster
 from .spec import ExperimentSpec, RunConfig, SpecError, conditions, expand, load_spec, parse_spec
 from .store import Store, StoreError, load

@@ -6,7 +6,7 @@ to every parameter (`sensitivity`), and parameters set from measurements (`calib
 from ._fields import checked, field_docs
 from .biases import CLASSES3, BiasParams, bias_params_from_prior, bias_predictions, compute_steps, description_lengths
 from .calibrate import params_from_runs
-from .paths import OUTCOMES, PathParams, PathResult, params_table, path_quantities, simulate_paths
+from .path_model import OUTCOMES, PathParams, PathResult, params_table, path_quantities, simulate_paths
 from .predict import apply_assignments, parameters, predict
 from .sensitivity import reversals, sensitivity
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ._fields import checked
-from .paths import PathParams, _integral
+from .path_model import PathParams, _integral
 
 
 def params_from_runs(runs: pd.DataFrame, base: PathParams = PathParams(), situation: str | None = None) -> tuple[PathParams, dict[str, str]]:

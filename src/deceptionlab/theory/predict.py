@@ -8,7 +8,7 @@ import pandas as pd
 
 from ._fields import checked, field_docs
 from .biases import CLASSES3, BiasParams, bias_predictions
-from .paths import PathParams, path_quantities, simulate_paths
+from .path_model import PathParams, path_quantities, simulate_paths
 from .sensitivity import reversals, sensitivity
 
 
