@@ -4,7 +4,10 @@ Public API (the CLI calls the same functions):
     load_spec(path) -> ExperimentSpec         read and validate a TOML spec
     run(spec_or_path, out) -> DataFrame       train the runs not yet stored, return all runs
     load(results_dir) -> DataFrame            one row per run (pandas); `Store(dir).query(sql)` for DuckDB
-    frequencies(df) -> DataFrame              P_SGD(verdict) per condition with 95% Wilson intervals
+    frequencies(df, by) -> DataFrame          P_SGD(verdict) per condition with 95% Wilson intervals (by: a column or a list)
+    trajectories(df) -> DataFrame             run_id, step, phase, quantity, value: every trajectory in long form
+    cells(df) -> DataFrame                    run_id, cell, class, agreement, cell_size (and the cell's situation, spec, region)
+    decisions(df) -> DataFrame                run_id, input, cell, situation, spec, region, code: the decision on every probe input
     analyse_paths(results_dir) -> dict        path events, gains, path dependence, barriers (+ CSV, figures)
     interventions(results_dir) -> DataFrame   each intervention's effect on P(deceptive), P(aligned) and its cost
     sample_functions(x, widths, samples) -> DataFrame   P_prior(f) of random MLPs on inputs x, with LZ complexity
@@ -47,6 +50,7 @@ from .measure import (
 )
 from .measure.counting.table import Counting
 from .measure.counting.table import Settings as CountingSettings
+from .measure.tidy import cells, decisions, trajectories
 from .sweep import ExperimentSpec, SpecError, Store, StoreError, load, load_spec, parse_spec, run_experiment
 from .worlds import REGISTRY, World, get_world
 
@@ -58,5 +62,5 @@ __all__ = [
     "boolean_inputs", "class_prior", "compare_with_sgd", "lz_complexity", "sample_functions",
     "InterventionsError", "intervention_effects", "interventions", "detect",
     "Counting", "CountingSettings", "counting", "conditions", "evidence", "persistence", "sgd_beside_prior", "theory_params", "write_report",
-    "run_experiment",
+    "run_experiment", "trajectories", "cells", "decisions",
 ]

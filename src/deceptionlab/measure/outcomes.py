@@ -8,13 +8,16 @@ from ..core.scoring import VERDICTS
 from ..core.stats import wilson
 
 
-def frequencies(runs: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
+def frequencies(runs: pd.DataFrame, by: str | list[str] | None = None) -> pd.DataFrame:
     """Long table: one row per (condition, verdict) with count, n, p and the 95% Wilson interval.
 
-    `by` names the columns that identify a condition (default: the `condition` label); conditions
-    keep the spec's order.
+    `by` names the column, or the columns, that identify a condition (default: the `condition` label);
+    conditions keep the spec's order.
     """
-    by = by or ["condition"]
+    by = [by] if isinstance(by, str) else list(by or ["condition"])
+    missing = [c for c in by if c not in runs.columns]
+    if missing:
+        raise ValueError(f"frequencies: no column {', '.join(map(repr, missing))} in the runs (columns include: {', '.join(c for c in runs.columns if not c.startswith('traj_'))[:300]})")
     cols = [*by, "verdict", "count", "n", "p", "low", "high"]
     if runs.empty:
         return pd.DataFrame(columns=cols)

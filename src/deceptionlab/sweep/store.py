@@ -46,6 +46,11 @@ class StoreError(RuntimeError):
 
 
 class Store:
+    """A results folder: `experiment.json` (the spec's fingerprint, its axes), `spec.toml`, the runs as
+    Parquet chunks in `runs/` and saved weights in `weights/`. `query(sql)` runs DuckDB over the runs
+    (the table is `runs`), `axes()` and `baselines()` name the sweep's axes, `weights(run_ids)` reads
+    saved weights. `load(root)` is the one-call reader (every column: docs/results.md)."""
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.runs_dir = self.root / "runs"
