@@ -1,7 +1,7 @@
 """Sweeps: specs, run ids, executing chunks (locally or on Ray) and the results store."""
 
-from .experiment import run_experiment, train_chunk
 from .executors import ExecutorError, Local, Progress, RayCluster
+from .experiment import run_experiment, train_chunk
 from .spec import ExperimentSpec, RunConfig, SpecError, conditions, expand, load_spec, parse_spec
 from .store import Store, StoreError, load
 
