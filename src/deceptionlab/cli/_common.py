@@ -25,7 +25,32 @@ console = Console(width=None if sys.stdout.isatty() else 160)  # tables stay who
 err_console = Console(stderr=True)
 
 
+DEBUG = {"on": False}  # set by --debug: a one-line error also shows the traceback it hides
+
+
+@app.callback(invoke_without_command=True)
+def _options(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback behind a one-line error."),
+):
+    """Does SGD produce deceptively aligned models? Run the experiments."""
+    if version:
+        from .. import __version__
+
+        console.print(f"deceptionlab {__version__}", highlight=False)
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        console.print(ctx.get_help())
+        raise typer.Exit(0)
+    DEBUG["on"] = debug
+
+
 def _fail(msg: str) -> None:
+    if DEBUG["on"] and sys.exc_info()[0] is not None:
+        import traceback
+
+        err_console.print(traceback.format_exc(), markup=False, highlight=False)
     err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)  # "[sweep a=1]" is no markup
     raise typer.Exit(2)
 
