@@ -38,7 +38,6 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from scipy.special import expit, logit, ndtr, softmax
-from scipy.stats import norm
 
 from ..measure.verdicts import VERDICTS
 from .biases import BiasParams, compute_steps, description_lengths
@@ -223,16 +222,19 @@ def _race(tau: np.ndarray, sigma: float, horizon: np.ndarray, grid: int = 240) -
     mean of its ends (trapezoid). Returns (C, R + 1)."""
     C, R = tau.shape
     H = np.maximum(np.asarray(horizon, float), 1.0)
-    edges = np.concatenate([np.zeros((C, 1)), np.exp(np.linspace(math.log(0.5), np.log(H), grid).T)], 1)  # (C, E)
-    with np.errstate(divide="ignore"):
-        z = (np.log(edges)[:, :, None] - np.log(tau)[:, None, :]) / sigma  # (C, E, R); tau inf -> F = 0
-    F = ndtr(z)
+    log_edges = math.log(0.5) + np.linspace(0.0, 1.0, grid)[None, :] * (np.log(H) - math.log(0.5))[:, None]  # (C, E-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (log_edges[:, :, None] - np.log(tau)[:, None, :]) / sigma  # (C, E-1, R); tau inf -> F = 0
+    F = np.concatenate([np.zeros((C, 1, R)), ndtr(z)], 1)  # the first edge is 0
     S = 1 - F
-    mass = np.diff(F, axis=1)  # (C, E-1, R)
+    mass = F[:, 1:] - F[:, :-1]  # (C, E-1, R)
     out = np.empty((C, R + 1))
     for i in range(R):
-        others = np.prod(np.delete(S, i, axis=2), axis=2)  # (C, E)
-        out[:, i] = np.sum(mass[:, :, i] * 0.5 * (others[:, :-1] + others[:, 1:]), axis=1)
+        others = np.ones(S.shape[:2])
+        for j in range(R):
+            if j != i:
+                others = others * S[:, :, j]
+        out[:, i] = np.einsum("ce,ce->c", mass[:, :, i], 0.5 * (others[:, :-1] + others[:, 1:]))
     out[:, R] = np.prod(S[:, -1, :], axis=1)
     return out / out.sum(1, keepdims=True)
 
