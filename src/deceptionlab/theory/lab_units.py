@@ -17,8 +17,9 @@ Three models (parameters: `FREE`):
   to `pointer_threshold` at `pointer_rate`). A run's times scatter log-normally (sd `rate_spread`, the
   path model's spread of run rates), independently. The first to finish decides: internal,
   corrigible, or, where the situation is known first and the goal is (or becomes) long-term (chance
-  `long_term_goal`), deceptive. None within the training steps: not converged, which acts on its own
-  goal everywhere (`proxy`) where the run had one when training began, else `mixed`.
+  `long_term_goal`), deceptive. None within the training steps: not converged, a proxy that is
+  neither the base objective nor the goal it began with: `mixed` (a `proxy` verdict needs the own
+  goal on at least 90% of the cells, training cells included, which training has by then changed).
 - `bias`: the low-path-dependence model: P(class) ∝ exp(-w_simplicity bits - w_speed steps), the
   same in every condition; internal, corrigible and deceptive runs show those verdicts.
 - `null`: knows nothing of goals. A run's training half is internal, corrigible, proxy or mixed
@@ -206,7 +207,7 @@ def proxy_rate_from(runs: pd.DataFrame, base: PathParams = PathParams()) -> tupl
 # (verdict, training half, deployment half, gap)
 PATH_ATOMS = (("internal", "internal", "internal", 0.0), ("corrigible", "corrigible", "corrigible", 0.0),
               ("deceptive", "internal", "proxy", 1.0), ("deceptive", "corrigible", "proxy", 1.0),
-              ("proxy", "proxy", "proxy", 0.0), ("mixed", "mixed", "mixed", 0.0))
+              ("mixed", "mixed", "mixed", 0.0))
 BIAS_ATOMS = (("internal", "internal", "internal", 0.0), ("corrigible", "corrigible", "corrigible", 0.0), ("deceptive", "internal", "proxy", 1.0))
 NULL_ATOMS = (("internal", "internal", "internal", 0.0), ("corrigible", "corrigible", "corrigible", 0.0),
               ("deceptive", "internal", "proxy", 1.0), ("deceptive", "corrigible", "proxy", 1.0),
@@ -270,8 +271,7 @@ def _path_atoms(conds: pd.DataFrame, p: dict, proxy_rate: float, base: PathParam
     none = L * three[:, 3] + (1 - L) * two[:, 2]
     aligned = internal + corrigible
     share = np.divide(internal, aligned, out=np.full_like(aligned, 0.5), where=aligned > 0)  # whom a deceptive run mimics
-    og = a["own_goal"]
-    return np.stack([internal, corrigible, deceptive * share, deceptive * (1 - share), none * og, none * (1 - og)], 1)
+    return np.stack([internal, corrigible, deceptive * share, deceptive * (1 - share), none], 1)
 
 
 def _bias_atoms(conds: pd.DataFrame, p: dict, bias: BiasParams = BiasParams()) -> np.ndarray:
