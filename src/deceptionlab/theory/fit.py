@@ -314,7 +314,14 @@ def fit_theory(runs: pd.DataFrame, fit: list[str], predict: list[str], axes: lis
     predconds = measure_conditions(runs[pred_rows], by)
     rate, source = proxy_rate_from(runs[fit_rows])
     ctx = Context(proxy_rate=rate, bias=bias if bias is not None else BiasParams())
-    posts = {m: fit_model(m, fitconds, ctx, seed=seed + i, draws=draws) for i, m in enumerate(MODELS)}
+    return fit_conditions(fitconds, predconds, ctx, seed=seed, draws=draws, fit=fit, predict=predict, proxy_source=source)
+
+
+def fit_conditions(fitconds: pd.DataFrame, predconds: pd.DataFrame, ctx: Context = Context(), *, seed: int = 0, draws: int = 300, starts: int = 4,
+                   fit: list[str] = (), predict: list[str] = (), proxy_source: str = "given") -> TheoryFit:
+    """`fit_theory` on condition tables already measured (`measure_conditions`, or simulated with
+    `simulate_verdicts`): fit every model on `fitconds`, score and predict on `predconds`."""
+    posts = {m: fit_model(m, fitconds, ctx, seed=seed + i, draws=draws, starts=starts) for i, m in enumerate(MODELS)}
 
     score_rows, per_run = [], {}
     for role, conds in (("fit", fitconds), ("predict", predconds)):
@@ -347,7 +354,7 @@ def fit_theory(runs: pd.DataFrame, fit: list[str], predict: list[str], axes: lis
         pp = predictions(m, predconds, texts_params(m), ctx)
         pred_tables.append(_prediction_rows(f"{m} (texts)", predconds, {**pp, **{f"{k}_low": v for k, v in pp.items()}, **{f"{k}_high": v for k, v in pp.items()}}))
     params = pd.concat([*(posts[m].table().assign(status="free (fitted)", source="posterior mode; 95% Laplace interval") for m in MODELS),
-                        _measured_parameters(fitconds, source, ctx)], ignore_index=True)
+                        _measured_parameters(fitconds, proxy_source, ctx)], ignore_index=True)
     conditions = pd.concat([fitconds.assign(role="fit"), predconds.assign(role="predict")], ignore_index=True)
     rev = pd.concat([reversals(posts[m], predconds, ctx) for m in THEORIES], ignore_index=True)
     return TheoryFit(list(fit), list(predict), conditions, params, scores, verdicts, pd.concat(pred_tables, ignore_index=True), rev, posts)

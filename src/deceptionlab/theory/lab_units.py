@@ -348,4 +348,7 @@ def simulate_verdicts(model: str, conds: pd.DataFrame, params: dict, runs: int, 
     for j, v in enumerate(VERDICTS):
         out[f"n_{v}"] = counts[:, j]
     out["runs"] = runs
+    for col in ("gap_mean", "gap_low", "gap_high", "gap_over_half", *(f"{h}_{x}" for h in ("training", "deployment") for x in HALVES)):
+        if col not in out:
+            out[col] = np.nan  # what was not simulated is not measured
     return out
