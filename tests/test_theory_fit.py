@@ -16,7 +16,7 @@ from deceptionlab.theory import FitError, fit_theory
 from deceptionlab.theory.fit import fit_conditions, fit_model, parse_filter
 from deceptionlab.theory.lab_units import Context, predictions, simulate_verdicts
 
-from .conftest import cli, tiny_spec_text
+from .conftest import tiny_spec_text
 
 CTX = Context(proxy_rate=0.004)
 
@@ -117,24 +117,24 @@ def test_fit_theory_on_a_results_folder(tiny_results):
 
 
 def test_cli_prints_the_verdict_and_refuses_a_bad_filter(tiny_results):
-    good = cli("theory", "fit", tiny_results, "--fit", "situational_awareness=off", "--predict", "situational_awareness=cue", env={"COLUMNS": "200", **_env()})
-    assert good.returncode == 0, good.stderr
+    from typer.testing import CliRunner
+
+    from deceptionlab.cli import app
+
+    runner = CliRunner()
+    fit = ["theory", "fit", str(tiny_results), "--fit", "situational_awareness=off", "--predict", "situational_awareness=cue"]
+    good = runner.invoke(app, fit, env={"COLUMNS": "200"})
+    assert good.exit_code == 0, good.output
     assert "Free parameters" in good.stdout and "Held out" in good.stdout
     last = good.stdout.strip().splitlines()[-1]
     assert last.startswith("verdict (path model against the null, held out):") and last.split()[-1] in {"supported", "falsified", "inconclusive"}
-    csv = cli("theory", "fit", tiny_results, "--fit", "situational_awareness=off", "--predict", "situational_awareness=cue", "--format", "csv", "--table", "verdicts", env=_env())
-    assert csv.returncode == 0 and csv.stdout.splitlines()[0].startswith("theory,held_out_runs,diff_log_lik")
+    csv = runner.invoke(app, [*fit, "--format", "csv", "--table", "verdicts"])
+    assert csv.exit_code == 0 and csv.stdout.splitlines()[0].startswith("theory,held_out_runs,diff_log_lik")
     for args, word in ((("--fit", "nosuch=1", "--predict", "situational_awareness=cue"), "nosuch"),
                        (("--fit", "situational_awareness=sideways", "--predict", "situational_awareness=cue"), "sideways"),
-                       (("--fit", "situational_awareness", "--predict", "situational_awareness=cue"), "axis=value")):
-        bad = cli("theory", "fit", tiny_results, *args, env=_env())
-        assert bad.returncode == 2 and not bad.stdout
+                       (("--fit", "situational_awareness", "--predict", "situational_awareness=cue"), "axis=value"),
+                       (("--fit", "situational_awareness=off"), "--predict")):
+        bad = runner.invoke(app, ["theory", "fit", str(tiny_results), *args])
+        assert bad.exit_code == 2 and not bad.stdout
         assert len(bad.stderr.strip().splitlines()) == 1 and word in bad.stderr, bad.stderr
 
-
-def _env():
-    import os
-
-    from .conftest import REPO
-
-    return {**os.environ, "PYTHONPATH": str(REPO / "src")}

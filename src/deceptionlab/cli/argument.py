@@ -125,8 +125,8 @@ def _volumes(prior: str) -> dict[str, float]:
 
 def _fit(results: Path, fit: list[str], predict: list[str], prior: str | None, seed: int):
     """`fit_theory` on a results folder, every user error one line and exit 2."""
-    from ..theory import BiasParams, FitError, bias_params_from_prior, fit_theory
     from ..sweep import Store, load
+    from ..theory import BiasParams, FitError, bias_params_from_prior, fit_theory
 
     try:
         bias = bias_params_from_prior(_volumes(prior))[0] if prior else BiasParams()

@@ -309,7 +309,7 @@ def fit_theory(runs: pd.DataFrame, fit: list[str], predict: list[str], axes: lis
     pred_rows = select(runs, predict, axes, "--predict")
     both = set(runs[by][fit_rows]) & set(runs[by][pred_rows])
     if both:
-        raise FitError(f"conditions in both --fit and --predict: {sorted(map(str, both))[0]!r}" + (f" and {len(both) - 1} more" if len(both) > 1 else ""))
+        raise FitError(f"conditions in both --fit and --predict: {min(map(str, both))!r}" + (f" and {len(both) - 1} more" if len(both) > 1 else ""))
     fitconds = measure_conditions(runs[fit_rows], by)
     predconds = measure_conditions(runs[pred_rows], by)
     rate, source = proxy_rate_from(runs[fit_rows])
@@ -385,12 +385,12 @@ def _prediction_rows(model: str, conds: pd.DataFrame, pp: dict) -> pd.DataFrame:
         for half in ("training", "deployment"):
             for j, h in enumerate(HALVES):
                 share = getattr(cond, f"{half}_{h}")
-                lo, hi = wilson(round(share * n), n) if share == share else (math.nan, math.nan)
+                lo, hi = wilson(round(share * n), n) if not math.isnan(share) else (math.nan, math.nan)
                 rows.append({"condition": cond.condition, "model": model, "quantity": f"P(verdict_{half} = {h})", "predicted": pp[half][c, j],
                              "predicted_low": pp[f"{half}_low"][c, j], "predicted_high": pp[f"{half}_high"][c, j],
                              "measured": share, "measured_low": float(lo), "measured_high": float(hi)})
         over = cond.gap_over_half
-        lo, hi = wilson(round(over * n), n) if over == over else (math.nan, math.nan)
+        lo, hi = wilson(round(over * n), n) if not math.isnan(over) else (math.nan, math.nan)
         rows.append({"condition": cond.condition, "model": model, "quantity": "P(gap > 0.5)", "predicted": pp["gap_over_half"][c],
                      "predicted_low": pp["gap_over_half_low"][c], "predicted_high": pp["gap_over_half_high"][c],
                      "measured": over, "measured_low": float(lo), "measured_high": float(hi)})
