@@ -12,6 +12,8 @@ Public API (the CLI calls the same functions):
     lz_complexity(bits) -> float              Lempel-Ziv complexity of a truth table (Dingle et al.)
     detect(dirs, detectors, out) -> dict      detectors on benchmark sets of deceptive vs aligned runs (docs/detection.md)
     counting(results_dir) -> Counting         naive count, P_prior, P_B(class | S) (NNGP posterior), P_SGD side by side
+    theory_fit(results_dir, fit, predict) -> TheoryFit   the theory fitted on some conditions, scored on held-out ones
+                                              against a null that knows nothing of goals (docs/theory.md, "Fitting")
 """
 
 from __future__ import annotations
@@ -48,10 +50,23 @@ def detect(folders, detectors: list[str] | None = None, out: str | Path | None =
     return _detect(folders, detectors, out, **kwargs)
 
 
+def theory_fit(results: str | Path, fit: list[str] | str, predict: list[str] | str, **kwargs):
+    """Fit the path model, the bias model and the null on the conditions of a results folder matching
+    `fit` (filters "axis=value[,axis=value]"; a list: any may match), predict those matching `predict`,
+    and judge the theory against the null on them: a `TheoryFit` (its `.verdict`, `.tables()`).
+    Keywords go to `deceptionlab.theory.fit_theory` (seed, bias, draws)."""
+    from .theory import fit_theory
+
+    runs = load(results)
+    axes = [a for a in Store(results).axes() if a in runs.columns] or ["condition"]
+    as_list = lambda f: [f] if isinstance(f, str) else list(f)  # noqa: E731
+    return fit_theory(runs, as_list(fit), as_list(predict), axes, **kwargs)
+
+
 __all__ = [
     "CLASSES", "REGISTRY", "analyse_paths", "VERDICTS", "ExperimentSpec", "ProbeEvaluator", "SpecError", "Store", "StoreError", "World",
     "class_scores", "frequencies", "get_world", "load", "load_spec", "parse_spec", "run", "verdicts", "wilson",
     "boolean_inputs", "class_prior", "compare_with_sgd", "lz_complexity", "sample_functions",
     "InterventionsError", "intervention_effects", "interventions", "detect",
-    "Counting", "CountingSettings", "counting",
+    "Counting", "CountingSettings", "counting", "theory_fit",
 ]

