@@ -138,3 +138,14 @@ def test_cli_prints_the_verdict_and_refuses_a_bad_filter(tiny_results):
         assert bad.exit_code == 2 and not bad.stdout
         assert len(bad.stderr.strip().splitlines()) == 1 and word in bad.stderr, bad.stderr
 
+
+
+def test_the_report_renders_a_fit_it_is_given(tiny_results, tmp_path):
+    from deceptionlab.report.html import _theory_fit_section
+
+    runs = deceptionlab.load(tiny_results)
+    res = fit_theory(runs, ["situational_awareness=off"], ["situational_awareness=cue"], ["situational_awareness"], draws=50)
+    figs = []
+    html = "\n".join(_theory_fit_section(res.tables(), tmp_path, figs))
+    assert f"path model is <b>{res.verdict}</b>" in html and "situational_awareness=cue" in html
+    assert len(figs) == 1 and figs[0].png.exists() and figs[0].png.with_suffix(".svg").exists()
