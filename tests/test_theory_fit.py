@@ -112,6 +112,11 @@ def test_fit_theory_on_a_results_folder(tiny_results):
     scores = res.scores[res.scores.role == "predict"]
     assert set(scores.model) == {"path", "bias", "null", "path (texts)", "bias (texts)"} and (scores.runs == 6).all()
     assert (scores.brier >= 0).all() and (scores.log_lik < 0).all()
+    claims = res.claims.set_index("claim")
+    assert {"C1", "C4", "C10"} <= set(claims.index)
+    assert set(claims.verdict) <= {"supported", "contradicted", "inconclusive", "not testable here"}
+    if res.conditions.distance.nunique() == 1:  # no reduced-but-non-zero cue: C10 is not judged
+        assert claims.loc["C10", "verdict"] == "not testable here"
     with pytest.raises(FitError, match="both --fit and --predict"):
         fit_theory(runs, ["situational_awareness=off"], ["situational_awareness=off"], ["situational_awareness"])
 

@@ -149,12 +149,12 @@ def theory_fit(
     prior: Optional[str] = typer.Option(None, "--prior", help="Measured prior volumes CLASS=P,... for the bias model's description lengths."),
     seed: int = typer.Option(0, help="Seed of the fit's starts, posterior draws and bootstrap."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv (the table named by --table) or json (every table)."),
-    table: str = typer.Option("predictions", "--table", help="With --format csv: conditions, parameters, scores, verdicts, predictions or reversals."),
+    table: str = typer.Option("predictions", "--table", help="With --format csv: conditions, parameters, scores, verdicts, predictions, reversals or claims."),
 ):
     """Fit the argument's models and a null that knows nothing of goals on some conditions, score them
     on held-out ones (log-likelihood and Brier score per run), and say whether the theory is falsified,
     supported or neither there (docs/theory.md, "Fitting")."""
-    tables_known = ("conditions", "parameters", "scores", "verdicts", "predictions", "reversals")
+    tables_known = ("conditions", "parameters", "scores", "verdicts", "predictions", "reversals", "claims")
     if fmt is Format.csv and table not in tables_known:
         _fail(f"--table {table!r}: one of {', '.join(tables_known)}")
     res = _fit(results, fit, predict, prior, seed)
@@ -230,6 +230,14 @@ def _print_fit(res) -> None:
         [[r["model"], r["param"], f"{r['value']:.3g}", r["reverses"], _num(r["posterior_quantile"], ".3f"), r["condition"], r["to"]] for r in rev.to_dict("records")],
         left=2,
     )
+    if not res.claims.empty:
+        _table(
+            "Claims the fit speaks to, judged only where their preconditions hold, by the rule shown (measured beside the fitted theory and the texts)",
+            ["claim", "preconditions", "judged on", "rule", "measured", "fitted theory", "texts' assumption", "verdict"],
+            [[r["claim"], r["preconditions"], r["judged_on"], r["rule"], r["measured"], r["fitted_theory"], r["texts_assumption"], f"[bold]{r['verdict']}[/]"]
+             for r in res.claims.to_dict("records")],
+            left=4,
+        )
     console.print(f"verdict (path model against the null, held out): [bold]{res.verdict}[/]")
 
 

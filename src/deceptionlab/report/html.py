@@ -226,6 +226,8 @@ def _theory_fit_section(t: dict[str, pd.DataFrame], out: Path, figs: list[Figure
         "<h3>What reverses the fitted theory's held-out verdicts, and where that value lies in the posterior</h3>",
         _table(t["reversals"].round(4)),
         "<h3>Held-out predictions beside the measurements</h3>", _table(pred),
+        *(["<h3>Claims the fit speaks to: preconditions, the rule, the measurement beside the fitted theory and the texts' assumption</h3>",
+           _table(t["claims"])] if "claims" in t and not t["claims"].empty else []),
     ]
 
 

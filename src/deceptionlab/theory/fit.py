@@ -261,6 +261,7 @@ class TheoryFit:
     predictions: pd.DataFrame  # held-out condition x model x quantity: predicted (interval) vs measured (interval)
     reversals: pd.DataFrame
     posteriors: dict = field(default_factory=dict, repr=False)
+    claims: pd.DataFrame = field(default_factory=pd.DataFrame)  # fit_claims: only when fitted on a runs table
 
     @property
     def verdict(self) -> str:
@@ -269,7 +270,7 @@ class TheoryFit:
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {"conditions": self.conditions, "parameters": self.parameters, "scores": self.scores, "verdicts": self.verdicts,
-                "predictions": self.predictions, "reversals": self.reversals}
+                "predictions": self.predictions, "reversals": self.reversals, "claims": self.claims}
 
 
 def _measured_parameters(fitconds: pd.DataFrame, proxy_source: str, ctx: Context) -> pd.DataFrame:
@@ -314,7 +315,11 @@ def fit_theory(runs: pd.DataFrame, fit: list[str], predict: list[str], axes: lis
     predconds = measure_conditions(runs[pred_rows], by)
     rate, source = proxy_rate_from(runs[fit_rows])
     ctx = Context(proxy_rate=rate, bias=bias if bias is not None else BiasParams())
-    return fit_conditions(fitconds, predconds, ctx, seed=seed, draws=draws, fit=fit, predict=predict, proxy_source=source)
+    res = fit_conditions(fitconds, predconds, ctx, seed=seed, draws=draws, fit=fit, predict=predict, proxy_source=source)
+    from .fit_claims import fit_claims
+
+    res.claims = fit_claims(runs[fit_rows | pred_rows], res.conditions, res.posteriors, ctx, by, seed)
+    return res
 
 
 def fit_conditions(fitconds: pd.DataFrame, predconds: pd.DataFrame, ctx: Context = Context(), *, seed: int = 0, draws: int = 300, starts: int = 4,

@@ -254,14 +254,28 @@ def _arrays(conds: pd.DataFrame) -> dict[str, np.ndarray]:
     return a
 
 
-def _path_atoms(conds: pd.DataFrame, p: dict, proxy_rate: float, base: PathParams = PathParams()) -> np.ndarray:
+def _medians(conds: pd.DataFrame, p: dict, proxy_rate: float, base: PathParams) -> tuple[np.ndarray, ...]:
+    """Median times of the proxy, the pointer and the situation, each followed alone, and the horizon."""
     a = _arrays(conds)
     tau_s = np.maximum(a["sa_steps"], 1.0)
     need_p = np.array([_integral(x, 1 - base.proxy_tolerance, base.proxy_curvature) for x in a["initial_proxy"]])
     tau_p = np.maximum(need_p / proxy_rate, 1.0)
     know = _integral(0, base.objective_knowledge, base.world_curvature) / _integral(0, base.situational_threshold, base.world_curvature)
     tau_q = tau_s * know + _integral(0, base.pointer_threshold, base.pointer_curvature) / p["pointer_rate"]
-    H = a["train_steps"]
+    return tau_p, tau_q, tau_s, a["train_steps"]
+
+
+def situation_first(conds: pd.DataFrame, p: dict, ctx: Context) -> np.ndarray:
+    """The path model's P(the situation is known before the base objective, or a pointer to it, is
+    reached | one of them is reached within training), per condition (claim C1)."""
+    tau_p, tau_q, tau_s, H = _medians(conds, p, ctx.proxy_rate, ctx.path)
+    r = _race(np.stack([tau_p, tau_q, tau_s], 1), p["rate_spread"], H)
+    some = 1 - r[:, 3]
+    return np.divide(r[:, 2], some, out=np.full_like(some, np.nan), where=some > 1e-12)
+
+
+def _path_atoms(conds: pd.DataFrame, p: dict, proxy_rate: float, base: PathParams = PathParams()) -> np.ndarray:
+    tau_p, tau_q, tau_s, H = _medians(conds, p, proxy_rate, base)
     L = p["long_term_goal"]
     three = _race(np.stack([tau_p, tau_q, tau_s], 1), p["rate_spread"], H)  # internal, corrigible, deceptive, none
     two = _race(np.stack([tau_p, tau_q], 1), p["rate_spread"], H)
