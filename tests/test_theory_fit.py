@@ -105,9 +105,14 @@ def tiny_results(tmp_path_factory):
     return root / "results"
 
 
-def test_fit_theory_on_a_results_folder(tiny_results):
+@pytest.fixture(scope="module")
+def tiny_fit(tiny_results):
     runs = deceptionlab.load(tiny_results)
-    res = fit_theory(runs, ["situational_awareness=off"], ["situational_awareness=cue"], ["situational_awareness"], draws=50)
+    return runs, fit_theory(runs, ["situational_awareness=off"], ["situational_awareness=cue"], ["situational_awareness"], draws=50)
+
+
+def test_fit_theory_on_a_results_folder(tiny_fit):
+    runs, res = tiny_fit
     assert set(res.conditions.role) == {"fit", "predict"} and res.verdict in {"supported", "falsified", "inconclusive"}
     scores = res.scores[res.scores.role == "predict"]
     assert set(scores.model) == {"path", "bias", "null", "path (texts)", "bias (texts)"} and (scores.runs == 6).all()
@@ -127,7 +132,7 @@ def test_cli_prints_the_verdict_and_refuses_a_bad_filter(tiny_results):
     from deceptionlab.cli import app
 
     runner = CliRunner()
-    fit = ["theory", "fit", str(tiny_results), "--fit", "situational_awareness=off", "--predict", "situational_awareness=cue"]
+    fit = ["theory", "fit", str(tiny_results), "--fit", "situational_awareness=off", "--predict", "situational_awareness=cue", "--draws", "40"]
     good = runner.invoke(app, fit, env={"COLUMNS": "200"})
     assert good.exit_code == 0, good.output
     assert "Free parameters" in good.stdout and "Held out" in good.stdout
@@ -145,11 +150,10 @@ def test_cli_prints_the_verdict_and_refuses_a_bad_filter(tiny_results):
 
 
 
-def test_the_report_renders_a_fit_it_is_given(tiny_results, tmp_path):
+def test_the_report_renders_a_fit_it_is_given(tiny_fit, tmp_path):
     from deceptionlab.report.html import _theory_fit_section
 
-    runs = deceptionlab.load(tiny_results)
-    res = fit_theory(runs, ["situational_awareness=off"], ["situational_awareness=cue"], ["situational_awareness"], draws=50)
+    res = tiny_fit[1]
     figs = []
     html = "\n".join(_theory_fit_section(res.tables(), tmp_path, figs))
     assert f"path model is <b>{res.verdict}</b>" in html and "situational_awareness=cue" in html

@@ -123,7 +123,7 @@ def _volumes(prior: str) -> dict[str, float]:
     return volumes
 
 
-def _fit(results: Path, fit: list[str], predict: list[str], prior: str | None, seed: int):
+def _fit(results: Path, fit: list[str], predict: list[str], prior: str | None, seed: int, draws: int = 300):
     """`fit_theory` on a results folder, every user error one line and exit 2."""
     from ..sweep import Store, load
     from ..theory import BiasParams, FitError, bias_params_from_prior, fit_theory
@@ -134,7 +134,7 @@ def _fit(results: Path, fit: list[str], predict: list[str], prior: str | None, s
         runs = load(results)
         axes = [a for a in store.axes() if a in runs.columns] or ["condition"]
         with err_console.status("fitting the theory, the null and the bias model"):
-            return fit_theory(runs, fit, predict, axes, seed=seed, bias=bias)
+            return fit_theory(runs, fit, predict, axes, seed=seed, bias=bias, draws=draws)
     except (FitError, StoreError) as e:
         _fail(str(e))
     except ValueError as e:  # a bad --prior
@@ -148,6 +148,7 @@ def theory_fit(
     predict: list[str] = typer.Option([], "--predict", help="Held-out conditions to predict: axis=value[,axis=value] (repeatable)."),
     prior: Optional[str] = typer.Option(None, "--prior", help="Measured prior volumes CLASS=P,... for the bias model's description lengths."),
     seed: int = typer.Option(0, help="Seed of the fit's starts, posterior draws and bootstrap."),
+    draws: int = typer.Option(300, min=10, help="Draws from each model's Laplace posterior (predictions, intervals)."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv (the table named by --table) or json (every table)."),
     table: str = typer.Option("predictions", "--table", help="With --format csv: conditions, parameters, scores, verdicts, predictions, reversals or claims."),
 ):
@@ -157,7 +158,7 @@ def theory_fit(
     tables_known = ("conditions", "parameters", "scores", "verdicts", "predictions", "reversals", "claims")
     if fmt is Format.csv and table not in tables_known:
         _fail(f"--table {table!r}: one of {', '.join(tables_known)}")
-    res = _fit(results, fit, predict, prior, seed)
+    res = _fit(results, fit, predict, prior, seed, draws)
     tables = res.tables()
     if fmt is Format.csv:
         sys.stdout.write(tables[table].to_csv(index=False))
