@@ -158,3 +158,18 @@ def test_the_report_renders_a_fit_it_is_given(tiny_fit, tmp_path):
     html = "\n".join(_theory_fit_section(res.tables(), tmp_path, figs))
     assert f"path model is <b>{res.verdict}</b>" in html and "situational_awareness=cue" in html
     assert len(figs) == 1 and figs[0].png.exists() and figs[0].png.with_suffix(".svg").exists()
+
+
+def test_the_race_matches_a_monte_carlo_of_its_log_normal_times():
+    from deceptionlab.theory.lab_units import _race
+
+    tau = np.array([[300.0, 900.0, 150.0], [50.0, np.inf, 2000.0]])
+    horizon = np.array([1500.0, 1000.0])
+    got = _race(tau, 1.2, horizon)
+    rng = np.random.default_rng(0)
+    for c in range(2):
+        with np.errstate(invalid="ignore"):
+            t = tau[c] * np.exp(1.2 * rng.standard_normal((200_000, 3)))  # inf stays inf: never
+        first, when = t.argmin(1), t.min(1)
+        mc = [np.mean((first == i) & (when < horizon[c])) for i in range(3)] + [np.mean(when >= horizon[c])]
+        assert np.allclose(got[c], mc, atol=0.01), (c, got[c], mc)
