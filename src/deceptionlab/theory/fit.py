@@ -328,11 +328,11 @@ def fit_conditions(fitconds: pd.DataFrame, predconds: pd.DataFrame, ctx: Context
     `simulate_verdicts`): fit every model on `fitconds`, score and predict on `predconds`."""
     posts = {m: fit_model(m, fitconds, ctx, seed=seed + i, draws=draws, starts=starts) for i, m in enumerate(MODELS)}
 
-    score_rows, per_run = [], {}
+    score_rows, per_run, pps = [], {}, {}
     for role, conds in (("fit", fitconds), ("predict", predconds)):
         for m in MODELS:
-            p = posterior_predictive(posts[m], conds, ctx)["verdict"]
-            per_run[(role, m)] = per_run_scores(p, conds)
+            pps[(role, m)] = posterior_predictive(posts[m], conds, ctx)
+            per_run[(role, m)] = per_run_scores(pps[(role, m)]["verdict"], conds)
         for m in THEORIES:
             per_run[(role, f"{m} (texts)")] = per_run_scores(verdict_probs(m, conds, texts_params(m), ctx), conds)
         for k, (ll, br) in per_run.items():
@@ -353,8 +353,7 @@ def fit_conditions(fitconds: pd.DataFrame, predconds: pd.DataFrame, ctx: Context
 
     pred_tables = []
     for m in MODELS:
-        pp = posterior_predictive(posts[m], predconds, ctx)
-        pred_tables.append(_prediction_rows(MODEL_NAMES[m], predconds, pp))
+        pred_tables.append(_prediction_rows(MODEL_NAMES[m], predconds, pps[("predict", m)]))
     for m in THEORIES:
         pp = predictions(m, predconds, texts_params(m), ctx)
         pred_tables.append(_prediction_rows(f"{m} (texts)", predconds, {**pp, **{f"{k}_low": v for k, v in pp.items()}, **{f"{k}_high": v for k, v in pp.items()}}))
