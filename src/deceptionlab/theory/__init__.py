@@ -6,6 +6,8 @@ to every parameter (`sensitivity`), and parameters set from measurements (`calib
 from ._fields import checked, field_docs
 from .biases import CLASSES3, BiasParams, bias_params_from_prior, bias_predictions, compute_steps, description_lengths
 from .calibrate import params_from_runs
+from .fit import FitError, TheoryFit, fit_theory
+from .lab_units import FREE, measure_conditions, predictions, simulate_verdicts
 from .path_model import OUTCOMES, PathParams, PathResult, params_table, path_quantities, simulate_paths
 from .predict import apply_assignments, parameters, predict
 from .sensitivity import reversals, sensitivity
@@ -13,6 +15,7 @@ from .sensitivity import reversals, sensitivity
 PathModel = PathParams  # the model is its parameters plus `simulate_paths`; the name the issue uses
 
 __all__ = [
+    "FREE", "FitError", "TheoryFit", "fit_theory", "measure_conditions", "predictions", "simulate_verdicts",
     "CLASSES3", "OUTCOMES", "BiasParams", "PathModel", "PathParams", "PathResult", "apply_assignments", "bias_params_from_prior",
     "bias_predictions", "checked", "compute_steps", "description_lengths", "field_docs", "params_from_runs", "params_table",
     "parameters", "path_quantities", "predict", "reversals", "sensitivity", "simulate_paths",
