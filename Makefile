@@ -18,7 +18,7 @@ demo: $(STAMP)  ## the flagship experiment (36 conditions x 96 seeds), the speed
 	$(VENV)/bin/deceptionlab run experiments/flagship.toml --out results/flagship
 	$(VENV)/bin/deceptionlab speed results/speed
 	$(VENV)/bin/deceptionlab counting results/flagship
-	$(VENV)/bin/deceptionlab report results/flagship --speed results/speed --counting results/flagship/counting/counting.parquet -o results/report.html
+	$(VENV)/bin/deceptionlab report results/flagship --speed results/speed --counting results/flagship/counting/counting.parquet --fit cue_copies=1 --fit cue_copies=16 --predict cue_copies=4 -o results/report.html
 
 browser:  ## headless Chromium and its driver, for the report's browser test
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
