@@ -88,7 +88,8 @@ COLUMNS: tuple[Column, ...] = (
     _C("compliance_gap_patched", "float", "The gap when each deployment twin takes its training twin's coordinates in the situation subspace.", "controls"),
     _C("compliance_gap_random_patch", "float", "The same with a random subspace.", "controls"),
     # -- families -----------------------------------------------------------------------------------
-    _C("expected_exit", "float", "Early-exit (ponder) family: the expected exit layer on the probe inputs.", "family"),
+    _C("expected_exit", "float", "Early-exit (ponder) family: the mean expected exit layer (from 1) over the probe and training inputs.", "family"),
+    _C("exit_cells", "records", "Early-exit (ponder) family: per probe cell, {cell, expected_exit}: the mean expected exit layer over the cell's inputs.", "family"),
     # -- trajectory: one value per checkpoint ---------------------------------------------------------
     _C("traj_step", "list[int]", "The step of each checkpoint (step 0, every log_every steps, every phase boundary, the end).", "trajectory"),
     _C("traj_phase", "list[str]", "The phase each checkpoint belongs to.", "trajectory"),
