@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -72,3 +73,40 @@ def baselines_of(spec: AnySpec) -> dict[str, str]:
     if not isinstance(spec, ExperimentSpec):
         return {}
     return {n: a.baseline for n, a in spec.sweep.items() if a.baseline is not None}
+
+
+def _key(k: str) -> str:
+    return k if k and all(c.isalnum() or c in "_-" for c in k) and k.isascii() else json.dumps(k)
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"no TOML form for {type(v).__name__}")
+
+
+def to_toml(raw: dict) -> str:
+    """A spec built in code (a dict of parsed TOML) as TOML text, for the results folder's spec.toml:
+    scalars first, then one table per dict, one array of tables per list of dicts; checked by reading it back."""
+    lines, tables = [], []
+    for k, v in raw.items():
+        if isinstance(v, dict) or (isinstance(v, list) and v and all(isinstance(x, dict) for x in v)):
+            tables.append((k, v))
+        elif v is not None:
+            lines.append(f"{k} = {_toml_value(v)}")
+    for k, v in tables:
+        for entry in v if isinstance(v, list) else [v]:
+            lines += ["", f"[[{k}]]" if isinstance(v, list) else f"[{k}]"]
+            lines += [f"{_key(kk)} = {_toml_value(x)}" for kk, x in entry.items() if x is not None]
+    text = "\n".join(lines) + "\n"
+    if tomllib.loads(text) != {k: v for k, v in raw.items() if v is not None}:
+        raise ValueError("to_toml: the spec does not read back the same")
+    return text
