@@ -31,14 +31,14 @@ def run_speed(out: str | Path, imitation: AnySpec | dict | None, ponder: AnySpec
     """Run the speed measurements into OUT/imitation (a spec of kind "imitation") and OUT/ponder (a training
     spec of the early-exit family: `model.compute_penalty` swept as axis "beta", `model.width` as "width"),
     each resumable like any sweep; specs may be given as parsed TOML dicts. Returns the counts of each."""
-    out, counts = Path(out), {}
-    for part, spec in (("imitation", imitation), ("ponder", ponder)):
-        if spec is None:
-            continue
-        text = to_toml(spec) if isinstance(spec, dict) else None
-        spec = parse_spec(spec, source=f"{part} spec") if isinstance(spec, dict) else spec
-        counts[part] = run_experiment(spec, out / part, spec_text=text, **kwargs)
-    return counts
+    out, parsed = Path(out), {}
+    for part, spec in (("imitation", imitation), ("ponder", ponder)):  # both checked before either runs
+        if spec is not None:
+            text = to_toml(spec) if isinstance(spec, dict) else None
+            parsed[part] = (parse_spec(spec, source=f"{part} spec") if isinstance(spec, dict) else spec, text)
+    for part, (spec, _) in parsed.items():
+        Store(out / part).check_compatible(spec)
+    return {part: run_experiment(spec, out / part, spec_text=text, **kwargs) for part, (spec, text) in parsed.items()}
 
 
 def speed_part(spec: AnySpec) -> str | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-
 PLACEHOLDERS: dict[str, str] = {
     "class": "internal|corrigible|deceptive|proxy",
     "half_class": "internal|corrigible|proxy",

@@ -131,9 +131,8 @@ def ponder_spec(world: World, cfg: PonderConfig | None = None, name: str = "spee
     if cfg.own_goal_steps and "own_goal" in world.datasets:
         phases.append({"name": "own_goal", "steps": cfg.own_goal_steps, "heads": {"policy": {"data": "own_goal"}, **{h: {} for h in heads[1:]}}})
     phases.append({"name": "training", "steps": cfg.steps, "heads": {h: {} for h in heads}})
-    total = sum(p["steps"] for p in phases)
     return {
-        "name": name, "seeds": cfg.seeds, "log_every": max(1, total), "world": {"name": world.name, "knobs": world.knobs.model_dump()},
+        "name": name, "seeds": cfg.seeds, "log_every": 500, "world": {"name": world.name, "knobs": world.knobs.model_dump()},
         "model": {"depth": cfg.depth, "width": cfg.widths[0], "compute_penalty": float(cfg.betas[0]), "ponder_penalty": cfg.penalty},
         "optimizer": {"name": "adam", "lr": cfg.lr, "batch_size": cfg.batch_size}, "phases": phases,
         "verdict": {"threshold": cfg.threshold, "fit_threshold": cfg.fit_threshold},

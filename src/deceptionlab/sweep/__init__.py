@@ -1,7 +1,7 @@
 """Sweeps: specs, run ids, executing chunks (locally or on Ray) and the results store."""
 
-from .experiment import run_experiment, train_chunk
 from .executors import ExecutorError, Local, Progress, RayCluster
+from .experiment import run_experiment, train_chunk
 from .measurements import ImitationSpec, PriorSpec
 from .spec import ExperimentSpec, RunConfig, SpecError, conditions
 from .specs import SPEC_KINDS, expand, load_spec, parse_spec
