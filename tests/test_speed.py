@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from deceptionlab.api import ponder_sweep, speed_results
 from deceptionlab.measure import (
     ImitationConfig,
     PonderConfig,
@@ -19,7 +20,6 @@ from deceptionlab.measure import (
     forward_flops,
     imitation_grid,
 )
-from deceptionlab.api import ponder_sweep, speed_results
 from deceptionlab.models import MLPEnsemble, PonderEnsemble
 from deceptionlab.models.ponder import PonderOutput, expected_layers, halting_log_distribution, ponder_loss
 from deceptionlab.sweep import load_spec

@@ -121,8 +121,8 @@ def report(
     counting: Optional[Path] = typer.Option(None, help="counting.parquet of `deceptionlab counting DIR`: C5 is judged from P_B(class | S)."),
 ):
     """One self-contained HTML report: the claims table (C1-C11), verdicts, paths, path dependence, figures."""
-    from ..api import write_report
     from ..api import speed_results as load_speed
+    from ..api import write_report
     from ..report.html import Figure
 
     extra, speed_results = [], None
