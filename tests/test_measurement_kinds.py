@@ -75,6 +75,9 @@ def test_imitation_kind_stores_resumes_and_matches_the_direct_grid(tmp_path):
     need = compute_per_class(stored).set_index("class")
     assert need.loc["internal", "width"] == 1 and need.loc["corrigible", "width"] > 1  # one unit cannot do the XOR
     assert tomllib.loads((out / "spec.toml").read_text()) == raw
+    shown = CliRunner().invoke(app, ["show", str(out), "-f", "csv"])  # `show` summarises a measurement folder
+    assert shown.exit_code == 0, shown.output
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(shown.output)), compute_per_class(direct), check_dtype=False)
 
 
 def test_prior_kind_stores_resumes_and_matches_class_prior(tmp_path):

@@ -257,7 +257,7 @@ def prior(
     sgd_runs: int = typer.Option(0, min=0, help="Boolean inputs: also train this many runs on a subset and compare P_SGD(f) with P_prior(f)."),
     train_size: int = typer.Option(16, min=1, help="Size of that training subset S."),
     target: Optional[str] = typer.Option(None, help="Target truth table (hex) for --sgd-runs (default: the first input bit x_0)."),
-    spec: Optional[Path] = typer.Option(None, "--spec", help="A spec of kind \"prior\" (docs/specs.md) to run instead of --world's options."),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="A spec of kind \"prior\" (docs/measurements.md) to run instead of --world's options."),
     workers: Optional[int] = typer.Option(None, min=1, help="With --world or --spec: local worker processes (default: one per core, at most one per chunk)."),
 ):
     """The prior of random networks: function frequencies vs LZ complexity, or P_prior(class) on a world."""

@@ -1,7 +1,7 @@
 """Speed: how much compute each alignment class needs, and what a compute penalty does (C6, C7).
 
 Both measurements are specs, run through the planner, executors and store like any sweep
-(`deceptionlab speed OUT` runs them into OUT/imitation and OUT/ponder; docs/speed.md):
+(`deceptionlab speed OUT` runs them into OUT/imitation and OUT/ponder; docs/measurements.md):
 
 1. Imitation (`kind = "imitation"`, `sweep.measurements`): batched MLP ensembles trained to imitate each
    class's reference implementation directly, over a grid of (depth, width) and init seeds. From the

@@ -1,7 +1,7 @@
 """Measurement kinds: specs whose runs are not training runs, run through the same planner, executors and
 store as any sweep (so they resume, run on Ray, and load with `deceptionlab.load`).
 
-A spec's top-level `kind` chooses (docs/specs.md, "Measurement kinds"):
+A spec's top-level `kind` chooses (docs/measurements.md, "Measurement kinds"):
 - "train" (the default, `sweep.spec.ExperimentSpec`): training runs;
 - "imitation" (`ImitationSpec`): speed's compute per class. A run is (class, depth, width, seed): an MLP of
   that architecture, initialised from the seed, trained full batch to imitate the class's reference
