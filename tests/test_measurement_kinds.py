@@ -164,6 +164,9 @@ def test_cli_runs_a_measurement_spec_and_refuses_a_bad_one(tmp_path):
     assert "2 runs trained" in res.output and "prior|fit" in res.output and "of 400 draws fit 4 of the 256 training inputs" in res.output
     shown = CliRunner().invoke(app, ["show", str(out), "-f", "csv"])
     assert shown.exit_code == 0 and pd.read_csv(io.StringIO(shown.output)).groupby("source").p.sum().tolist() == pytest.approx([1, 1])
+    again = CliRunner().invoke(app, ["prior", "--spec", str(spec), "--out", str(out)])  # the same spec: nothing to draw
+    assert again.exit_code == 0 and "of 400 draws fit 4 of the 256 training inputs" in again.output
+    assert len(Store(out).parts()) == 1 and (out / "class_prior.csv").is_file()
     bad = tmp_path / "bad.toml"
     bad.write_text('kind = "imitation"\nname = "b"\n[imitation]\nwidths = [0]\n')
     res = cli("run", bad, "-o", tmp_path / "never", cwd=REPO, env=ENV)  # the real command line: exit code and stderr

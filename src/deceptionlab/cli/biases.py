@@ -89,7 +89,7 @@ def _print_speed(res, folder: Path) -> None:
     )
     for c in ("width", "beta", "runs", *VERDICTS, "train acc", "deploy base", "exit layer"):
         t.add_column(c, justify="right")
-    for (width, beta), g in freq.groupby(["width", "beta"], sort=False):
+    for (width, beta), g in freq.groupby(["width", "beta"], sort=True):  # width by width, beta ascending
         s = summary.loc[(width, beta)]
         cells = [f"{100 * r.p:.0f} ({100 * r.low:.0f}-{100 * r.high:.0f})" for r in g.itertuples()]
         t.add_row(str(width), f"{beta:g}", str(int(s.n)), *cells, f"{s.train_accuracy:.3f}", f"{s.deploy_base:.3f}", f"{s.expected_exit:.2f}")

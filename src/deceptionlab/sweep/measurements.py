@@ -56,8 +56,12 @@ class _MeasurementSpec(_Strict):
     world: WorldSpec = Field(default_factory=WorldSpec)
     verdict: VerdictSpec = Field(default_factory=VerdictSpec)
     seeds: int | list[int] = Field(4, validate_default=True)
+    """The runs' seeds: a count (0..n-1) or an explicit list."""
 
-    _seeds = field_validator("seeds")(classmethod(lambda cls, v: _seed_list(v)))
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v):
+        return _seed_list(v)
 
     @model_validator(mode="after")
     def _check_world(self):
