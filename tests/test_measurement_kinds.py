@@ -173,3 +173,15 @@ def test_cli_runs_a_measurement_spec_and_refuses_a_bad_one(tmp_path):
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
     assert "imitation.widths: must be distinct whole numbers from 1 to 4096" in res.stderr
     assert not (tmp_path / "never").exists()
+
+
+def test_a_spec_built_in_code_is_written_as_toml_that_gives_the_same_runs():
+    """TOML has no null: a knob at None (gridworld's max_steps) is left out and takes its default again."""
+    from deceptionlab.sweep import expand
+    from deceptionlab.worlds import make_world
+
+    raw = prior_spec(make_world("gridworld", {"size": 5}), 200, depth=2, width=16)
+    assert raw["world"]["knobs"]["max_steps"] is None
+    text = to_toml(raw)
+    assert "max_steps" not in text
+    assert [r.run_id for r in expand(parse_spec(tomllib.loads(text)))] == [r.run_id for r in expand(parse_spec(raw))]

@@ -89,13 +89,20 @@ def _toml_value(v) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+        return "{ " + ", ".join(f"{_key(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None) + " }"
     raise TypeError(f"no TOML form for {type(v).__name__}")
+
+
+def _without_none(v):
+    if isinstance(v, dict):
+        return {k: _without_none(x) for k, x in v.items() if x is not None}
+    return [_without_none(x) for x in v] if isinstance(v, list) else v
 
 
 def to_toml(raw: dict) -> str:
     """A spec built in code (a dict of parsed TOML) as TOML text, for the results folder's spec.toml:
-    scalars first, then one table per dict, one array of tables per list of dicts; checked by reading it back."""
+    scalars first, then one table per dict, one array of tables per list of dicts; checked by reading it back.
+    TOML has no null: a None value is left out (a spec field or knob left out takes its default)."""
     lines, tables = [], []
     for k, v in raw.items():
         if isinstance(v, dict) or (isinstance(v, list) and v and all(isinstance(x, dict) for x in v)):
@@ -107,6 +114,6 @@ def to_toml(raw: dict) -> str:
             lines += ["", f"[[{k}]]" if isinstance(v, list) else f"[{k}]"]
             lines += [f"{_key(kk)} = {_toml_value(x)}" for kk, x in entry.items() if x is not None]
     text = "\n".join(lines) + "\n"
-    if tomllib.loads(text) != {k: v for k, v in raw.items() if v is not None}:
+    if tomllib.loads(text) != _without_none(raw):
         raise ValueError("to_toml: the spec does not read back the same")
     return text
