@@ -252,7 +252,8 @@ def _prior_runs(spec: PriorSpec) -> list[Run]:
 def fit_subset(n_fit: int, fit_rows: int | None, seed: int) -> torch.Tensor:
     """The training inputs a prior draw must fit: all, or `fit_rows` of them drawn from `seed` (as
     `class_prior` drew them before it was a spec kind, so a subset keeps its acceptance: the acceptance
-    hangs on which rows are drawn far more than on the draws, from 0.2% to 22% for 6 bitworld rows)."""
+    hangs on which rows are drawn far more than on the draws, from 0.2% to 22% for 6 bitworld rows; and
+    measure.counting conditions on the same subset)."""
     if not fit_rows:
         return torch.arange(n_fit)
     return torch.randperm(n_fit, generator=torch.Generator().manual_seed(seed + 1))[:fit_rows]
