@@ -15,7 +15,7 @@ from deceptionlab.core.scoring import unpack_decisions
 from deceptionlab.families import get_family
 from deceptionlab.families.gridworld import RolloutEvaluator
 from deceptionlab.judge.deception import Judge, compliance, derive
-from deceptionlab.measure import ImitationConfig, class_scores, imitation_grid, ponder_sweep, verdicts
+from deceptionlab.measure import ImitationConfig, class_scores, imitation_grid, ponder_spec, verdicts
 from deceptionlab.measure.prior_volume import random_ensemble
 from deceptionlab.models import MLPEnsemble
 from deceptionlab.sweep import SpecError, parse_spec
@@ -210,7 +210,7 @@ def test_speed_imitates_each_class_and_declines_the_ponder_sweep():
     # still be a proxy, whose verdict asks for no fit)
     assert all(reached[c, 1] == 0.0 for c in ("internal", "corrigible", "deceptive"))
     with pytest.raises(ValueError, match="ponder: early-exit models learn \\+-1 decisions"):
-        ponder_sweep(w)
+        ponder_spec(w)
 
 
 def _cli(*args) -> subprocess.CompletedProcess:

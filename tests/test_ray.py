@@ -112,3 +112,25 @@ def test_a_node_running_other_code_is_refused(cluster, tmp_path):
     assert re.fullmatch(r"error: node \S+ runs other deceptionlab code \(.+, \w{12}\), not this driver's \(0{12}\): "
                         r"install the same deceptionlab on every node \(docs/cluster.md\)", res.stderr.strip())
     assert stored_parts(out) == 0
+
+
+def test_a_measurement_kind_runs_on_ray_as_locally(cluster, tmp_path):
+    """An imitation spec (sweep.measurements) through the Ray executor: the same rows as in this process."""
+    import pandas as pd
+
+    import deceptionlab as dl
+    from deceptionlab.measure import ImitationConfig, imitation_spec
+    from deceptionlab.sweep import Progress, parse_spec, run_experiment
+    from deceptionlab.sweep.kinds import to_toml
+
+    address, env = cluster
+    raw = imitation_spec("bitworld", ImitationConfig(depths=(1,), widths=(1, 4), seeds=2, steps=50), knobs={}, name="imitation_on_ray")
+    spec = tmp_path / "imitation.toml"
+    spec.write_text(to_toml(raw))
+    res = cli("run", spec, "--out", tmp_path / "ray", "--executor", "ray", "--address", address, "--no-show", env=env)
+    assert res.returncode == 0, res.stderr
+    assert "16 runs trained, 0 already stored" in res.stderr
+    run_experiment(parse_spec(raw), tmp_path / "local", workers=1, progress=Progress(message=lambda m: None))
+    cols = ["run_id", "class", "width", "seed", "verdict", "train_accuracy", "score_deceptive"]
+    on_ray, local = (dl.load(tmp_path / d)[cols].sort_values("run_id").reset_index(drop=True) for d in ("ray", "local"))
+    pd.testing.assert_frame_equal(on_ray, local)

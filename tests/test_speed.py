@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from deceptionlab.api import ponder_sweep, speed_results
 from deceptionlab.measure import (
     ImitationConfig,
     PonderConfig,
@@ -18,7 +19,6 @@ from deceptionlab.measure import (
     compute_per_class,
     forward_flops,
     imitation_grid,
-    ponder_sweep,
 )
 from deceptionlab.models import MLPEnsemble, PonderEnsemble
 from deceptionlab.models.ponder import PonderOutput, expected_layers, halting_log_distribution, ponder_loss
@@ -112,9 +112,9 @@ def test_compute_penalty_moves_the_exit_earlier(ponder_runs):
     assert len(cells) == len(runs) * 12
 
 
-def test_ponder_sweep_is_deterministic_under_seeds(ponder_runs):
+def test_ponder_sweep_is_deterministic_under_seeds(ponder_runs, tmp_path):
     runs, cells = ponder_runs
-    again, again_cells = ponder_sweep(Bitworld(), SMALL_PONDER)
+    again, again_cells = ponder_sweep(Bitworld(), SMALL_PONDER, out=tmp_path / "again")  # stored, read back
     pd.testing.assert_frame_equal(runs, again)
     pd.testing.assert_frame_equal(cells, again_cells)
 
@@ -172,12 +172,13 @@ def test_cli_speed_writes_tables_files_and_reprints(tmp_path):
     names = {p.name for p in out.iterdir()}
     for stem in ("verdicts_vs_beta", "performance_vs_beta", "exit_layer_per_cell"):
         assert {f"{stem}.png", f"{stem}.svg"} <= names
-    compute = pd.read_parquet(out / "compute.parquet").set_index("class")
+    stored = speed_results(out)  # OUT/imitation and OUT/ponder, read back as frames
+    compute = stored.compute.set_index("class")
     assert compute.loc["internal", "width"] == 1 and compute.loc["corrigible", "width"] == 4
-    runs = pd.read_parquet(out / "ponder_runs.parquet")
+    runs = stored.ponder_runs
     assert len(runs) == 4 and set(runs.beta) == {0.0, 1.0}
     again = _cli(out, *TINY)
-    assert again.returncode == 0 and "showing the speed results stored" in again.stderr
+    assert again.returncode == 0 and "0 runs trained, 12 already stored" in again.stderr
     assert again.stdout == res.stdout  # the same tables, read back instead of recomputed
 
 

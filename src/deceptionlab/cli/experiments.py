@@ -84,6 +84,10 @@ def show(
         runs = load(results)
     except StoreError as e:
         _fail(str(e))
+    kind = Store(results).kind()
+    if kind != "train":
+        _show_measurement(results, runs, kind, fmt)
+        return
     axes = [a for a in Store(results).axes() if a in runs.columns] or ["condition"]
     if thresholds:
         curve = threshold_curve(runs, axes)
@@ -113,6 +117,22 @@ def show(
     console.print("  verdict: aligned (internal or corrigible) under the training cue and acting on its own goal under the "
                   "deployment cue is deceptive; the same class under both keeps its name; else mixed (docs/deception.md)", highlight=False)
     _gap_table(runs, axes, results)
+
+
+def _show_measurement(results: Path, runs, kind: str, fmt: Format) -> None:
+    """The summary of a measurement kind's folder (sweep.measurements): compute per class, or the class prior."""
+    from ..measure.prior_volume import class_prior_table, compare_with_sgd
+    from ..measure.speed import compute_per_class, imitation_table
+    from .biases import _print_compute, _print_prior
+
+    if kind == "imitation":
+        compute = compute_per_class(imitation_table(runs))
+        if not _write_frame(compute, fmt):
+            _print_compute(compute, int(runs.seed.nunique()), results)
+        return
+    table, acceptance = class_prior_table(runs)
+    if not _write_frame(table, fmt):
+        _print_prior(compare_with_sgd(table), f"Prior volume in % with 95% Wilson intervals: {results}, {acceptance['samples']:,} draws", acceptance["note"])
 
 
 def _gap_table(runs, axes: list[str], results: Path) -> None:

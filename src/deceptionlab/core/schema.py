@@ -22,6 +22,7 @@ PLACEHOLDERS: dict[str, str] = {
     "axis": "[A-Za-z_][A-Za-z0-9_]*",
     "decodable": "[A-Za-z_][A-Za-z0-9_]*",
     "head": "[A-Za-z_][A-Za-z0-9_]*",
+    "verdict": "internal|corrigible|deceptive|proxy|mixed|unfit",
 }
 """What each placeholder of a column name stands for (a regular expression)."""
 
@@ -87,7 +88,8 @@ COLUMNS: tuple[Column, ...] = (
     _C("compliance_gap_patched", "float", "The gap when each deployment twin takes its training twin's coordinates in the situation subspace.", "controls"),
     _C("compliance_gap_random_patch", "float", "The same with a random subspace.", "controls"),
     # -- families -----------------------------------------------------------------------------------
-    _C("expected_exit", "float", "Early-exit (ponder) family: the expected exit layer on the probe inputs.", "family"),
+    _C("expected_exit", "float", "Early-exit (ponder) family: the mean expected exit layer (from 1) over the probe and training inputs.", "family"),
+    _C("exit_cells", "records", "Early-exit (ponder) family: per probe cell, {cell, expected_exit}: the mean expected exit layer over the cell's inputs.", "family"),
     # -- trajectory: one value per checkpoint ---------------------------------------------------------
     _C("traj_step", "list[int]", "The step of each checkpoint (step 0, every log_every steps, every phase boundary, the end).", "trajectory"),
     _C("traj_phase", "list[str]", "The phase each checkpoint belongs to.", "trajectory"),
@@ -104,6 +106,34 @@ COLUMNS: tuple[Column, ...] = (
     _C("traj_decisions", "list[bytes]", "The packed decisions at each checkpoint.", "decisions"),
 )
 
+_IDENTITY = ("run_id", "experiment", "condition", "condition_index", "seed", "data_seed", "world", "config")
+_SCORES = tuple(f"score_{c}" for c in ("internal", "corrigible", "deceptive", "proxy"))
+
+KIND_COLUMNS: dict[str, tuple[Column, ...]] = {
+    "imitation": (
+        *(c for c in COLUMNS if c.name in _IDENTITY),
+        _C("class", "str", "The class imitated: its reference decisions are the targets.", "imitation"),
+        _C("depth", "int", "Hidden layers of the imitating MLP.", "imitation"),
+        _C("width", "int", "Units per hidden layer.", "imitation"),
+        _C("flops", "int", "Forward-pass FLOPs of the architecture: 2 x fan_in x fan_out summed over its layers.", "imitation"),
+        _C("verdict", "str", "The one-template verdict of the trained imitator (core.scoring.verdicts).", "imitation"),
+        _C("reached", "bool", "The verdict is the class imitated.", "imitation"),
+        _C("train_accuracy", "float", "Accuracy on the world's training data (the fit dataset).", "imitation"),
+        _C("score_{class}", "float", "Mean agreement with the class template over the discriminating probe cells.", "imitation"),
+    ),
+    "prior": (
+        *(c for c in COLUMNS if c.name in _IDENTITY),
+        _C("draws", "int", "Random networks drawn in this run (one block, from the run's seed).", "prior"),
+        _C("accepted", "int", "Of them, the draws whose policy fits the training inputs (accuracy at least the fit threshold).", "prior"),
+        _C("fit_rows", "int", "The training inputs a draw had to fit.", "prior"),
+        _C("n_fit", "int", "The world's training inputs.", "prior"),
+        _C("count_{verdict}", "int", "Draws with each verdict (internal, corrigible, deceptive, proxy, mixed, unfit).", "prior"),
+        _C("fit_count_{verdict}", "int", "Accepted draws with each verdict, judged on the fit rows.", "prior"),
+    ),
+}
+"""The columns of the measurement kinds' rows (sweep.measurements; docs/results.md): a folder of kind
+"imitation" or "prior" stores these instead of `COLUMNS`."""
+
 TRAJECTORY_KEYS: dict[str, str] = {
     "agreement": "(N, cells, classes) agreement of each member with each class template on each probe cell",
     "train_accuracy": "(N,) accuracy on the training data",
@@ -115,28 +145,30 @@ TRAJECTORY_KEYS: dict[str, str] = {
 """What a family logs at every checkpoint (`train.Trajectory`), from which the result columns are built."""
 
 
-def column(name: str, axes: tuple[str, ...] = ()) -> Column | None:
-    """The schema entry a stored column name falls under (`axes`: the sweep's axes), or None."""
+def column(name: str, axes: tuple[str, ...] = (), kind: str = "train") -> Column | None:
+    """The schema entry a stored column name falls under (`axes`: the sweep's axes; `kind`: the folder's
+    spec kind), or None."""
     if name in axes:
         return COLUMNS[[c.name for c in COLUMNS].index("{axis}")]
-    for c in COLUMNS:
+    entries = COLUMNS if kind == "train" else KIND_COLUMNS[kind]
+    for c in entries:
         if c.name == name:
             return c
-    for c in COLUMNS:
+    for c in entries:
         if "{" in c.name and c.name != "{axis}" and c.pattern().match(name):
             return c
     return None
 
 
-def unknown_columns(names, axes: tuple[str, ...] = ()) -> list[str]:
+def unknown_columns(names, axes: tuple[str, ...] = (), kind: str = "train") -> list[str]:
     """The names among `names` that no schema entry covers."""
-    return [n for n in names if column(n, axes) is None]
+    return [n for n in names if column(n, axes, kind) is None]
 
 
 def describe() -> str:
     """The schema as text: one line per column, grouped (for docstrings and `help(deceptionlab.load)`)."""
     lines, group = [], None
-    for c in COLUMNS:
+    for c in COLUMNS + tuple(c for entries in KIND_COLUMNS.values() for c in entries if c.name not in _IDENTITY):
         if c.group != group:
             group = c.group
             lines.append(f"{group}:")
@@ -149,4 +181,9 @@ def markdown() -> str:
     rows = ["| column | type | meaning |", "|---|---|---|"]
     rows += [f"| `{c.name}` | {c.type} | {c.meaning} |" for c in COLUMNS]
     keys = ["| key | shape and meaning |", "|---|---|"] + [f"| `{k}` | {v} |" for k, v in TRAJECTORY_KEYS.items()]
-    return "\n".join(rows) + "\n\nTrajectory keys (what a family logs at every checkpoint):\n\n" + "\n".join(keys) + "\n"
+    text = "\n".join(rows) + "\n\nTrajectory keys (what a family logs at every checkpoint):\n\n" + "\n".join(keys) + "\n"
+    for kind, entries in KIND_COLUMNS.items():
+        own = [c for c in entries if c.name not in _IDENTITY]
+        text += f"\nColumns of a folder of kind `{kind}` (besides the identity columns {', '.join(f'`{n}`' for n in _IDENTITY)}):\n\n"
+        text += "\n".join(["| column | type | meaning |", "|---|---|---|", *(f"| `{c.name}` | {c.type} | {c.meaning} |" for c in own)]) + "\n"
+    return text

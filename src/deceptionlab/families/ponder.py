@@ -7,7 +7,8 @@ with beta * E[exit layer] added to its loss (`train.ponder`). Its decision is th
 exits' decisions, scored by the same probe cells, verdicts and trajectory keys as an MLP; the linear
 probes read its last trunk layer. Rows get one more column, `expected_exit`: the mean expected exit
 layer (from 1) over every probe and training input at the end. Final weights are not stored (loss
-barriers are measured between MLPs only).
+barriers are measured between MLPs only). And `exit_cells`: per probe cell, {cell, expected_exit}, the
+mean expected exit layer over the cell's inputs (measure.speed.ponder_cells reads it).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class PonderFamily:
             model,
             phases,
             beta=torch.full((len(runs),), float(config.model.compute_penalty), device=device),
+            penalty=config.model.ponder_penalty,
             optimizer=opt.name,
             lr=opt.lr,
             momentum=opt.momentum,
@@ -61,8 +63,12 @@ class PonderFamily:
             on_steps=(lambda k: on_fraction(k / total_steps)) if on_fraction is not None and total_steps else None,
             stopping=stopping_rule(config),
         )
-        exits = model.expected_exit(evaluator.x).mean(1)  # (N,)
-        return ChunkResult(traj, evaluator, None, {"expected_exit": exits.tolist()})
+        with torch.no_grad():
+            exits = model.expected_exit(evaluator.x).mean(1)  # (N,)
+            per_cell = torch.stack([model.expected_exit(c.x.to(device)).mean(1) for c in world.probe_cells], 1)  # (N, cells)
+        names = [c.name for c in world.probe_cells]
+        cells = [[{"cell": n, "expected_exit": e} for n, e in zip(names, row)] for row in per_cell.tolist()]
+        return ChunkResult(traj, evaluator, None, {"expected_exit": exits.tolist(), "exit_cells": cells})
 
 
 register(PonderFamily())

@@ -22,16 +22,18 @@ from .speed import (
     compute_per_class,
     forward_flops,
     imitation_grid,
-    measure_speed,
+    imitation_spec,
+    imitation_table,
+    ponder_frames,
+    ponder_spec,
     ponder_summary,
-    ponder_sweep,
 )
 
 __all__ = [
     "THRESHOLDS", "VERDICTS", "ProbeEvaluator", "barrier_summary", "class_paths", "class_scores", "curves", "frequencies",
     "gain_curves", "loss_barriers", "path_dependence", "path_events", "path_summary", "returns_summary", "sensitivity", "verdicts", "wilson",
     "ImitationConfig", "PonderConfig", "SpeedResults", "compute_per_class", "forward_flops", "imitation_grid",
-    "measure_speed", "ponder_summary", "ponder_sweep",
+    "imitation_spec", "imitation_table", "ponder_frames", "ponder_spec", "ponder_summary",
     "Init", "boolean_inputs", "class_prior", "compare_functions", "compare_with_sgd", "complexity_correlation", "lz76", "lz_complexity",
     "prior_given_subset", "sample_functions", "sgd_functions",
     "InterventionsError", "intervention_effects", "interventions", "mean_difference", "newcombe",

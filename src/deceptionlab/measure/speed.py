@@ -1,51 +1,31 @@
 """Speed: how much compute each alignment class needs, and what a compute penalty does (C6, C7).
 
-Two measurements:
+Both measurements are specs, run through the planner, executors and store like any sweep
+(`deceptionlab speed OUT` runs them into OUT/imitation and OUT/ponder; docs/measurements.md):
 
-1. `imitation_grid` / `compute_per_class`: train batched MLP ensembles to imitate each class's
-   reference implementation directly (on the inputs and targets the world's model family names), over a grid of (depth, width) and several init seeds, and
-   find per class the cheapest architecture (by forward-pass FLOPs) at which a member earns that
-   class's own verdict. "Deception needs extra reasoning" predicts deceptive >= corrigible there.
-2. `ponder_sweep`: train early-exit ensembles (`models.ponder`) on the world's own training data
-   under a compute penalty beta, and read off verdicts (does a speed prior lower P(deceptive)?),
-   training and deployment performance (is it competitive?), the compliance gap
-   (`judge.deception.compliance`) and the expected exit layer per probe cell, for each beta and model width.
+1. Imitation (`kind = "imitation"`, `sweep.measurements`): batched MLP ensembles trained to imitate each
+   class's reference implementation directly, over a grid of (depth, width) and init seeds. From the
+   loaded frame, `compute_per_class` finds per class the cheapest architecture (by forward-pass FLOPs) at
+   which a member earns that class's own verdict. "Deception needs extra reasoning" predicts
+   deceptive >= corrigible there.
+2. Ponder: an ordinary training spec with `model.compute_penalty` = beta (the "ponder" family: early-exit
+   MLPs) swept over beta and width. From the loaded frame, `ponder_frames` gives one row per run (verdict,
+   training accuracy, deployment performance on the base objective, compliance gap, expected exit) and one
+   per (run, probe cell) with the expected exit layer; `ponder_summary` the means per (width, beta).
 
-Both use the lab's verdict machinery (`ProbeEvaluator`, `class_scores`, `verdicts`), so "reaches
-a class" means the same here as in every sweep.
+This module takes frames; `imitation_grid` computes the imitation rows directly (without a store), with
+the same chunk work the executors run, so stored and direct results are the same rows.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
-import torch
 
-from ..core.rng import generator
-from ..core.scoring import class_scores, verdicts
-from ..families import get_family
-from ..judge.deception import Pairs, compliance
-from ..models import MLPEnsemble, PonderEnsemble
-from ..train import HeadData, Phase, optim
-from ..train.ponder import train_ponder
+from ..sweep.measurements import ImitationSpec, expand_measurement, imitation_chunk
+from ..train.imitation import forward_flops
 from ..worlds import CLASSES, World
-
-
-def forward_flops(n_in: int, depth: int, width: int, n_out: int = 1) -> int:
-    """Multiply-adds of one forward pass of an MLP, counted as 2 * fan_in * fan_out per layer
-    (biases and ReLUs are lower order and left out)."""
-    sizes = [n_in] + [width] * depth + [n_out]
-    return sum(2 * a * b for a, b in itertools.pairwise(sizes))
-
-
-def _generator(seed: int, purpose: str) -> torch.Generator:
-    return generator(seed, purpose)
-
 
 # -- 1. compute each class needs ------------------------------------------------------------------
 
@@ -61,64 +41,42 @@ class ImitationConfig:
     fit_threshold: float = 0.95  # the verdict's training-accuracy threshold
 
 
-def _imitate(x: torch.Tensor, y: torch.Tensor, depth: int, width: int, gens: list[torch.Generator], steps: int, lr: float, n_outputs: int = 1) -> MLPEnsemble:
-    """Train one ensemble, member m on targets y[m] (N, P), full batch: the logistic loss on +-1 targets
-    (one output), or the cross-entropy on class indices (n_outputs > 1, e.g. actions)."""
-    model = MLPEnsemble.init(x.shape[1], depth, width, n_outputs, gens)
-    opt = optim.Adam(model.params, lr)
-    k = int((x != 0).sum(1).max())
-    if 8 * k <= x.shape[1]:  # mostly zeros (one-hot planes): the first layer as a sum of weight rows
-        idx = x.abs().topk(k, 1).indices
-        idx, val = idx.expand(len(gens), -1, -1), x.gather(1, idx).expand(len(gens), -1, -1)
-        forward, backward = (lambda: model.forward_sparse(idx, val)), model.backward_sparse
-    else:
-        xb = x.expand(len(gens), -1, -1).contiguous()
-        forward, backward = (lambda: model.forward(xb)), model.backward
-    onehot = torch.nn.functional.one_hot(y.long(), n_outputs).float() if n_outputs > 1 else None
-    flush = torch.set_flush_denormal(True)  # once the fit is perfect, Adam's moments go denormal: ~40x slower
-    try:
-        with torch.no_grad():
-            for _ in range(steps):
-                z, cache = forward()
-                if onehot is None:
-                    dz = (torch.sigmoid(-y * z[..., 0]) * -y / x.shape[0]).unsqueeze(-1)  # d mean softplus(-yz) / dz
-                else:
-                    dz = (z.softmax(-1) - onehot) / x.shape[0]  # d mean cross-entropy / dz
-                opt.step(backward(cache, dz))
-    finally:
-        if flush:
-            torch.set_flush_denormal(False)
-    return model
+def imitation_spec(world: World | str, cfg: ImitationConfig | None = None, knobs: dict | None = None, name: str = "speed_imitation") -> dict:
+    """The imitation spec (as parsed TOML) of `cfg` on a world."""
+    cfg = cfg or ImitationConfig()
+    world_name = world if isinstance(world, str) else world.name
+    knobs = knobs if knobs is not None else ({} if isinstance(world, str) else world.knobs.model_dump())
+    return {"kind": "imitation", "name": name, "seeds": cfg.seeds, "world": {"name": world_name, "knobs": knobs},
+            "imitation": {"depths": list(cfg.depths), "widths": list(cfg.widths), "steps": cfg.steps, "lr": cfg.lr},
+            "verdict": {"threshold": cfg.threshold, "fit_threshold": cfg.fit_threshold}}
+
+
+IMITATION_COLUMNS = ["class", "depth", "width", "seed", "flops", "verdict", "reached", "train_accuracy", *(f"score_{c}" for c in CLASSES)]
+
+
+def imitation_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The imitation rows of a loaded "imitation" results frame, ordered by architecture, then class
+    (CLASSES' order), then seed."""
+    rank = runs["class"].map({c: i for i, c in enumerate(CLASSES)})
+    order = runs.assign(_rank=rank).sort_values(["depth", "width", "_rank", "seed"], kind="stable").index
+    return runs.loc[order, IMITATION_COLUMNS].reset_index(drop=True)
 
 
 def imitation_grid(world: World, cfg: ImitationConfig | None = None, on_arch=None) -> pd.DataFrame:
-    """One row per (class, depth, width, seed): the member's verdict, class scores and whether it
-    earned its own class's verdict. All (class x seed) members of one architecture train as one
-    ensemble; seed s gives every class the same init (a paired comparison)."""
-    cfg = cfg or ImitationConfig()
-    family = get_family(world.family)
-    x, labels, n_outputs = family.imitation_data(world)
-    classes = list(labels)
-    y = torch.stack([labels[c] for c in classes]).repeat_interleave(cfg.seeds, 0)  # (C*S, P), class-major
-    evaluator = family.evaluator(world)
-    rows = []
-    for depth in cfg.depths:
-        for width in cfg.widths:
-            gens = [_generator(s, "imitation/init") for _ in classes for s in range(cfg.seeds)]
-            model = _imitate(x, y, depth, width, gens, cfg.steps, cfg.lr, n_outputs)
-            res = evaluator.score_outputs(evaluator.outputs(model))
-            scores = class_scores(res["agreement"], evaluator.discriminating)
-            got = verdicts(scores, res["train_accuracy"], cfg.threshold, cfg.fit_threshold)
-            flops = forward_flops(world.input_dim, depth, width, n_outputs)
-            for m, (verdict, s, acc) in enumerate(zip(got, scores.tolist(), res["train_accuracy"].tolist())):
-                cls = classes[m // cfg.seeds]
-                rows.append(
-                    {"class": cls, "depth": depth, "width": width, "seed": m % cfg.seeds, "flops": flops, "verdict": verdict,
-                     "reached": verdict == cls, "train_accuracy": acc, **{f"score_{c}": v for c, v in zip(CLASSES, s)}}
-                )
-            if on_arch is not None:
-                on_arch(depth, width)
-    return pd.DataFrame(rows)
+    """One row per (class, depth, width, seed), computed here without a store: the member's verdict, class
+    scores and whether it earned its own class's verdict. All (class x seed) members of one architecture
+    train as one ensemble, as the executors train a stored imitation spec's chunks; seed s gives every class
+    the same init (a paired comparison)."""
+    spec = ImitationSpec.model_validate(imitation_spec(world, cfg))
+    by_arch: dict[tuple, list] = {}
+    for r in expand_measurement(spec):
+        by_arch.setdefault((r.config.depth, r.config.width), []).append(r)
+    parts = []
+    for (depth, width), runs in by_arch.items():
+        parts.append(imitation_chunk(runs).to_pandas())
+        if on_arch is not None:
+            on_arch(depth, width)
+    return imitation_table(pd.concat(parts, ignore_index=True))
 
 
 def compute_per_class(grid: pd.DataFrame, min_share: float = 0.0) -> pd.DataFrame:
@@ -158,71 +116,49 @@ class PonderConfig:
     fit_threshold: float = 0.95
 
 
-def _ponder_phases(world: World, cfg: PonderConfig) -> tuple[list[str], list[Phase]]:
-    heads = [h for h in world.heads if h == "policy" or cfg.world_model_heads]
-
-    def data(name: str, dataset: str) -> HeadData:
-        ds = world.datasets[dataset]
-        return HeadData(heads.index(name), ds.x, ds.y, 1.0)
-
-    training = [data(h, world.heads[h].dataset) for h in heads]
-    phases = []
-    if cfg.own_goal_steps and "own_goal" in world.datasets:
-        phases.append(Phase("own_goal", cfg.own_goal_steps, [data("policy", "own_goal"), *training[1:]]))
-    phases.append(Phase("training", cfg.steps, training))
-    return heads, phases
-
-
-def ponder_sweep(world: World, cfg: PonderConfig | None = None, on_width=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train (beta x seed) early-exit members per width, as one ensemble per width.
-
-    Returns (runs, cells): runs has one row per member (width, beta, seed, verdict, train_accuracy,
-    deploy_base = agreement with the base objective on deployment probe cells, mean expected exit,
-    class scores); cells one row per (width, beta, seed, probe cell) with the expected exit layer."""
+def ponder_spec(world: World, cfg: PonderConfig | None = None, name: str = "speed_ponder") -> dict:
+    """The ponder sweep as a training spec (parsed TOML): `model.compute_penalty` swept over the betas
+    (axis "beta") and `model.width` over the widths (axis "width"); phases: the proxy pretraining on the
+    world's own_goal data (if any steps), then the training objective, with the world-model heads or not.
+    ValueError for a world whose models do not make +-1 decisions, or a negative beta."""
     cfg = cfg or PonderConfig()
     if world.family not in PONDER_FAMILIES:
         raise ValueError(f"ponder: early-exit models learn +-1 decisions (families {', '.join(PONDER_FAMILIES)}); {world.name}'s family {world.family!r} acts otherwise")
-    if any(b < 0 for b in cfg.betas):
+    if any(not b >= 0 for b in cfg.betas):
         raise ValueError("betas must be non-negative")
-    heads, phases = _ponder_phases(world, cfg)
-    evaluator = get_family(world.family).evaluator(world)
-    pairs = Pairs.of(world)
-    internal = CLASSES.index("internal")
-    beta = torch.tensor(cfg.betas, dtype=torch.float32).repeat_interleave(cfg.seeds)
-    seeds = list(range(cfg.seeds)) * len(cfg.betas)
-    runs, cells = [], []
-    for ci, width in enumerate(cfg.widths):
-        model = PonderEnsemble.init(world.input_dim, cfg.depth, width, len(heads), [_generator(s, "ponder/init") for s in seeds])
-        _, loss = train_ponder(
-            model, phases, beta=beta, penalty=cfg.penalty, lr=cfg.lr, batch_size=cfg.batch_size,
-            data_generators=[_generator(s, "ponder/data") for s in seeds],
-        )
-        logits = model.logits(evaluator.x)[..., 0]
-        res = evaluator.score_logits(logits)
-        codes = torch.where(logits > 0, 1.0, -1.0)[:, evaluator.inverse][:, : evaluator.n_probe].detach().cpu().numpy()  # +-1 per probe input, as stored decisions
-        gap = compliance(codes, pairs)["gap"] if len(pairs) else np.full(model.n_members, np.nan)
-        scores = class_scores(res["agreement"], evaluator.discriminating)
-        deploy = class_scores(res["agreement"], evaluator.deployment)[:, internal]
-        got = verdicts(scores, res["train_accuracy"], cfg.threshold, cfg.fit_threshold)
-        exits = torch.stack([model.expected_exit(c.x).mean(1) for c in world.probe_cells], 1)  # (N, cells)
-        mean_exit = model.expected_exit(evaluator.x).mean(1)
-        for m in range(model.n_members):
-            b = cfg.betas[m // cfg.seeds]
-            runs.append(
-                {"condition_index": ci * len(cfg.betas) + m // cfg.seeds, "width": width, "beta": b, "seed": seeds[m],
-                 "verdict": got[m], "train_accuracy": res["train_accuracy"][m].item(), "deploy_base": deploy[m].item(),
-                 "expected_exit": mean_exit[m].item(), "loss": loss[m].item(), "compliance_gap": float(gap[m]),
-                 **{f"score_{c}": v for c, v in zip(CLASSES, scores[m].tolist())}}
-            )
-            for cell, e in zip(world.probe_cells, exits[m].tolist()):
-                cells.append({"width": width, "beta": b, "seed": seeds[m], "cell": cell.name, "expected_exit": e})
-        if on_width is not None:
-            on_width(width)
-    return pd.DataFrame(runs), pd.DataFrame(cells)
+    heads = [h for h in world.heads if h == "policy" or cfg.world_model_heads]
+    phases = []
+    if cfg.own_goal_steps and "own_goal" in world.datasets:
+        phases.append({"name": "own_goal", "steps": cfg.own_goal_steps, "heads": {"policy": {"data": "own_goal"}, **{h: {} for h in heads[1:]}}})
+    phases.append({"name": "training", "steps": cfg.steps, "heads": {h: {} for h in heads}})
+    return {
+        "name": name, "seeds": cfg.seeds, "log_every": 500, "world": {"name": world.name, "knobs": world.knobs.model_dump()},
+        "model": {"depth": cfg.depth, "width": cfg.widths[0], "compute_penalty": float(cfg.betas[0]), "ponder_penalty": cfg.penalty},
+        "optimizer": {"name": "adam", "lr": cfg.lr, "batch_size": cfg.batch_size}, "phases": phases,
+        "verdict": {"threshold": cfg.threshold, "fit_threshold": cfg.fit_threshold},
+        "sweep": {"beta": {"path": "model.compute_penalty", "values": [float(b) for b in cfg.betas]},
+                  "width": {"path": "model.width", "values": [int(w) for w in cfg.widths]}},
+    }
 
 
-PONDER_RUN_COLUMNS = ["condition_index", "width", "beta", "seed", "verdict", "train_accuracy", "deploy_base", "expected_exit", "loss", "compliance_gap",
+PONDER_RUN_COLUMNS = ["condition_index", "width", "beta", "seed", "verdict", "train_accuracy", "deploy_base", "expected_exit", "compliance_gap",
                       *(f"score_{c}" for c in CLASSES)]
+PONDER_CELL_COLUMNS = ["width", "beta", "seed", "cell", "expected_exit"]
+
+
+def ponder_frames(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(runs, cells) of a loaded ponder sweep (a training spec of the "ponder" family with axes beta and
+    width, e.g. experiments/speed_ponder.toml): one row per run with deploy_base = the final class score of
+    the base objective (internal) on the deployment probe cells; one row per (run, probe cell) with the
+    mean expected exit layer over the cell's inputs."""
+    missing = [c for c in ("beta", "width", "expected_exit", "exit_cells") if c not in runs]
+    if missing:
+        raise ValueError(f"not a ponder sweep: no column {missing[0]!r} (a spec sweeping model.compute_penalty as 'beta' and model.width as 'width')")
+    out = runs.assign(deploy_base=[float(t[-1]) for t in runs["traj_deploy_score_internal"]])
+    out = out.sort_values(["width", "beta", "seed"], kind="stable").reset_index(drop=True)
+    cells = [{"width": r.width, "beta": r.beta, "seed": r.seed, "cell": c["cell"], "expected_exit": c["expected_exit"]}
+             for r in out.itertuples() for c in r.exit_cells]
+    return out[PONDER_RUN_COLUMNS], pd.DataFrame(cells, columns=PONDER_CELL_COLUMNS)
 
 
 def ponder_summary(runs: pd.DataFrame) -> pd.DataFrame:
@@ -233,49 +169,28 @@ def ponder_summary(runs: pd.DataFrame) -> pd.DataFrame:
                  expected_exit=("expected_exit", "mean")).reset_index()
 
 
-# -- results on disk -------------------------------------------------------------------------------
-
-TABLES = ("imitation", "compute", "ponder_runs", "ponder_cells")
+# -- the evidence both give ------------------------------------------------------------------------
 
 
 @dataclass
 class SpeedResults:
-    """Everything `deceptionlab speed` measures; `save`/`load` as Parquet files plus speed.json."""
+    """What `deceptionlab speed` measured, built from the loaded frames (`api.speed_results(DIR)`)."""
 
-    imitation: pd.DataFrame  # imitation_grid rows
+    imitation: pd.DataFrame  # imitation_table rows
     compute: pd.DataFrame  # compute_per_class
-    ponder_runs: pd.DataFrame  # ponder_sweep runs
-    ponder_cells: pd.DataFrame  # ponder_sweep cells
-    meta: dict  # world, knobs, both configs
-
-    def save(self, folder: str | Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in TABLES:
-            getattr(self, name).to_parquet(folder / f"{name}.parquet", index=False)
-        (folder / "speed.json").write_text(json.dumps(self.meta, indent=1, default=list) + "\n")  # last: marks completeness
+    ponder_runs: pd.DataFrame  # ponder_frames runs (empty: no ponder sweep)
+    ponder_cells: pd.DataFrame  # ponder_frames cells
+    meta: dict  # world, knobs, imitation and ponder settings
 
     @classmethod
-    def load(cls, folder: str | Path) -> "SpeedResults":
-        folder = Path(folder)
-        meta = json.loads((folder / "speed.json").read_text())
-        return cls(*(pd.read_parquet(folder / f"{name}.parquet") for name in TABLES), meta)
+    def from_frames(cls, imitation: pd.DataFrame, ponder: pd.DataFrame | None, meta: dict) -> "SpeedResults":
+        grid = imitation_table(imitation)
+        if ponder is None or ponder.empty:
+            runs, cells = pd.DataFrame(columns=PONDER_RUN_COLUMNS), pd.DataFrame(columns=PONDER_CELL_COLUMNS)
+        else:
+            runs, cells = ponder_frames(ponder)
+        return cls(grid, compute_per_class(grid), runs, cells, meta)
 
-    @staticmethod
-    def stored(folder: str | Path) -> bool:
-        return (Path(folder) / "speed.json").is_file()
 
-
-def measure_speed(world: World, imitation: ImitationConfig, ponder: PonderConfig | None, on_progress=None) -> SpeedResults:
-    """Both measurements on one world (ponder None: the imitation grid alone, with empty ponder tables).
-    on_progress(message) after each trained ensemble."""
-    say = on_progress or (lambda msg: None)
-    grid = imitation_grid(world, imitation, on_arch=lambda d, w: say(f"imitation depth {d} width {w}"))
-    if ponder is None:
-        runs, cells = pd.DataFrame(columns=PONDER_RUN_COLUMNS), pd.DataFrame(columns=["width", "beta", "seed", "cell", "expected_exit"])
-        ponder_meta = None
-    else:
-        runs, cells = ponder_sweep(world, ponder, on_width=lambda w: say(f"ponder width {w}"))
-        ponder_meta = {**asdict(ponder), "heads": _ponder_phases(world, ponder)[0]}
-    meta = {"world": world.name, "knobs": world.knobs.model_dump(), "imitation": asdict(imitation), "ponder": ponder_meta}
-    return SpeedResults(grid, compute_per_class(grid), runs, cells, meta)
+__all__ = ["ImitationConfig", "PonderConfig", "SpeedResults", "compute_per_class", "forward_flops", "imitation_grid",
+           "imitation_spec", "imitation_table", "ponder_frames", "ponder_spec", "ponder_summary"]

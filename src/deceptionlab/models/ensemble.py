@@ -148,3 +148,20 @@ class MLPEnsemble:
     def logits(self, x: torch.Tensor, max_rows: int = 128) -> torch.Tensor:
         """Inference on inputs shared by all members, x: (M, n_in) -> (N, M, n_heads)."""
         return self.readout(self.trunk(x, max_rows))
+
+
+def random_ensemble(n_in: int, depth: int, width: int, n_heads: int, members: int, generator: torch.Generator) -> MLPEnsemble:
+    """`members` MLPs with PyTorch's default init, U(+-1/sqrt(fan_in)), drawn in one batch from one generator
+    (the prior's random draws: measure.prior_volume).
+
+    The same distribution as `MLPEnsemble.init` (which draws member by member from per-member
+    generators, so that a trained run's init does not depend on its chunk); batched, it is ~50x faster."""
+    import itertools
+
+    dims = [n_in] + [width] * depth + [n_heads]
+    params = []
+    for fan_in, fan_out in itertools.pairwise(dims):
+        bound = 1 / math.sqrt(fan_in)
+        for shape in ((members, fan_in, fan_out), (members, 1, fan_out)):
+            params.append(torch.rand(shape, generator=generator).mul_(2 * bound).sub_(bound))
+    return MLPEnsemble(params)

@@ -20,7 +20,11 @@ from ..families import family_for
 from ..judge.deception import Judge, derive
 from ..worlds import CLASSES, World, make_world, world_folder
 from .executors import ExecutorError, Local, Progress, RayCluster, default_workers, executor_for
-from .spec import ExperimentSpec, Run, RunConfig, SpecError, expand
+from .kinds import AnySpec, expand
+from .measurements import chunk_key, is_measurement, measurement_chunk
+from .measurements import chunk_size as measurement_chunk_size
+from .measurements import seconds_per_run as measurement_seconds
+from .spec import Run, RunConfig, SpecError
 from .store import Store
 
 MAX_CHUNK = 1024  # beyond this, batched matmuls gain nothing more on a CPU
@@ -67,8 +71,11 @@ def seconds_per_run(config: RunConfig, world: World) -> float:
 
 def train_chunk(runs: list[Run], device: str = "cpu", on_fraction=None) -> tuple[pa.Table, pa.Table | None]:
     """Train one chunk of runs of the same condition with their world's model family; return their
-    result rows, and their final weights when the config asks for them."""
+    result rows, and their final weights when the config asks for them. A chunk of a measurement kind
+    (sweep.measurements) is that kind's work, with no weights."""
     cfg = runs[0].config
+    if is_measurement(cfg):
+        return measurement_chunk(runs, device, on_fraction), None
     world = build_world(cfg)
     res = family_for(world, cfg).train_chunk(world, cfg, runs, device, on_fraction)
     weights = None
@@ -135,27 +142,35 @@ def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa
     return pa.table(cols)
 
 
-def plan(spec: ExperimentSpec, stored: set[str], chunk_size: int | None = None) -> tuple[list[list[Run]], float]:
-    """Pending runs, grouped by condition, cut into chunks (of `chunk_size`, else sized to memory) and
-    ordered costliest first, so that parallel workers end on short chunks; and their estimated seconds
-    in one process."""
+def plan(spec: AnySpec, stored: set[str], chunk_size: int | None = None) -> tuple[list[list[Run]], float]:
+    """Pending runs, grouped by condition (a measurement kind: by its chunk key), cut into chunks (of
+    `chunk_size`, else sized to memory) and ordered costliest first, so that parallel workers end on short
+    chunks; and their estimated seconds in one process."""
     by_cond: dict[tuple, list[Run]] = {}
     for r in expand(spec):
-        if r.run_id not in stored:  # a chunk is one config: runs of a condition with drawn own goals split
-            by_cond.setdefault((r.condition.label, r.config.world.knobs.get("own_goal")), []).append(r)
+        if r.run_id in stored:
+            continue
+        if is_measurement(r.config):
+            key = chunk_key(r)
+        else:  # a chunk is one config: runs of a condition with drawn own goals split
+            key = (r.condition.label, r.config.world.knobs.get("own_goal"))
+        by_cond.setdefault(key, []).append(r)
     costed = []
     for runs in by_cond.values():
         cfg = runs[0].config
-        world = build_world(cfg)
-        size = chunk_size or chunk_size_for(cfg, world)
-        per_run = seconds_per_run(cfg, world)
+        if is_measurement(cfg):
+            size, per_run = chunk_size or measurement_chunk_size(runs[0]), measurement_seconds(runs[0])
+        else:
+            world = build_world(cfg)
+            size = chunk_size or chunk_size_for(cfg, world)
+            per_run = seconds_per_run(cfg, world)
         costed += [(per_run * len(runs[i : i + size]), runs[i : i + size]) for i in range(0, len(runs), size)]
     costed.sort(key=lambda c: -c[0])  # stable: equal costs keep the spec's order
     return [c for _, c in costed], sum(s for s, _ in costed)
 
 
 def run_experiment(  # noqa: PLR0913
-    spec: ExperimentSpec,
+    spec: AnySpec,
     out: str | Path,
     *,
     spec_text: str | None = None,

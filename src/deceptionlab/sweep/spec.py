@@ -58,6 +58,9 @@ class ModelSpec(_Strict):
     compute_penalty: float | None = Field(None, ge=0, le=100)
     """None: a plain MLP. A number beta >= 0: an early-exit (ponder) model with an exit after every hidden
     layer, trained with beta * E[exit layer] added to its loss (0: the early-exit model, unpenalised)."""
+    ponder_penalty: Literal["layers", "kl"] = "layers"
+    """With `compute_penalty`: "layers" adds beta * E[exit layer]; "kl" (PonderNet) adds beta * KL(halting
+    distribution || a geometric prior) instead."""
 
 
 class OptimizerSpec(_Strict):
@@ -153,6 +156,8 @@ class RunConfig(_Strict):
             raise ValueError(f"draw_own_goal: draws each run's own goal, so world.knobs.own_goal = {self.world.knobs['own_goal']!r} would be ignored; set one or the other")
         if self.model.compute_penalty is not None and world_cls.family != "mlp":
             raise ValueError(f"model.compute_penalty: early-exit models exist for the mlp family only ({self.world.name}'s models are {world_cls.family!r})")
+        if self.model.compute_penalty is None and self.model.ponder_penalty != "layers":
+            raise ValueError("model.ponder_penalty: applies to early-exit models only (set model.compute_penalty)")
         if self.model.compute_penalty is not None and (self.early.weight_noise or self.early.data_swap_steps):
             raise ValueError("early: early interventions are not implemented for early-exit models (model.compute_penalty)")
         for i, ph in enumerate(self.phases):
@@ -193,7 +198,7 @@ class RunConfig(_Strict):
         return json.loads(json.dumps(omit_late_defaults(d), sort_keys=True))
 
 
-LATE_FIELDS: dict[str, Any] = {"model.compute_penalty": None, "early_stopping": StoppingSpec().model_dump(), "draw_own_goal": False}
+LATE_FIELDS: dict[str, Any] = {"model.compute_penalty": None, "model.ponder_penalty": "layers", "early_stopping": StoppingSpec().model_dump(), "draw_own_goal": False}
 """Fields added after results format 3, with their defaults: left out of run ids and fingerprints at
 those defaults, so runs and results folders written before the fields existed keep their ids."""
 

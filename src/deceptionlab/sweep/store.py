@@ -38,7 +38,8 @@ import pyarrow.parquet as pq
 from ..core import schema
 from ..judge.deception import backfill
 from ..worlds import add_search_folder
-from .spec import RESULTS_VERSION, ExperimentSpec, SpecError, fingerprint, first_difference
+from .kinds import AnySpec, axes_of, baselines_of, fingerprint, kind_of
+from .spec import RESULTS_VERSION, SpecError, first_difference
 
 
 class StoreError(RuntimeError):
@@ -57,7 +58,7 @@ class Store:
         self.weights_dir = self.root / "weights"
 
     # -- opening ---------------------------------------------------------------------------------
-    def check_compatible(self, spec: ExperimentSpec) -> None:
+    def check_compatible(self, spec: AnySpec) -> None:
         """Refuse a spec whose fingerprint differs from the folder's (before anything is written)."""
         meta = self.root / "experiment.json"
         if not meta.exists():
@@ -70,6 +71,8 @@ class Store:
             raise StoreError(f"{meta}: unreadable ({e})") from None
         if stored.get("version") != RESULTS_VERSION:
             raise StoreError(f"{self.root}: written by results format {stored.get('version')}, this lab writes {RESULTS_VERSION}")
+        if stored.get("kind", "train") != kind_of(spec):
+            raise SpecError(f"kind: the spec is of kind {kind_of(spec)!r}, results folder {self.root} holds {stored.get('kind', 'train')!r} runs; use another --out")
         new = fingerprint(spec)
         diff = first_difference(stored["fingerprint"], new)
         if diff is not None:
@@ -78,12 +81,11 @@ class Store:
                 f"(experiment {stored['fingerprint'].get('name')!r}); use another --out"
             )
 
-    def initialise(self, spec: ExperimentSpec, spec_text: str | None, world_folders: list[str] = ()) -> None:
+    def initialise(self, spec: AnySpec, spec_text: str | None, world_folders: list[str] = ()) -> None:
         """Write the folder's metadata; `world_folders`: where dotted-path worlds were found, so readers
         of the folder find them again."""
         self.runs_dir.mkdir(parents=True, exist_ok=True)
-        baselines = {n: a.baseline for n, a in spec.sweep.items() if a.baseline is not None}
-        meta = {"version": RESULTS_VERSION, "axes": list(spec.sweep), "baselines": baselines, "fingerprint": fingerprint(spec)}
+        meta = {"version": RESULTS_VERSION, "kind": kind_of(spec), "axes": axes_of(spec), "baselines": baselines_of(spec), "fingerprint": fingerprint(spec)}
         if world_folders:
             meta["world_folders"] = list(world_folders)
         _atomic_write(self.root / "experiment.json", json.dumps(meta, indent=1).encode())
@@ -119,6 +121,11 @@ class Store:
     def axes(self) -> list[str]:
         """The sweep axis names of the experiment in this folder (columns of the runs table)."""
         return list(self._meta().get("axes", []))
+
+    def kind(self) -> str:
+        """The spec kind whose runs this folder holds: "train" (also for folders written before kinds
+        existed), or a measurement kind (sweep.measurements)."""
+        return str(self._meta().get("kind", "train"))
 
     def world_folders(self) -> list[str]:
         """The folders the modules of this folder's dotted-path worlds were imported from."""
@@ -243,7 +250,10 @@ def load(root: str | Path) -> pd.DataFrame:
         raise StoreError(f"{root}: no such results folder")
     for folder in Store(root).world_folders():  # measurements that rebuild a user's world find its module
         add_search_folder(folder)
-    runs = Store(root).query("SELECT * FROM runs ORDER BY condition_index, seed, data_seed")
+    store = Store(root)
+    runs = store.query("SELECT * FROM runs ORDER BY condition_index, seed, data_seed")
+    if store.kind() != "train":  # a measurement kind's rows (core.schema.KIND_COLUMNS): no deception columns
+        return runs
     return backfill(runs, warn=lambda m: print(m, file=sys.stderr))
 
 
