@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..models import MLPEnsemble
+from ..train import train_kernel
 from ..worlds import CLASSES, World
 
 VERDICTS: tuple[str, ...] = (*CLASSES, "mixed", "unfit")
@@ -102,6 +103,7 @@ class ProbeEvaluator(CellScorer):
             (torch.tensor(rows, device=device), [i for i, _ in members], torch.stack([y for _, y in members], 1).to(device), len(rows) // 2)
             for rows, members in groups.items()
         ]
+        self._keep = 1 + max((max(rows) for rows in groups), default=-1)  # hidden rows the probes read
 
     def policy_logits(self, model: MLPEnsemble, hidden: torch.Tensor | None = None) -> torch.Tensor:
         """The policy's logit on every distinct input `self.x`: (N, len(self.x)). `hidden`: the trunk's
@@ -113,9 +115,17 @@ class ProbeEvaluator(CellScorer):
         """The policy's decisions in {-1, +1} on every probe input then every training input: (N, M)."""
         return torch.where(self.policy_logits(model, hidden) > 0, 1.0, -1.0)[:, self.inverse]
 
-    def __call__(self, model: MLPEnsemble) -> dict[str, torch.Tensor]:
+    def _forward(self, model: MLPEnsemble) -> tuple[torch.Tensor, torch.Tensor]:
+        """The policy's logits on `self.x` (N, M) and the last hidden layer (N, >= the probes' rows, width):
+        by the compiled kernel where it computes this model (the same values, bit for bit, without
+        materialising the hidden layer of every input), else by the torch path."""
+        if type(self).policy_logits is ProbeEvaluator.policy_logits and isinstance(model, MLPEnsemble) and train_kernel.eval_supports(model.params):
+            return train_kernel.forward(model.params, self.x, self.policy_head, self._keep)
         hidden = model.trunk(self.x)  # (N, M, width)
-        logits = self.policy_logits(model, hidden)
+        return self.policy_logits(model, hidden), hidden
+
+    def __call__(self, model: MLPEnsemble) -> dict[str, torch.Tensor]:
+        logits, hidden = self._forward(model)
         decisions = torch.where(logits > 0, 1.0, -1.0)[:, self.inverse]
         out = self.score_outputs(decisions)
         fit_logits = logits[:, self.inverse[self.n_probe :]]
