@@ -103,7 +103,19 @@ class ProbeEvaluator(CellScorer):
             (torch.tensor(rows, device=device), [i for i, _ in members], torch.stack([y for _, y in members], 1).to(device), len(rows) // 2)
             for rows, members in groups.items()
         ]
+        self._signed: torch.Tensor | None = None  # built on first use by score_signs
         self._keep = 1 + max((max(rows) for rows in groups), default=-1)  # hidden rows the probes read
+
+    def score_signs(self, out: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`score_outputs` for outputs in {-1, +1} only (templates are too): a cell's agreement count with a
+        template is (its size + the sum of output x template over it) / 2, one matrix product for every cell
+        and class. All sums are of integers, exact in float32, so the result is `score_outputs`'s exactly."""
+        if self._signed is None:  # (M_probe, cells * classes): each template, masked to its cell
+            self._signed = (self.cell_member.unsqueeze(-1) * self.templates.unsqueeze(1)).flatten(1)
+        n_cells = len(self.cell_sizes)
+        dot = (out[:, : self.n_probe] @ self._signed).view(len(out), n_cells, -1)  # (N, cells, classes)
+        agreement = (dot + self.cell_sizes[:, None]).mul_(0.5).div_(self.cell_sizes[:, None])
+        return {"agreement": agreement, "train_accuracy": (out[:, self.n_probe :] == self.fit_y).float().mean(1)}
 
     def policy_logits(self, model: MLPEnsemble, hidden: torch.Tensor | None = None) -> torch.Tensor:
         """The policy's logit on every distinct input `self.x`: (N, len(self.x)). `hidden`: the trunk's
@@ -127,7 +139,7 @@ class ProbeEvaluator(CellScorer):
     def __call__(self, model: MLPEnsemble) -> dict[str, torch.Tensor]:
         logits, hidden = self._forward(model)
         decisions = torch.where(logits > 0, 1.0, -1.0)[:, self.inverse]
-        out = self.score_outputs(decisions)
+        out = self.score_signs(decisions)
         fit_logits = logits[:, self.inverse[self.n_probe :]]
         out["fit_loss"] = torch.nn.functional.softplus(-self.fit_y * fit_logits).mean(1)
         out["decisions"] = pack_decisions(decisions[:, : self.n_probe])  # the function itself, for clustering
