@@ -298,6 +298,12 @@ class GridworldFamily(Family):
         x = torch.cat(seen).unique(dim=0)
         return x, {c: fn(x).float() for c, fn in world.references.items()}, world.n_actions
 
+    def check_world(self, world) -> list[str]:
+        problems = super().check_world(world)
+        if not problems:
+            problems = [f"head_outputs has no entry for head {h!r}" for h in world.heads if h not in world.head_outputs]
+        return problems
+
     def init(self, world, config, runs, device="cpu") -> MLPEnsemble:
         gens = [generator(r.seed, "init") for r in runs]
         return MLPEnsemble.init(world.input_dim, config.model.depth, config.model.width, self.n_outputs(world), gens)
