@@ -4,6 +4,7 @@ fields it honours and what it needs of a world, and refuses what it cannot honou
 from __future__ import annotations
 
 import contextlib
+import math
 import textwrap
 import tomllib
 
@@ -155,11 +156,11 @@ def test_gridworld_early_stopping_is_honoured():
         steps, acc = list(r.traj_step), list(r.traj_train_accuracy)
         fits = [s for s, a in zip(steps, acc) if s > 0 and a >= threshold - 1e-6]
         if not fits:
-            assert r.stop_step != r.stop_step  # NaN: trained to the end
+            assert math.isnan(r.stop_step)  # trained to the end
             continue
         assert r.stop_step == fits[0]  # stopped at the first checkpoint it fitted
         k = steps.index(int(r.stop_step))
-        assert all(v != v for v in list(r.traj_loss_policy)[k + 1 :])  # and trained no more
+        assert all(math.isnan(v) for v in list(r.traj_loss_policy)[k + 1 :])  # and trained no more
         assert len({bytes(d) for d in list(r.traj_decisions)[k:]}) == 1
 
 

@@ -163,9 +163,8 @@ class RunConfig(_Strict):
         if refused:
             raise ValueError(refused[0])
         for i, ph in enumerate(self.phases):
-            if ph.algorithm != "supervised":
-                if "policy" not in ph.heads:
-                    raise ValueError(f"phases.{i}.algorithm: {ph.algorithm} trains the policy head, which the phase does not list")
+            if ph.algorithm != "supervised" and "policy" not in ph.heads:
+                raise ValueError(f"phases.{i}.algorithm: {ph.algorithm} trains the policy head, which the phase does not list")
             for head, entry in ph.heads.items():
                 if head not in world_cls.all_heads:
                     raise ValueError(f"phases.{i}.heads.{head}: unknown head (heads of {self.world.name}: {', '.join(world_cls.all_heads)})")
