@@ -45,4 +45,7 @@ def main(n: int = 1000, sample: int = 20) -> None:
 
 
 if __name__ == "__main__":
+    from deceptionlab.core.process import tune_process
+
+    tune_process()  # as the CLI and the executors' workers do for their own processes
     main(*map(int, sys.argv[1:3]))

@@ -88,4 +88,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from deceptionlab.core.process import tune_process
+
+    tune_process()  # as the CLI and the executors' workers do for their own processes
     main()

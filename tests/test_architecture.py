@@ -16,8 +16,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("core",),
     ("worlds",),
     ("models",),
-    ("judge",),
     ("train",),
+    ("judge",),
     ("families",),
     ("sweep",),
     ("measure",),
@@ -134,3 +134,24 @@ def test_the_checks_catch_what_they_should():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     with pytest.raises(AssertionError, match="in no layer"):
         layer_of("deceptionlab.nowhere.module")
+
+
+PROCESS_SETTINGS = ("mallopt", "set_num_threads", "set_flush_denormal", "sys.path.append", "sys.path.insert")
+OWNERS = ("core/process.py", "cli/", "sweep/executors/")  # what owns a process may set it
+SCOPED = {  # library code that changes a setting for one call and restores it in a finally block
+    "measure/prior.py": "set_num_threads", "measure/counting/sampler.py": "set_num_threads", "train/loop.py": "set_flush_denormal",
+    "worlds/registry.py": "sys.path.append",  # a user's world folder, so its module imports in spawned workers too (docs/worlds.md)
+}
+
+
+def test_library_code_leaves_process_settings_alone():
+    found = []
+    for name, path in modules().items():
+        rel = path.relative_to(SRC / PACKAGE).as_posix()
+        if rel.startswith(OWNERS):
+            continue
+        text = path.read_text()
+        for setting in PROCESS_SETTINGS:
+            if setting in text and SCOPED.get(rel) != setting:
+                found.append(f"{rel}: {setting}")
+    assert not found, "process-wide settings in library code (set them in core.process, the CLI or an executor):\n" + "\n".join(found)

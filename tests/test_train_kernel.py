@@ -128,3 +128,27 @@ def test_shapes_the_kernel_does_not_compute_take_the_torch_path():
     assert not train_kernel.supports(params, "adam", 32)
     assert train_kernel.supports(MLPEnsemble.init(12, 2, 64, 3, [torch.Generator().manual_seed(0)]).params, "sgd", 32)
     _train("adam", dict(lr=1e-3), n=2, width=11)  # trains (width 11 is not a multiple of 16)
+
+
+@pytest.mark.parametrize("depth,width", [(2, 64), (1, 32), (3, 16)])
+def test_checkpoint_evaluation_in_the_kernel_equals_torchs_bit_for_bit(depth, width, no_kernel):
+    """The checkpoints' forward pass (measure.verdicts.ProbeEvaluator: the trunk, the policy logit and
+    the probes' hidden rows) computed by the kernel gives torch's values exactly, and so the same
+    evaluation: scores, decisions, losses and decodability."""
+    from deceptionlab.judge.cells import ProbeEvaluator
+
+    model = MLPEnsemble.init(WORLD.input_dim, depth, width, len(WORLD.heads), [torch.Generator().manual_seed(s) for s in range(12)])
+    with torch.no_grad():
+        for p in model.params:  # trained-looking weights: larger than the init, some units dead
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.5)
+    ev = ProbeEvaluator(WORLD)
+    hidden = model.trunk(ev.x)
+    for head in range(len(WORLD.heads)):
+        logits, kept = train_kernel.forward(model.params, ev.x, head, keep=300)
+        assert torch.equal(logits, model.readout(hidden)[..., head]) and torch.equal(kept, hidden[:, :300])
+    fast = ev(model)
+    no_kernel(True)
+    slow = ev(model)
+    assert fast.keys() == slow.keys() and all(torch.equal(fast[k], slow[k]) for k in fast)
+    decisions = ev.outputs(model)  # and scoring +-1 outputs by one product gives the general scorer's counts
+    assert all(torch.equal(a, b) for a, b in zip(ev.score_signs(decisions).values(), ev.score_outputs(decisions).values()))

@@ -8,6 +8,9 @@ from ._common import app
 
 
 def main() -> None:
+    from ..core.process import tune_process
+
+    tune_process()  # the command line owns its process: the allocator setting for training
     app()
 
 

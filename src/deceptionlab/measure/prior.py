@@ -38,7 +38,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..train.loop import _keep_freed_memory
 from . import prior_kernel
 from .complexity import lz_complexity
 
@@ -283,7 +282,6 @@ def sample_functions(
     # Python threads, each running single-threaded torch ops (they release the GIL): on the shared 2-core
     # machine this was 2x faster than one thread with 2 OpenMP threads, whose many small elementwise ops
     # scale badly across threads; the intra-op thread count is restored afterwards.
-    _keep_freed_memory()  # each block frees and reallocates the same 10 MB activations
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

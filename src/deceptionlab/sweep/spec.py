@@ -158,17 +158,18 @@ class RunConfig(_Strict):
             raise ValueError(f"model.compute_penalty: early-exit models exist for the mlp family only ({self.world.name}'s models are {world_cls.family!r})")
         if self.model.compute_penalty is None and self.model.ponder_penalty != "layers":
             raise ValueError("model.ponder_penalty: applies to early-exit models only (set model.compute_penalty)")
-        if self.model.compute_penalty is not None and (self.early.weight_noise or self.early.data_swap_steps):
-            raise ValueError("early: early interventions are not implemented for early-exit models (model.compute_penalty)")
-        for i, ph in enumerate(self.phases):
-            if ph.algorithm != "supervised":
-                from ..families import get_family  # late: families import the trainer, which imports nothing of specs
+        from ..families import family_for  # late: families import the trainer, which imports nothing of specs
 
-                family = get_family(world_cls.family)
-                if ph.algorithm not in family.algorithms:
-                    raise ValueError(f"phases.{i}.algorithm: {self.world.name}'s model family {family.name!r} trains by {', '.join(family.algorithms)} only")
-                if "policy" not in ph.heads:
-                    raise ValueError(f"phases.{i}.algorithm: {ph.algorithm} trains the policy head, which the phase does not list")
+        family = family_for(world, self)
+        lacking = family.check_world(world)  # the family's world protocol (docs/worlds.md)
+        if lacking:
+            raise ValueError(f"world.name: {self.world.name!r} cannot be trained by its model family {family.name!r}: {'; '.join(lacking)}")
+        refused = family.check_config(self, world)  # spec fields the family cannot honour (its capabilities)
+        if refused:
+            raise ValueError(refused[0])
+        for i, ph in enumerate(self.phases):
+            if ph.algorithm != "supervised" and "policy" not in ph.heads:
+                raise ValueError(f"phases.{i}.algorithm: {ph.algorithm} trains the policy head, which the phase does not list")
             for head, entry in ph.heads.items():
                 if head not in world_cls.all_heads:
                     raise ValueError(f"phases.{i}.heads.{head}: unknown head (heads of {self.world.name}: {', '.join(world_cls.all_heads)})")

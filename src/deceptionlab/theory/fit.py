@@ -28,7 +28,17 @@ from scipy.stats import norm
 from ..core.scoring import VERDICTS
 from ..core.stats import wilson
 from .biases import BiasParams
-from .lab_units import FREE, HALVES, MODELS, Context, measure_conditions, predictions, proxy_rate_from, verdict_probs
+from .lab_units import (
+    FREE,
+    HALVES,
+    MODELS,
+    Context,
+    measure_conditions,
+    predictions,
+    proxy_rate_from,
+    texts_params,
+    verdict_probs,
+)
 
 THEORIES = ("path", "bias")
 MODEL_NAMES = {"path": "path model (high path dependence)", "bias": "bias model (low path dependence)", "null": "null: nearest trained input"}
@@ -89,11 +99,6 @@ def _counts(conds: pd.DataFrame) -> np.ndarray:
 
 def _params(model: str, u: np.ndarray) -> dict:
     return {f.name: float(f.value(x)) for f, x in zip(FREE[model], u)}
-
-
-def texts_params(model: str) -> dict:
-    """The texts' values of a theory model's free parameters (unfitted)."""
-    return {f.name: float(f.texts) for f in FREE[model]}
 
 
 @dataclass

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.stats import wilson
-from .lab_units import Context, predictions, run_measurements, situation_first
+from .lab_units import Context, predictions, run_measurements, situation_first, texts_params
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE = "supported", "contradicted", "inconclusive", "not testable here"
 
@@ -48,7 +48,6 @@ def fit_claims(runs: pd.DataFrame, conditions: pd.DataFrame, posts: dict, ctx: C
     the conditions where they hold, the rule, the measurement, the fitted path model's prediction
     (posterior mean and 95% range) and the texts' (unfitted), and the claim's verdict by the rule.
     `runs`: the fit and held-out runs; `conditions`: their `measure_conditions` rows with `role`."""
-    from .fit import texts_params
 
     post = posts["path"]
     draws = post.draw_params()

@@ -366,3 +366,8 @@ def simulate_verdicts(model: str, conds: pd.DataFrame, params: dict, runs: int, 
         if col not in out:
             out[col] = np.nan  # what was not simulated is not measured
     return out
+
+
+def texts_params(model: str) -> dict:
+    """The texts' values of a theory model's free parameters (unfitted)."""
+    return {f.name: float(f.texts) for f in FREE[model]}

@@ -313,3 +313,91 @@ int train_steps(int n_members, int n_threads, int depth, int n_in, int width, in
   }
   return status;
 }
+
+/* ---- checkpoint evaluation: the trunk and the policy logit of every member on shared inputs ----------
+ * `eval_forward` computes, per member, the last hidden layer on every row of x (M, n_in) in tiles of
+ * EROWS rows that stay in cache, and from it the logit of one head, as measure.verdicts.ProbeEvaluator
+ * does in torch: each product is the sum over the inner index in order (fused multiply-adds from 0),
+ * then the bias, then the ReLU, so that the values are the ones torch's batched matmuls give
+ * (tests/test_train_kernel.py checks them bit for bit). The hidden layer of the first `keep` rows is
+ * stored (N, keep, width) for the linear probes; the rest never leaves the cache. */
+#define EROWS 32
+
+static void* eval_run(void* arg);
+
+typedef struct {
+  int depth, n_in, width, n_heads, M, head, keep;
+  float* const* params;
+  const float* x;
+  float *logits, *hidden;
+  int m0, m1, status;
+} EvalJob;
+
+/* C (rows x W) = ReLU(A (rows x K) B (K x W) + bias): the register-blocked sum over p first (each element
+ * summed in order from 0, as torch's matmul does), then the bias, then the ReLU, as torch's bmm, add_, relu_ */
+static void eval_layer(int rows, int K, int W, const float* A, const float* B, const float* bias, float* C) {
+  gemm(rows, W, K, A, K, 1, B, W, C, W, 0, 0, 0, 0);
+  for (int i = 0; i < rows; i++)
+    for (int j = 0; j < W; j += VL) {
+      const vf acc = ld(C + (long)i * W + j) + ld(bias + j);
+      st(C + (long)i * W + j, (vf)((vi)acc & (acc > (vf){0})));
+    }
+}
+
+static void* eval_run(void* arg) {
+  EvalJob* j = arg;
+  const int D = j->depth, W = j->width, H = j->n_heads;
+  float* buf = aligned_alloc(64, sizeof(float) * (2L * EROWS * W + W + 16));
+  if (!buf) { j->status = 1; return 0; }
+  float *h0 = buf, *h1 = h0 + (long)EROWS * W, *wcol = h1 + (long)EROWS * W;
+  for (int m = j->m0; m < j->m1; m++) {
+    const float* P[64];
+    for (int k = 0; k < 2 * (D + 1); k++) {
+      const int l = k / 2, fan_in = l == 0 ? j->n_in : W, fan_out = l == D ? H : W;
+      P[k] = j->params[k] + (long)m * (k % 2 ? 1 : fan_in) * fan_out;
+    }
+    for (int c = 0; c < W; c++) wcol[c] = P[2 * D][(long)c * H + j->head];
+    const float bh = P[2 * D + 1][j->head];
+    for (int r0 = 0; r0 < j->M; r0 += EROWS) {
+      const int rows = j->M - r0 < EROWS ? j->M - r0 : EROWS;
+      float *in = h0, *out = h1;
+      eval_layer(rows, j->n_in, W, j->x + (long)r0 * j->n_in, P[0], P[1], in);
+      for (int l = 1; l < D; l++) {
+        eval_layer(rows, W, W, in, P[2 * l], P[2 * l + 1], out);
+        float* t = in; in = out; out = t;
+      }
+      for (int r = 0; r < rows; r++) {
+        float z = 0;
+        for (int c = 0; c < W; c++) z = fmaf(in[(long)r * W + c], wcol[c], z); /* in order, as the matmul sums */
+        j->logits[(long)m * j->M + r0 + r] = z + bh;
+        if (r0 + r < j->keep) memcpy(j->hidden + ((long)m * j->keep + r0 + r) * W, in + (long)r * W, sizeof(float) * W);
+      }
+    }
+  }
+  free(buf);
+  return 0;
+}
+
+/* Returns 0 on success, 1 when out of memory, 2 for shapes it does not compute. */
+int eval_forward(int n_members, int n_threads, int depth, int n_in, int width, int n_heads, float* const* params,
+                 const float* x, int M, int head, float* logits, int keep, float* hidden) {
+  if (width % VL || depth < 1 || 2 * (depth + 1) > 64 || head < 0 || head >= n_heads || keep > M) return 2;
+  if (n_threads < 1) n_threads = 1;
+  if (n_threads > n_members) n_threads = n_members > 0 ? n_members : 1;
+  if (n_threads > 64) n_threads = 64;
+  EvalJob jobs[64];
+  pthread_t tid[64];
+  for (int i = 0; i < n_threads; i++)
+    jobs[i] = (EvalJob){depth, n_in, width, n_heads, M, head, keep, params, x, logits, hidden,
+                        (int)((long)n_members * i / n_threads), (int)((long)n_members * (i + 1) / n_threads), 0};
+  int created[64] = {0};
+  for (int i = 1; i < n_threads; i++) created[i] = pthread_create(&tid[i], 0, eval_run, &jobs[i]) == 0;
+  eval_run(&jobs[0]);
+  int status = jobs[0].status;
+  for (int i = 1; i < n_threads; i++) {
+    if (created[i]) pthread_join(tid[i], 0);
+    else eval_run(&jobs[i]);
+    if (jobs[i].status) status = jobs[i].status;
+  }
+  return status;
+}

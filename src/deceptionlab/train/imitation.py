@@ -13,6 +13,7 @@ import torch
 
 from ..models import MLPEnsemble
 from . import optim
+from .loop import HeadData, Phase, run_phases
 
 
 def forward_flops(n_in: int, depth: int, width: int, n_out: int = 1) -> int:
@@ -22,10 +23,10 @@ def forward_flops(n_in: int, depth: int, width: int, n_out: int = 1) -> int:
     return sum(2 * a * b for a, b in itertools.pairwise(sizes))
 
 
-def imitate(x: torch.Tensor, y: torch.Tensor, depth: int, width: int, gens: list[torch.Generator], steps: int, lr: float,
-            n_outputs: int = 1, on_steps=None) -> MLPEnsemble:
-    """Train one ensemble, member m on targets y[m] (N, P), full batch: the logistic loss on +-1 targets
-    (one output), or the cross-entropy on class indices (n_outputs > 1). `on_steps(k)` after every k steps."""
+def imitate(x: torch.Tensor, y: torch.Tensor, depth: int, width: int, gens: list[torch.Generator], steps: int, lr: float, n_outputs: int = 1) -> MLPEnsemble:
+    """Train one ensemble, member m on targets y[m] (N, P), full batch, through the one training loop: the
+    logistic loss on +-1 targets (one output), or the cross-entropy on class indices (n_outputs > 1, e.g.
+    actions)."""
     model = MLPEnsemble.init(x.shape[1], depth, width, n_outputs, gens)
     opt = optim.Adam(model.params, lr)
     k = int((x != 0).sum(1).max())
@@ -37,20 +38,18 @@ def imitate(x: torch.Tensor, y: torch.Tensor, depth: int, width: int, gens: list
         xb = x.expand(len(gens), -1, -1).contiguous()
         forward, backward = (lambda: model.forward(xb)), model.backward
     onehot = torch.nn.functional.one_hot(y.long(), n_outputs).float() if n_outputs > 1 else None
-    every = max(1, steps // 20)
-    flush = torch.set_flush_denormal(True)  # once the fit is perfect, Adam's moments go denormal: ~40x slower
-    try:
-        with torch.no_grad():
-            for step in range(steps):
-                z, cache = forward()
-                if onehot is None:
-                    dz = (torch.sigmoid(-y * z[..., 0]) * -y / x.shape[0]).unsqueeze(-1)  # d mean softplus(-yz) / dz
-                else:
-                    dz = (z.softmax(-1) - onehot) / x.shape[0]  # d mean cross-entropy / dz
-                opt.step(backward(cache, dz))
-                if on_steps is not None and (step + 1) % every == 0:
-                    on_steps(every)
-    finally:
-        if flush:
-            torch.set_flush_denormal(False)
+    no_loss = torch.zeros(len(gens), 1)
+
+    def step(_rows) -> torch.Tensor:  # full batch: every step sees every input
+        z, cache = forward()
+        if onehot is None:
+            dz = (torch.sigmoid(-y * z[..., 0]) * -y / x.shape[0]).unsqueeze(-1)  # d mean softplus(-yz) / dz
+        else:
+            dz = (z.softmax(-1) - onehot) / x.shape[0]  # d mean cross-entropy / dz
+        opt.step(backward(cache, dz))
+        return no_loss  # nothing is logged
+
+    # once the fit is perfect, Adam's moments go denormal: the loop flushes them (~40x faster)
+    run_phases(model.params, [Phase("imitation", steps, [HeadData(0, x, y[0], 1.0)])], lambda phase, xs, ys: step, n_heads=1, batch_size=None,
+               data_generators=[], log_every=None, evaluate=None)
     return model

@@ -1,8 +1,12 @@
-"""The phase loop every trainer shares: minibatches, checkpoints, early interventions, early stopping.
+"""The one training loop: minibatches, checkpoints, early interventions, early stopping, logging.
 
-A trainer (`trainer.train` for MLPs, `ponder.train_ponder` for early-exit models) supplies, per
-phase, a function that makes one optimisation step of every member on given rows of the phase's
-data and returns the per-head loss sums; this loop does everything around it.
+Every training in the lab runs through `run_phases`: each model family's (`families.base.Family.
+train_chunk`: mlp, ponder, transformer, gridworld with its REINFORCE phases), the trainers built on
+them (`trainer.train`, `ponder.train_ponder`) and the speed measurement's imitators (full batch).
+A family supplies, per phase, a step: a function that makes one optimisation step of every member on
+given rows of the phase's data and returns the per-head loss sums (or a `Step`, which also hears where
+each block of steps begins, or a `BlockSteps`, the compiled kernel's many steps per call); this loop
+does everything around it, and is the only caller of the steps.
 
 Each member draws its own minibatches from its own generator, in blocks of `BLOCK` steps, so a
 member's data order does not depend on the ensemble it is trained in. Early stopping keeps that
@@ -12,7 +16,6 @@ back after every step, so it ends exactly where it would have ended trained alon
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -23,12 +26,14 @@ BLOCK = 64  # steps of minibatch indices drawn per member at a time
 
 @dataclass(frozen=True)
 class HeadData:
-    """One head trained in a phase: its readout index, its dataset (x, y) and its loss weight."""
+    """One head trained in a phase: its readout index, its dataset (x, y) and its loss weight; `dataset`
+    names the world's dataset (families that need more of it than x and y look it up)."""
 
     head: int
     x: torch.Tensor  # (P, n_in)
     y: torch.Tensor  # (P,) in {-1, +1}
     weight: float
+    dataset: str = ""
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class Phase:
     name: str
     steps: int
     heads: list[HeadData]
+    algorithm: str = "supervised"  # PhaseSpec.algorithm: how the policy head learns in this phase
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,22 @@ class Trajectory:
 
 
 StepFn = Callable[[torch.Tensor], torch.Tensor]
-"""One step of every member on rows idx (N, R) of the phase pool; returns per-head loss sums (N, heads)."""
+"""One step of every member on rows idx (N, R) of the phase pool (None in a full-batch loop); returns
+per-head loss sums (N, heads)."""
+
+
+class Step:
+    """A step function that also hears, before each block of k steps is run, that it begins
+    (`begin_block(k)`: e.g. to draw the block's rollout noise), and whose loss is per `loss_rows` rows
+    (None: the loss sums are over the batch's rows, as a plain step's are)."""
+
+    loss_rows: int | None = None
+
+    def begin_block(self, k: int) -> None:
+        pass
+
+    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
 
 class BlockSteps:
@@ -124,25 +145,6 @@ class _Stopper:
                 torch.where(self.mask, f, p, out=p.data)
 
 
-_malloc_tuned = False
-
-
-def _keep_freed_memory() -> None:
-    """Ask glibc to reuse freed blocks instead of returning them to the OS: each training step frees
-    and reallocates the same multi-megabyte activations, and with the default thresholds each
-    reallocation page-faults afresh (measured: 15 -> 21 runs/s on bitworld). Linux/glibc only."""
-    global _malloc_tuned
-    if _malloc_tuned:
-        return
-    _malloc_tuned = True
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD
-        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD, glibc's maximum
-    except (OSError, AttributeError):
-        pass
-
-
 def _draw(generators, k, batch_size, sizes, offsets, device="cpu") -> torch.Tensor:
     """(N, k, R) row indices: k steps of a minibatch per head, member by member."""
     return torch.stack(
@@ -156,7 +158,7 @@ def run_phases(
     make_step: MakeStep,
     *,
     n_heads: int,
-    batch_size: int,
+    batch_size: int | None,
     data_generators: list[torch.Generator],
     log_every: int | None,
     evaluate: Callable[[], dict[str, torch.Tensor]] | None,
@@ -171,20 +173,20 @@ def run_phases(
     `early` = (k, generators): the minibatches of the first k steps come from those generators, and
     every later minibatch is the one the unperturbed run draws. `stopping`: members stop one by one
     in the last phase (their loss is NaN at checkpoints after they stopped; once all have, the
-    remaining steps are skipped and only logged)."""
+    remaining steps are skipped and only logged). `batch_size` None: full batch, every step sees every
+    row of the phase (no minibatches are drawn; the step is called with idx None)."""
     device, n = params[0].device, params[0].shape[0]
     run = [p for p in phases if p.steps and p.heads]  # skipped phases never appear
     traj = Trajectory()
     if evaluate is not None:
         traj.log(0, run[0].name if run else "", {**evaluate(), "train_loss": torch.full((n, n_heads), float("nan"), device=device)})
     stopper = _Stopper(stopping, params) if stopping is not None else None
-    _keep_freed_memory()
     flush = torch.set_flush_denormal(True)  # denormal floats (tiny Adam moments) are ~40x slower
     try:
         step = 0
         for phase in run:
             last = stopper if phase is run[-1] else None  # members stop only in the last phase
-            step = _run_phase(phase, step, make_step, n_heads, batch_size, data_generators, log_every, evaluate, on_steps, early, traj, last, device)
+            step = _run_phase(phase, step, make_step, n, n_heads, batch_size, data_generators, log_every, evaluate, on_steps, early, traj, last, device)
     finally:
         if flush:
             torch.set_flush_denormal(False)
@@ -193,7 +195,7 @@ def run_phases(
 
 
 @torch.no_grad()
-def _run_phase(phase, step, make_step, n_heads, batch_size, data_generators, log_every, evaluate, on_steps, early, traj, stopper, device) -> int:
+def _run_phase(phase, step, make_step, n_members, n_heads, batch_size, data_generators, log_every, evaluate, on_steps, early, traj, stopper, device) -> int:
     xs = torch.cat([h.x for h in phase.heads]).to(device)
     ys = torch.cat([h.y for h in phase.heads]).float().to(device)
     sizes = [len(h.x) for h in phase.heads]
@@ -201,23 +203,27 @@ def _run_phase(phase, step, make_step, n_heads, batch_size, data_generators, log
     step_fn = make_step(phase, xs, ys)
     untrained = torch.ones(n_heads, dtype=torch.bool, device=device)
     untrained[[h.head for h in phase.heads]] = False
-    loss_sum = torch.zeros(len(data_generators), n_heads, device=device)
+    loss_sum = torch.zeros(n_members, n_heads, device=device)
+    rows = (step_fn.loss_rows if isinstance(step_fn, Step) else None) or batch_size or 1  # rows each loss is summed over
     since = done = 0
     while done < phase.steps:
         k = min(BLOCK, phase.steps - done)
         training = stopper is None or not stopper.all_stopped
-        if training:
+        block = None
+        if training and batch_size is not None:
             block = _draw(data_generators, k, batch_size, sizes, offsets, device)  # (N, k, R)
             if early is not None and step < early[0]:
                 swap = min(k, early[0] - step)
                 block[:, :swap] = _draw(early[1], swap, batch_size, sizes, offsets, device)
+        if training and isinstance(step_fn, Step):
+            step_fn.begin_block(k)
         s = 0
         while s < k:
             # the stretch up to the next checkpoint (one step at a time unless the step fn makes blocks)
             n = min(k - s, log_every - step % log_every) if log_every is not None else k - s
             if training and not isinstance(step_fn, BlockSteps):
                 n = 1
-                loss_sum += step_fn(block[:, s])
+                loss_sum += step_fn(None if block is None else block[:, s])
                 if stopper is not None:
                     stopper.hold()
             elif training:  # stopped members are skipped: their weights stay as they were when they stopped
@@ -229,7 +235,7 @@ def _run_phase(phase, step, make_step, n_heads, batch_size, data_generators, log
             s += n
             if log_every is not None and (step % log_every == 0 or done + s == phase.steps):
                 if evaluate is not None:
-                    per_head = loss_sum / (since * batch_size)
+                    per_head = loss_sum / (since * rows)
                     per_head[:, untrained] = float("nan")  # heads not trained in this phase
                     if stopper is not None:
                         per_head[stopper.stopped.to(device)] = float("nan")  # frozen during this interval

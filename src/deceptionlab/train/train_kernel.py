@@ -38,6 +38,18 @@ def _load():
     return fn
 
 
+@functools.lru_cache(maxsize=1)
+def _load_eval():
+    lib = compiled(SOURCE, "train_kernel", FLAGS, LINK)
+    if lib is None:
+        return None
+    fn = ctypes.CDLL(str(lib)).eval_forward
+    i, p = ctypes.c_int, ctypes.c_void_p
+    fn.argtypes = [i, i, i, i, i, i, p, p, i, i, p, i, p]
+    fn.restype = ctypes.c_int
+    return fn
+
+
 def load():
     """The compiled `train_steps`, or None when it cannot be had (no compiler, disabled, build failed)."""
     if os.environ.get("DECEPTIONLAB_NO_KERNEL"):
@@ -104,3 +116,29 @@ class KernelSteps(BlockSteps):
         if self.adam:
             o.t += s1 - s0
         return loss
+
+
+def eval_supports(params: list[torch.Tensor]) -> bool:
+    """Whether `forward` computes this ensemble: the kernel is there and the training kernel's shapes."""
+    return load() is not None and supports(params, "sgd", 1)
+
+
+def forward(params: list[torch.Tensor], x: torch.Tensor, head: int, keep: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The MLP ensemble `params` on inputs x (M, n_in) shared by all members: the logit of `head` (N, M) and
+    the last hidden layer of the first `keep` rows (N, keep, width), equal bit for bit to what
+    `MLPEnsemble.trunk` and `readout` give, without materialising the hidden layer of every row (the
+    checkpoints' evaluation, `measure.verdicts.ProbeEvaluator`)."""
+    fn = _load_eval()
+    x = x.float().contiguous()
+    n, width, n_heads = params[0].shape[0], params[0].shape[-1], params[-1].shape[-1]
+    logits = torch.empty(n, len(x))
+    hidden = torch.empty(n, keep, width)
+    status = fn(
+        n, torch.get_num_threads(), len(params) // 2 - 1, x.shape[1], width, n_heads, _pointers(params), x.data_ptr(), len(x), head,
+        logits.data_ptr(), keep, hidden.data_ptr(),
+    )
+    if status == 1:
+        raise MemoryError("eval kernel: out of memory")
+    if status:
+        raise ValueError(f"eval kernel: unsupported shapes (status {status})")
+    return logits, hidden

@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 import torch
 
+from ...core.process import tune_process
 from .base import MAX_ATTEMPTS, Chunk, ExecutorError, Progress, Work, lost
 
 WORTH_A_PROCESS = 60.0  # seconds of estimated work per extra worker process (each costs seconds to start: BENCHMARKS.md)
@@ -59,7 +60,7 @@ class _Worker:
 
 def _worker_main(conn: Connection, work: Work, device: str, threads: int) -> None:
     """A worker process: train the chunks the driver sends, one at a time, until told to stop (None)."""
-    torch.set_num_threads(threads)
+    tune_process(threads)  # this worker process is the executor's own
     try:
         while (task := conn.recv()) is not None:
             key, chunk = task

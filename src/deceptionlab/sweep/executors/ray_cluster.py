@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import torch
-
+from ...core.process import tune_process
 from .base import MAX_ATTEMPTS, Chunk, ExecutorError, Progress, Work, lost
 
 
@@ -38,7 +37,7 @@ def _train_on_ray(work: Work, chunk: Chunk, device: str, fingerprint: str) -> An
     """A Ray task: one chunk on one CPU of some node (a Ray task reserves one CPU: one torch thread)."""
     if code_fingerprint() != fingerprint:
         raise CodeMismatch(f"node {socket.gethostname()} runs other deceptionlab code ({Path(__file__).parents[2]}, {code_fingerprint()})")
-    torch.set_num_threads(1)
+    tune_process(1)  # a Ray task reserves one CPU: one torch thread
     return work(chunk, device)
 
 
