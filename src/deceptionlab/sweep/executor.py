@@ -179,11 +179,11 @@ def run_experiment(  # noqa: PLR0913
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise SpecError(f"--device {device}: no CUDA device is available on this machine")
     store = Store(out)
-    store.check_compatible(spec)
-    all_runs = expand(spec)
-    world_names = {r.config.world.name for r in all_runs}
-    folders = sorted({str(f) for f in map(world_folder, world_names) if f is not None})
-    with store.lock():
+    with store.lock():  # the folder's experiment is decided under the lock: two specs never both write here
+        store.check_compatible(spec)
+        all_runs = expand(spec)
+        world_names = {r.config.world.name for r in all_runs}
+        folders = sorted({str(f) for f in map(world_folder, world_names) if f is not None})
         store.initialise(spec, spec_text, folders)
         store.remove_stale_temporaries()  # a writer killed mid-write leaves its temp file behind
         stored = store.stored_ids(report=progress.message)

@@ -104,8 +104,6 @@ class GridworldKnobs(Knobs):
         "corner (the gem's training corner), top_left (the opposite corner) or centre",
     )
 
-    late_knobs: ClassVar[tuple[str, ...]] = ("own_goal",)
-    """Knobs added after results format 3: left out of run ids at their defaults (sweep.spec.omit_late_defaults)."""
 
 
 class Gridworld(World):
