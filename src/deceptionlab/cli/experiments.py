@@ -61,7 +61,7 @@ def run(
             raise typer.Exit(130) from None
     err_console.print(f"{counts['trained']} runs trained, {counts['skipped']} already stored, in {counts['seconds']:.1f} s -> {out}")
     if show_table:
-        show(out, fmt=Format.table, thresholds=False, gap=False)
+        show(out, fmt=Format.table, thresholds=False, gap=False, skip_damaged=False)
 
 
 def _os_error(out: Path, e: OSError) -> str:
@@ -78,11 +78,12 @@ def show(
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv or json (csv/json: the table asked for)."),
     thresholds: bool = typer.Option(False, "--thresholds", help="Verdict shares as the verdict threshold goes from 0.7 to 1.0 (docs/deception.md)."),
     gap: bool = typer.Option(False, "--gap", help="csv/json: the compliance-gap distribution per condition instead of the verdicts."),
+    skip_damaged: bool = typer.Option(False, "--skip-damaged", help="Leave out damaged, unlisted or duplicated chunks (each named on stderr) instead of refusing the folder."),
 ):
     """Verdict frequencies per condition with 95% Wilson intervals, then the compliance gap per condition
     (median, IQR, share of runs above 0.1, 0.2, 0.5) and what the `mixed` runs are made of."""
     try:
-        runs = load(results)
+        runs = load(results, skip_bad=skip_damaged)
     except StoreError as e:
         _fail(str(e))
     axes = [a for a in Store(results).axes() if a in runs.columns] or ["condition"]

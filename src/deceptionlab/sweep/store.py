@@ -79,11 +79,11 @@ class Entry:
 _digests: dict[tuple, str] = {}  # (path, size, mtime_ns, inode) -> sha256: a file is hashed once while unchanged
 
 
-def sha256_of(path: Path) -> str:
-    """The sha256 of a file's bytes, cached by its size, modification time and inode."""
+def sha256_of(path: Path, fresh: bool = False) -> str:
+    """The sha256 of a file's bytes, cached by its size, modification time and inode (`fresh`: read again)."""
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
-    if key not in _digests:
+    if fresh or key not in _digests:
         with open(path, "rb") as f:
             _digests[key] = hashlib.file_digest(f, "sha256").hexdigest()
     return _digests[key]
@@ -228,10 +228,11 @@ class Store:
     def parts(self) -> list[Path]:
         return sorted(self.runs_dir.glob("part-*.parquet")) if self.runs_dir.is_dir() else []
 
-    def check(self) -> tuple[list[tuple[Path, Entry]], list[Problem]]:
+    def check(self, fresh: bool = False) -> tuple[list[tuple[Path, Entry]], list[Problem]]:
         """Every chunk checked against the manifest: (the good chunks with their entries, the problems).
         Good: listed, present, its bytes (and its weights file's) matching their checksums, no run id in two
-        chunks. Reads only the run ids of good chunks; never writes."""
+        chunks. Reads only the run ids of good chunks; never writes. `fresh`: hash every file again (bit rot
+        changes no modification time), else checksums are cached by size and modification time."""
         problems: list[Problem] = []
         meta = self.root / "experiment.json"
         if not meta.exists():
@@ -247,17 +248,17 @@ class Store:
         by_digest = {e.sha256: name for name, e in entries.items()}
         good: list[tuple[Path, Entry]] = []
         present = {p.name: p for p in self.parts()}
-        for name, entry in sorted(entries.items()):
+        for name, entry in entries.items():  # in the order written: of two chunks holding a run, the later is the copy
             path = self.runs_dir / name
             if name not in present:
                 problems.append(Problem("missing", path, f"{path}: listed in the manifest but missing (its runs are not stored)",
                                         f"`deceptionlab run SPEC --out {self.root}` computes them again"))
                 continue
             try:
-                ok = sha256_of(path) == entry.sha256
+                ok = sha256_of(path, fresh) == entry.sha256
                 if ok and entry.weights_sha256 is not None:
                     wpath = self.weights_dir / name
-                    ok = wpath.exists() and sha256_of(wpath) == entry.weights_sha256
+                    ok = wpath.exists() and sha256_of(wpath, fresh) == entry.weights_sha256
                     which = "its weights file"
                 else:
                     which = "its bytes"
@@ -274,7 +275,7 @@ class Store:
             if name in entries:
                 continue
             try:
-                digest = sha256_of(path)
+                digest = sha256_of(path, fresh)
             except OSError as e:
                 digest, why = None, e.strerror
             if digest is not None and digest in by_digest:
@@ -307,7 +308,9 @@ class Store:
         """The chunks that pass `check`; StoreError naming the first problem when there is any (or, with
         `skip_bad`, each problem passed to `warn` and its chunk left out)."""
         good, problems = self.check()
-        if problems and (not skip_bad or problems[0].kind in ("no-experiment", "format")):
+        if problems and problems[0].kind in ("no-experiment", "format"):
+            raise StoreError(str(problems[0]))
+        if problems and not skip_bad:
             more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
             raise StoreError(f"{problems[0]}{more}: `deceptionlab verify {self.root}` lists them and how to repair")
         for p in problems:
