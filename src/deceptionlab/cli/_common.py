@@ -15,12 +15,17 @@ from rich.text import Text
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Does SGD produce deceptively aligned models? Run the experiments.")
-console = Console(width=None if sys.stdout.isatty() else 160)  # tables stay whole when piped
-err_console = Console(stderr=True)
+console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)  # tables stay whole when piped; ":b:" in a name stays ":b:"
+err_console = Console(stderr=True, emoji=False)
+
+
+def literal(text: str) -> str:
+    """`text` safe to print on one line: characters that are not printable (a newline in a name) shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 def _fail(msg: str) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)  # "[sweep a=1]" is no markup
+    err_console.print(f"[bold red]error:[/] {escape(literal(msg))}", highlight=False, soft_wrap=True)  # "[sweep a=1]" is no markup
     raise typer.Exit(2)
 
 

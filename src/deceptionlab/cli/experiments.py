@@ -14,7 +14,8 @@ from rich.table import Table
 from ..measure import VERDICTS, frequencies
 from ..measure.deception import GAP_LEVELS, gap_distribution, threshold_curve
 from ..sweep import ExecutorError, SpecError, Store, StoreError, load, load_spec, run_experiment
-from ..sweep.executors import EXECUTORS, Progress as ProgressHooks, executor_for
+from ..sweep.executor import check_device, cores
+from ..sweep.executors import EXECUTORS, Local, Progress as ProgressHooks, executor_for
 from ..worlds import REGISTRY, WorldError, entry_point_worlds, get_world
 
 
@@ -26,18 +27,23 @@ def run(
     spec: Path = typer.Argument(..., help="Experiment spec (TOML)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results folder (default: results/<experiment name>)."),
     device: str = typer.Option("cpu", help="Torch device: cpu, or cuda where one exists."),
-    chunk_size: Optional[int] = typer.Option(None, min=1, help="Runs per batched ensemble (default: sized to memory)."),
+    chunk_size: Optional[int] = typer.Option(None, min=1, max=65536, help="Runs per batched ensemble (default: sized to memory)."),
     executor: str = typer.Option("local", help=f"Where chunks run: {' or '.join(EXECUTORS)} (a Ray cluster; see docs/cluster.md)."),
-    workers: Optional[int] = typer.Option(None, min=1, help="Local worker processes, each with a share of the torch threads (default: one per core, at most one per chunk)."),
+    workers: Optional[int] = typer.Option(None, min=1, max=100_000, help="Local worker processes, each with a share of the torch threads (default: one per core, at most one per chunk)."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address HOST:PORT (default: $RAY_ADDRESS, else a Ray instance on this machine)."),
     show_table: bool = typer.Option(True, "--show/--no-show", help="Print the outcome table at the end."),
 ):
     """Train every run of SPEC not already stored in the results folder, then show the outcomes."""
     try:
+        check_device(device)  # before the spec: a wrong device answers at once
         exp = load_spec(spec)
         chosen = executor_for(executor, workers, address)
+        spec_text = spec.read_text()
     except (SpecError, ExecutorError) as e:
         _fail(str(e))
+    if isinstance(chosen, Local) and chosen.workers is not None and chosen.workers > cores():
+        err_console.print(f"note: --workers {chosen.workers}: capped at {cores()}, the cores of this machine", markup=False, highlight=False)
+        chosen = Local(cores())
     out = out or Path("results") / exp.name
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), RunsPerSecond(),
@@ -50,7 +56,7 @@ def run(
             message=lambda m: bar.console.print(m, soft_wrap=True, highlight=False, markup=False),
         )
         try:
-            counts = run_experiment(exp, out, spec_text=spec.read_text(), device=device, chunk_size=chunk_size, executor=chosen, progress=hooks)
+            counts = run_experiment(exp, out, spec_text=spec_text, device=device, chunk_size=chunk_size, executor=chosen, progress=hooks)
         except (SpecError, StoreError, ExecutorError, OSError) as e:  # OSError: an unwritable folder, a full disk
             bar.live.transient = True  # the error is the one line left on the screen
             bar.stop()

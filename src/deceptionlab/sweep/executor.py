@@ -9,6 +9,7 @@ this process plans them and stores each result as it comes back.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -26,8 +27,33 @@ from .spec import ExperimentSpec, Run, RunConfig, SpecError, expand
 from .store import Store
 
 MAX_CHUNK = 1024  # beyond this, batched matmuls gain nothing more on a CPU
+MAX_CHUNK_SIZE = 65536  # the most runs --chunk-size may put in one ensemble (memory is checked too)
 DEFAULT_MEMORY = 1 << 30  # bytes a chunk may use
 FLOP_RATE = 3e10  # FLOP/s one process trains at on this machine class (BENCHMARKS.md): for estimates only
+
+
+def check_device(device: str) -> str:
+    """`device` if this machine has it: cpu, cuda, or cuda:N for N below the CUDA device count; SpecError with
+    one line otherwise (before anything is written)."""
+    import re
+
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d{1,3})?", device):
+        raise SpecError(f"--device {device!r}: not a device this lab trains on (cpu, cuda, or cuda:N)")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SpecError(f"--device {device}: no CUDA device is available on this machine")
+        n = torch.cuda.device_count()
+        if ":" in device and int(device.split(":")[1]) >= n:
+            raise SpecError(f"--device {device}: this machine has {n} CUDA device{'s' if n > 1 else ''} (cuda:0{f' to cuda:{n - 1}' if n > 1 else ''})")
+    return device
+
+
+def cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def build_world(config: RunConfig) -> World:
@@ -172,12 +198,16 @@ def run_experiment(  # noqa: PLR0913
     machine; "ray": the Ray cluster at `address`; or an executor from `executors`).
     Returns counts {"total", "skipped", "trained", "seconds"}."""
     progress = progress or Progress()
+    check_device(device)
+    if chunk_size is not None and not (isinstance(chunk_size, int) and not isinstance(chunk_size, bool) and 1 <= chunk_size <= MAX_CHUNK_SIZE):
+        raise SpecError(f"--chunk-size {chunk_size!r}: must be a whole number from 1 to {MAX_CHUNK_SIZE}")
     if isinstance(executor, str):
         executor = executor_for(executor, workers, address)
     if isinstance(executor, RayCluster) and device != "cpu":
         raise ExecutorError(f"--device {device}: the Ray executor runs chunks on CPUs")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SpecError(f"--device {device}: no CUDA device is available on this machine")
+    if isinstance(executor, Local) and executor.workers is not None and executor.workers > cores():
+        progress.message(f"note: --workers {executor.workers}: capped at {cores()}, the cores of this machine")
+        executor = Local(cores())
     store = Store(out)
     with store.lock():  # the folder's experiment is decided under the lock: two specs never both write here
         store.check_compatible(spec)
@@ -190,6 +220,9 @@ def run_experiment(  # noqa: PLR0913
         chunks, seconds = plan(spec, stored, chunk_size)
         if isinstance(executor, Local) and executor.workers is None:
             executor = Local(default_workers(len(chunks), seconds, device))
+        elif isinstance(executor, Local) and executor.workers > max(1, len(chunks)):
+            progress.message(f"note: --workers {executor.workers}: capped at {max(1, len(chunks))}, the chunks to train")
+            executor = Local(max(1, len(chunks)))
         pending = sum(len(c) for c in chunks)
         progress.start(pending)
         labels = list(dict.fromkeys(r.condition.label for r in all_runs))

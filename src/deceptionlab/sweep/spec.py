@@ -41,7 +41,7 @@ class SpecError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # no "16" or true for an int, no 1 for a bool
 
 
 class WorldSpec(_Strict):
@@ -274,6 +274,8 @@ class ExperimentSpec(RunConfig):
             else:
                 out[key] = axis
         for name in out:
+            if not name or not name.isprintable() or name != name.strip():
+                raise ValueError(f"{name!r}: an axis name is printable text without surrounding spaces (it names a result column)")
             if name in RESERVED_COLUMNS:
                 raise ValueError(f"{name}: an axis cannot be called {name!r}, a column every result row has (rename the axis)")
         return out
@@ -393,7 +395,11 @@ def conditions(spec: ExperimentSpec, source: str = "spec") -> list[Condition]:
             where = ", ".join(f"{n}={v!r}" for n, v in shown.items())
             raise SpecError(f"{source}: {_one_line(e)} [sweep {where}]") from None
         cond = Condition(shown, cfg)
-        key = json.dumps(cfg.normalised(), sort_keys=True)
+        norm = cfg.normalised()
+        if not norm["phases"]:
+            where = f" [sweep {', '.join(f'{n}={v!r}' for n, v in shown.items())}]" if shown else ""
+            raise SpecError(f"{source}: phases: nothing is trained (every phase has 0 steps, or no head of the world with a weight above 0){where}")
+        key = json.dumps(norm, sort_keys=True)
         if key in seen:
             raise SpecError(f"{source}: sweep: conditions [{seen[key]}] and [{cond.label}] are the same runs (equal once inert settings are dropped); drop one")
         seen[key] = cond.label

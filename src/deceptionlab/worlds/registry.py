@@ -109,7 +109,7 @@ def make_world(name: str, knobs: dict, name_field: str = "world.name", knob_fiel
     except WorldError as e:
         raise WorldError(f"{name_field}: {e}") from None
     try:
-        chosen = cls.Knobs(**knobs)
+        chosen = cls.Knobs.model_validate(knobs, strict=True)  # no "4" or true for a number: the spec says what it means
     except ValidationError as e:
         err = e.errors()[0]
         msg = "unknown knob" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
