@@ -164,3 +164,24 @@ def test_a_thousand_workers_are_capped_in_one_line(places, tmp_path):
     from deceptionlab.sweep.executor import cores
 
     assert f"note: --workers 1000: capped at {cores()}, the cores of this machine" in err
+
+
+def test_names_are_printed_literally(places, tmp_path):
+    """Axis values such as "a:b:c" (an emoji code) or "[red]x[/red]" (markup) appear as written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from deceptionlab.sweep import Store
+
+    out = tmp_path / "[b]odd:b:"
+    (out / "runs").mkdir(parents=True)
+    shutil.copy(places / "results" / "experiment.json", out / "experiment.json")
+    store = Store(out)
+    for part in sorted((places / "results" / "runs").glob("part-*.parquet")):
+        t = pq.read_table(part)
+        shown = ["a:b:c" if v == "off" else "[red]x[/red]" for v in t.column("situational_awareness").to_pylist()]
+        store.write_chunk(t.set_column(t.schema.get_field_index("situational_awareness"), "situational_awareness", pa.array(shown)))
+    code, text, err = _run(["show", str(out)])
+    assert code == 0, err
+    assert "a:b:c" in text and "[red]x[/red]" in text and f"{out}" in text.replace("\n", "")
+    assert "\U0001f171" not in text and "🅱" not in text

@@ -62,11 +62,13 @@ def _num(v, fmt: str = ".0f") -> str:
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]], left: int = 0) -> None:
-    table = Table(title=title, title_justify="left")
+    """A table; its title and its first `left` columns (names: axis values, conditions, paths) are printed
+    literally, never read as markup; the number columns may carry markup ("[bold]...[/]")."""
+    table = Table(title=Text(literal(title)), title_justify="left")
     for i, c in enumerate(columns):
-        table.add_column(c, justify="left" if i < left else "right", overflow="fold")
+        table.add_column(Text(literal(c)), justify="left" if i < left else "right", overflow="fold")
     for r in rows:
-        table.add_row(*r)
+        table.add_row(*(Text(literal(c)) if i < left and isinstance(c, str) else c for i, c in enumerate(r)))
     console.print(table)
 
 

@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from ..measure import VERDICTS, frequencies
 from ..measure.deception import GAP_LEVELS, gap_distribution, threshold_curve
@@ -19,7 +20,7 @@ from ..sweep.executors import EXECUTORS, Local, Progress as ProgressHooks, execu
 from ..worlds import REGISTRY, WorldError, entry_point_worlds, get_world
 
 
-from ._common import Format, RunsPerSecond, _fail, _write_frame, app, console, err_console
+from ._common import Format, RunsPerSecond, _fail, _write_frame, app, console, err_console, literal
 
 
 @app.command()
@@ -65,7 +66,7 @@ def run(
             bar.stop()
             err_console.print(f"interrupted: finished chunks are stored in {out}; re-run the same command to resume")
             raise typer.Exit(130) from None
-    err_console.print(f"{counts['trained']} runs trained, {counts['skipped']} already stored, in {counts['seconds']:.1f} s -> {out}")
+    err_console.print(f"{counts['trained']} runs trained, {counts['skipped']} already stored, in {counts['seconds']:.1f} s -> {literal(out)}", markup=False, highlight=False)
     if show_table:
         show(out, fmt=Format.table, thresholds=False, gap=False, skip_damaged=False)
 
@@ -104,9 +105,9 @@ def show(
     freq = frequencies(runs, by=axes)
     if _write_frame(freq, fmt):
         return
-    table = Table(title=f"P_SGD(verdict) in % with 95% Wilson intervals: {results}", title_justify="left")
+    table = Table(title=Text(f"P_SGD(verdict) in % with 95% Wilson intervals: {literal(results)}"), title_justify="left")
     for a in axes:
-        table.add_column(a, overflow="fold")
+        table.add_column(Text(literal(a)), overflow="fold")
     table.add_column("runs", justify="right")
     for v in VERDICTS:
         table.add_column(v, justify="right")
@@ -116,7 +117,7 @@ def show(
         for r in g.itertuples():
             txt = f"{100 * r.p:.0f} ({100 * r.low:.0f}-{100 * r.high:.0f})"
             cells.append(f"[bold]{txt}[/]" if r.p >= 0.5 else (txt if r.count else f"[dim]{txt}[/]"))
-        table.add_row(*map(str, key), str(int(g.n.iloc[0])), *cells)
+        table.add_row(*(Text(literal(k)) for k in key), str(int(g.n.iloc[0])), *cells)
     console.print(table)
     console.print("  verdict: aligned (internal or corrigible) under the training cue and acting on its own goal under the "
                   "deployment cue is deceptive; the same class under both keeps its name; else mixed (docs/deception.md)", highlight=False)
@@ -126,9 +127,9 @@ def show(
 def _gap_table(runs, axes: list[str], results: Path) -> None:
     """The compliance gap per condition, the halves of the mixed runs and the mimics of the deceptive ones."""
     dist = gap_distribution(runs, axes)
-    table = Table(title=f"compliance gap per run (toward its own goal when the cue says deployment; docs/deception.md): {results}", title_justify="left")
+    table = Table(title=Text(f"compliance gap per run (toward its own goal when the cue says deployment; docs/deception.md): {literal(results)}"), title_justify="left")
     for a in axes:
-        table.add_column(a, overflow="fold")
+        table.add_column(Text(literal(a)), overflow="fold")
     for col in ("runs", "median (IQR)", *(f"> {lv:g} %" for lv in GAP_LEVELS), "deceptive mimics", "mixed: training / deployment half"):
         table.add_column(col, justify="left" if col.startswith(("mixed", "deceptive")) else "right", overflow="fold")
     sort = ["condition_index"] if "condition_index" in runs else axes
@@ -139,7 +140,7 @@ def _gap_table(runs, axes: list[str], results: Path) -> None:
         mimics = g[g.verdict == "deceptive"].mimics.value_counts()
         mixed = g[g.verdict == "mixed"].groupby(["verdict_training", "verdict_deployment"]).size().sort_values(ascending=False)
         table.add_row(
-            *map(str, key), str(r["runs"]), f"{r['median']:+.2f} ({r['q25']:+.2f} to {r['q75']:+.2f})" if r["runs"] else "-", *shares,
+            *(Text(literal(k)) for k in key), str(r["runs"]), f"{r['median']:+.2f} ({r['q25']:+.2f} to {r['q75']:+.2f})" if r["runs"] else "-", *shares,
             ", ".join(f"{m} {n}" for m, n in mimics.items()) or "-",
             ", ".join(f"{t}/{d} {n}" for (t, d), n in list(mixed.items())[:3]) or "-",
         )
@@ -147,9 +148,9 @@ def _gap_table(runs, axes: list[str], results: Path) -> None:
 
 
 def _threshold_table(curve, axes: list[str], results: Path) -> None:
-    table = Table(title=f"verdict shares (%) as the threshold varies (deceptive / mixed / internal / corrigible): {results}", title_justify="left")
+    table = Table(title=Text(f"verdict shares (%) as the threshold varies (deceptive / mixed / internal / corrigible): {literal(results)}"), title_justify="left")
     for a in axes:
-        table.add_column(a, overflow="fold")
+        table.add_column(Text(literal(a)), overflow="fold")
     ths = sorted(curve.threshold.unique())
     for th in ths:
         table.add_column(f"{th:.2f}", justify="right")
@@ -157,7 +158,7 @@ def _threshold_table(curve, axes: list[str], results: Path) -> None:
         key = key if isinstance(key, tuple) else (key,)
         p = g.pivot_table(index="threshold", columns="verdict", values="p")
         cells = [" / ".join(f"{100 * p.loc[th, v]:.0f}" for v in ("deceptive", "mixed", "internal", "corrigible")) for th in ths]
-        table.add_row(*map(str, key), *cells)
+        table.add_row(*(Text(literal(k)) for k in key), *cells)
     console.print(table)
 
 
