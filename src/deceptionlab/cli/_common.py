@@ -19,6 +19,20 @@ console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)  # ta
 err_console = Console(stderr=True, emoji=False)
 
 
+@app.callback()
+def _options(
+    trust_folder: bool = typer.Option(
+        False, "--trust-folder",
+        help="Import the modules of dotted-path worlds from the folders a results folder names (experiment.json, world_folders). "
+             "Importing a module runs its code: pass it only for results folders you trust (docs/results-format.md).",
+    ),
+):
+    """Does SGD produce deceptively aligned models? Run the experiments."""
+    from ..sweep import store
+
+    store.TRUST_FOLDERS = trust_folder
+
+
 def literal(text: str) -> str:
     """`text` safe to print on one line: characters that are not printable (a newline in a name) shown escaped."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))

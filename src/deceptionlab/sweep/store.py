@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..worlds import add_search_folder
+from ..worlds.registry import note_untrusted_folder
 from .spec import RESULTS_VERSION, ExperimentSpec, SpecError, first_difference, fingerprint
 
 MANIFEST = "manifest.jsonl"
@@ -472,6 +473,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+TRUST_FOLDERS = False
+"""Set by the command line's --trust-folder: every `load` then trusts the folders its results folder names."""
+
+
 def load(root: str | Path, *, skip_bad: bool = False, trust_folder: bool = False) -> pd.DataFrame:
     """All runs in a results folder as a DataFrame, one row per run (docs/deception.md lists the deception
     columns; runs stored before they existed get them computed from their stored decisions).
@@ -488,9 +493,11 @@ def load(root: str | Path, *, skip_bad: bool = False, trust_folder: bool = False
     root = Path(root)
     if not root.is_dir():
         raise StoreError(f"{root}: no such results folder")
-    if trust_folder:
-        for folder in Store(root).world_folders():
+    for folder in Store(root).world_folders():
+        if trust_folder or TRUST_FOLDERS:
             add_search_folder(folder)
+        else:
+            note_untrusted_folder(folder)
     warn = lambda m: print(m, file=sys.stderr)  # noqa: E731
     runs = Store(root).query("SELECT * FROM runs ORDER BY condition_index, seed, data_seed", skip_bad=skip_bad, warn=warn)
     return backfill(runs, warn=warn)

@@ -37,6 +37,7 @@ class WorldError(ValueError):
 
 
 _search: list[Path] = []  # extra folders for dotted paths, first registered first searched
+_untrusted: list[Path] = []  # folders a results folder names but the user did not trust: never searched, only named in errors
 _validated: set[type] = set()
 _checked: set[tuple[type, str]] = set()  # (class, knobs as JSON) settings that passed World.check
 
@@ -46,6 +47,14 @@ def add_search_folder(folder: str | Path) -> None:
     folder = Path(folder).resolve()
     if folder not in _search:
         _search.append(folder)
+
+
+def note_untrusted_folder(folder: str | Path) -> None:
+    """A folder a results folder says its worlds came from, not to be imported from (the user did not pass
+    --trust-folder): a failed lookup names it, so the user can decide."""
+    folder = Path(folder)
+    if folder not in _untrusted:
+        _untrusted.append(folder)
 
 
 def world_folder(name: str) -> Path | None:
@@ -166,6 +175,10 @@ def _import_module(name: str):
             if module is not None:
                 return module
     searched = ", ".join(dict.fromkeys(str(f) for f in folders))
+    named = [f for f in _untrusted if (f / f"{top}.py").is_file() or (f / top).is_dir()]
+    if named:
+        raise WorldError(f"no module named {top!r} on sys.path or in {searched}; the results folder says it came from {named[0]}, "
+                         "which is not imported from unless you pass --trust-folder (importing a module runs its code)")
     raise WorldError(f"no module named {top!r} on sys.path or in {searched} (put its folder on PYTHONPATH, or the spec beside it)")
 
 
