@@ -237,7 +237,7 @@ def test_two_specs_racing_for_one_folder_leave_one_experiment(tmp_path):
     slow.write_text(tiny_spec_text(seeds=1_000_000))
     fast.write_text(tiny_spec_text(seeds=1).replace("lr = 0.01", "lr = 0.02"))
     out = tmp_path / "race"
-    first = start("run", slow, "--out", out, "--no-show")
+    first = start("run", slow, "--out", out, "--no-show", "--yes")
     try:
         wait_for(lambda: (out / ".lock").exists() and (out / ".lock").read_text() == str(first.pid), timeout=120, what="the slow run's lock")
         second = cli("run", fast, "--out", out, "--no-show")
@@ -251,7 +251,7 @@ def test_two_specs_racing_for_one_folder_leave_one_experiment(tmp_path):
     other = tmp_path / "race2"  # the fast one first: the slow one, later, is refused by the fingerprint
     assert cli("run", fast, "--out", other, "--no-show").returncode == 0
     t0 = time.time()
-    late = cli("run", slow, "--out", other, "--no-show")
+    late = cli("run", slow, "--out", other, "--no-show", "--yes")
     assert late.returncode == 2 and "optimizer.lr: differs from the spec that wrote results folder" in late.stderr
     assert time.time() - t0 < 60
     assert all(json.loads(c)["optimizer"]["lr"] == 0.02 for c in deceptionlab.load(other).config)

@@ -15,7 +15,7 @@ from rich.text import Text
 from ..measure import VERDICTS, frequencies
 from ..measure.deception import GAP_LEVELS, gap_distribution, threshold_curve
 from ..sweep import ExecutorError, SpecError, Store, StoreError, load, load_spec, run_experiment
-from ..sweep.executor import check_device, cores
+from ..sweep.executor import check_cost, check_device, cores
 from ..sweep.executors import EXECUTORS, Local, Progress as ProgressHooks, executor_for
 from ..worlds import REGISTRY, WorldError, entry_point_worlds, get_world
 
@@ -33,6 +33,7 @@ def run(
     workers: Optional[int] = typer.Option(None, min=1, max=100_000, help="Local worker processes, each with a share of the torch threads (default: one per core, at most one per chunk)."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address HOST:PORT (default: $RAY_ADDRESS, else a Ray instance on this machine)."),
     show_table: bool = typer.Option(True, "--show/--no-show", help="Print the outcome table at the end."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Start a sweep whose estimate passes an hour (without it, such a sweep shows its estimate and stops)."),
 ):
     """Train every run of SPEC not already stored in the results folder, then show the outcomes."""
     try:
@@ -45,6 +46,10 @@ def run(
     if isinstance(chosen, Local) and chosen.workers is not None and chosen.workers > cores():
         err_console.print(f"note: --workers {chosen.workers}: capped at {cores()}, the cores of this machine", markup=False, highlight=False)
         chosen = Local(cores())
+    try:
+        check_cost(exp, chunk_size, chosen, device, yes)  # before the progress bar: the refusal is the one line
+    except SpecError as e:
+        _fail(str(e))
     out = out or Path("results") / exp.name
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), RunsPerSecond(),
@@ -57,11 +62,15 @@ def run(
             message=lambda m: bar.console.print(m, soft_wrap=True, highlight=False, markup=False),
         )
         try:
-            counts = run_experiment(exp, out, spec_text=spec_text, device=device, chunk_size=chunk_size, executor=chosen, progress=hooks)
+            counts = run_experiment(exp, out, spec_text=spec_text, device=device, chunk_size=chunk_size, executor=chosen, progress=hooks, yes=yes)
         except (SpecError, StoreError, ExecutorError, OSError) as e:  # OSError: an unwritable folder, a full disk
             bar.live.transient = True  # the error is the one line left on the screen
             bar.stop()
             _fail(_os_error(out, e) if isinstance(e, OSError) else str(e))
+        except MemoryError:
+            bar.live.transient = True
+            bar.stop()
+            _fail(f"{out}: out of memory while training a chunk; the chunks stored until now are kept: lower --chunk-size and run again")
         except KeyboardInterrupt:
             bar.stop()
             err_console.print(f"interrupted: finished chunks are stored in {out}; re-run the same command to resume")

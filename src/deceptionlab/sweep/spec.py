@@ -335,11 +335,19 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     return parse_spec(raw, source=str(path))
 
 
+MAX_CONDITIONS = 1_000_000  # every grid point is validated when the spec is read: past this, reading alone takes hours
+
+
 def parse_spec(raw: dict, source: str = "spec") -> ExperimentSpec:
     try:
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as e:
         raise SpecError(f"{source}: {_one_line(e)}") from None
+    n = 1
+    for axis in spec.sweep.values():
+        n *= len(axis.values)
+    if n > MAX_CONDITIONS:
+        raise SpecError(f"{source}: sweep: {n:,} conditions, more than {MAX_CONDITIONS:,} (split the experiment into several specs)")
     conditions(spec, source=source)  # validates every grid point now, before anything runs
     return spec
 
