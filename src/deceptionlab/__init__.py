@@ -3,7 +3,8 @@
 Public API (the CLI calls the same functions):
     load_spec(path) -> ExperimentSpec         read and validate a TOML spec
     run(spec_or_path, out) -> DataFrame       train the runs not yet stored, return all runs
-    load(results_dir) -> DataFrame            one row per run (pandas); `Store(dir).query(sql)` for DuckDB
+    load(results_dir) -> DataFrame            one row per run (pandas), every chunk verified first; `Store(dir).query(sql)`
+                                              for DuckDB; `Store(dir).check()` lists problems (docs/results-format.md)
     frequencies(df) -> DataFrame              P_SGD(verdict) per condition with 95% Wilson intervals
     analyse_paths(results_dir) -> dict        path events, gains, path dependence, barriers (+ CSV, figures)
     interventions(results_dir) -> DataFrame   each intervention's effect on P(deceptive), P(aligned) and its cost

@@ -210,10 +210,6 @@ class Store:
         """The folders the modules of this folder's dotted-path worlds were imported from."""
         return list(self._meta().get("world_folders", []))
 
-    def world_names(self) -> list[str]:
-        """The world names the folder's experiment uses (its base world and any an axis sets)."""
-        return [self._meta().get("fingerprint", {}).get("world", {}).get("name", "")]
-
     def _meta(self) -> dict:
         try:
             d = json.loads((self.root / "experiment.json").read_text())
