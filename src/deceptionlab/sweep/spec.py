@@ -17,6 +17,7 @@ import copy
 import hashlib
 import itertools
 import json
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -354,7 +355,8 @@ def parse_spec(raw: dict, source: str = "spec") -> ExperimentSpec:
 
 def _one_line(e: ValidationError) -> str:
     err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
+    union_tags = re.compile(r"(int|float|str|bool|list\[.*\]|dict\[.*\])")  # "seeds.int": which member of `int | list[int]` failed
+    loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and union_tags.fullmatch(p)))
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown field"
