@@ -43,6 +43,20 @@ def _fail(msg: str) -> None:
     raise typer.Exit(2)
 
 
+def _check_out(path) -> None:
+    """Fail at once, before any work, when `path` (a file or folder to write) cannot be created: a parent of it
+    is a file."""
+    from pathlib import Path
+
+    if path is None:
+        return
+    for parent in [Path(path), *Path(path).parents]:
+        if parent.exists():
+            if parent != Path(path) and not parent.is_dir():
+                _fail(f"{path}: cannot be written ({parent} is a file, not a folder)")
+            return
+
+
 class RunsPerSecond(ProgressColumn):
     """Runs per second since the start (chunks finish in bursts, so a recent-window rate jumps)."""
 

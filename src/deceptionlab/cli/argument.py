@@ -13,7 +13,7 @@ from ..sweep import StoreError
 from ..worlds import WorldError
 
 
-from ._common import Format, _ci, _fail, _num, _table, app, console, err_console
+from ._common import _check_out, Format, _ci, _fail, _num, _table, app, console, err_console
 
 
 @app.command()
@@ -122,6 +122,7 @@ def report(
     counting: Optional[Path] = typer.Option(None, help="counting.parquet of `deceptionlab counting DIR`: C5 is judged from P_B(class | S)."),
 ):
     """One self-contained HTML report: the claims table (C1-C11), verdicts, paths, path dependence, figures."""
+    _check_out(out)
     from ..measure import SpeedResults
     from ..report.html import Figure, write_report
 

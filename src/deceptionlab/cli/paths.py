@@ -13,7 +13,7 @@ from ..sweep import Store, StoreError, load
 from ..worlds import WorldError
 
 
-from ._common import Format, _ci, _fail, _num, _table, app, console, err_console
+from ._common import _check_out, Format, _ci, _fail, _num, _table, app, console, err_console
 
 
 def _gain_sparklines(gains, by: list[str]) -> dict[tuple, str]:
@@ -45,6 +45,7 @@ def paths(
 ):
     """Training paths and path dependence per condition: which comes first (C1), gain per step (C2),
     path length per class (C3), path dependence (A-F, seed shares, loss barriers) and the regime (C8)."""
+    _check_out(out)
     from ..measure.path_dependence import THRESHOLDS
     from ..report.paths import analyse_paths, condition_axes, default_situation
 
