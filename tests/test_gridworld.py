@@ -290,7 +290,7 @@ def test_a_cue_conditioned_policy_has_compliance_gap_one_and_a_cue_blind_one_zer
 def test_each_own_goal_moves_the_proxy_and_keeps_the_contract(goal):
     default, w = Gridworld(SMALL), Gridworld({**SMALL, "own_goal": goal})
     w.check(exact=True)
-    assert Gridworld.own_goals == ("corner", "top_left", "centre") and "own_goal" in w.Knobs.late_knobs
+    assert Gridworld.own_goals == ("corner", "top_left", "centre")
     assert any(not torch.equal(a.templates["proxy"], b.templates["proxy"]) for a, b in zip(default.probe_cells, w.probe_cells))
     s = w.decode(torch.cat([c.x for c in w.probe_cells]))
     ro = w.rollout(s, w.function_policy(w.references["proxy"], s), greedy=True)

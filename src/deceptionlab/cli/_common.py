@@ -21,8 +21,13 @@ from rich.table import Table
 from rich.text import Text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Does SGD produce deceptively aligned models? Run the experiments.")
-console = Console(width=None if sys.stdout.isatty() else 160)  # tables stay whole when piped
-err_console = Console(stderr=True)
+console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)  # tables stay whole when piped; ":b:" in a name stays ":b:"
+err_console = Console(stderr=True, emoji=False)
+
+
+def literal(text: str) -> str:
+    """`text` safe to print on one line: characters that are not printable (a newline in a name) shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 DEBUG = {"on": False}  # set by --debug: a one-line error also shows the traceback it hides
@@ -33,8 +38,16 @@ def _options(
     ctx: typer.Context,
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
     debug: bool = typer.Option(False, "--debug", help="Show the traceback behind a one-line error."),
+    trust_folder: bool = typer.Option(
+        False, "--trust-folder",
+        help="Import the modules of dotted-path worlds from the folders a results folder names (experiment.json, world_folders). "
+             "Importing a module runs its code: pass it only for results folders you trust (docs/results-format.md).",
+    ),
 ):
     """Does SGD produce deceptively aligned models? Run the experiments."""
+    from ..sweep import store
+
+    store.TRUST_FOLDERS = trust_folder
     if version:
         from .. import __version__
 
@@ -51,8 +64,22 @@ def _fail(msg: str) -> None:
         import traceback
 
         err_console.print(traceback.format_exc(), markup=False, highlight=False)
-    err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)  # "[sweep a=1]" is no markup
+    err_console.print(f"[bold red]error:[/] {escape(literal(msg))}", highlight=False, soft_wrap=True)  # "[sweep a=1]" is no markup
     raise typer.Exit(2)
+
+
+def _check_out(path) -> None:
+    """Fail at once, before any work, when `path` (a file or folder to write) cannot be created: a parent of it
+    is a file."""
+    from pathlib import Path
+
+    if path is None:
+        return
+    for parent in [Path(path), *Path(path).parents]:
+        if parent.exists():
+            if parent != Path(path) and not parent.is_dir():
+                _fail(f"{path}: cannot be written ({parent} is a file, not a folder)")
+            return
 
 
 class RunsPerSecond(ProgressColumn):
@@ -88,11 +115,13 @@ def _num(v, fmt: str = ".0f") -> str:
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]], left: int = 0) -> None:
-    table = Table(title=title, title_justify="left")
+    """A table; its title and its first `left` columns (names: axis values, conditions, paths) are printed
+    literally, never read as markup; the number columns may carry markup ("[bold]...[/]")."""
+    table = Table(title=Text(literal(title)), title_justify="left")
     for i, c in enumerate(columns):
-        table.add_column(c, justify="left" if i < left else "right", overflow="fold")
+        table.add_column(Text(literal(c)), justify="left" if i < left else "right", overflow="fold")
     for r in rows:
-        table.add_row(*r)
+        table.add_row(*(Text(literal(c)) if i < left and isinstance(c, str) else c for i, c in enumerate(r)))
     console.print(table)
 
 

@@ -11,7 +11,7 @@ import typer
 
 from ..sweep import StoreError
 from ..worlds import WorldError
-from ._common import Format, _ci, _fail, _num, _table, app, console, err_console
+from ._common import Format, _check_out, _ci, _fail, _num, _table, app, console, err_console
 
 theory_app = typer.Typer(add_completion=False, help="The argument as a model: its predictions (no subcommand), or `fit` on a results folder.")
 app.add_typer(theory_app, name="theory")
@@ -252,6 +252,7 @@ def report(
     predict: list[str] = typer.Option([], "--predict", help="Held-out conditions for the theory fit (with --fit)."),
 ):
     """One self-contained HTML report: the claims table (C1-C11), verdicts, paths, path dependence, figures."""
+    _check_out(out)
     from ..api import speed_results as load_speed
     from ..api import write_report
     from ..report.html import Figure

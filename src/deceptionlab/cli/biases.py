@@ -271,6 +271,8 @@ def prior(
         _prior_classes(_world_from_knobs(world, knob), n, widths or [64, 64], init_obj, seed, out, fit_rows, fit_threshold, results, workers=workers)
         return
     kind, _, arg = inputs.partition(":")
+    if knob and kind != "probes":
+        _fail(f"--knob {knob[0]!r}: knobs set a world's; give --world WORLD or --inputs probes:WORLD")
     if kind == "boolean":
         if not arg.isdigit() or not 1 <= int(arg) <= 16:
             _fail(f"--inputs {inputs!r}: boolean:n needs a whole number 1 <= n <= 16")

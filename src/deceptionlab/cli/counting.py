@@ -10,7 +10,7 @@ import typer
 
 from ..sweep import StoreError
 from ..worlds import WorldError
-from ._common import _fail, _table, app, console, err_console
+from ._common import _check_out, _fail, _table, app, console, err_console
 
 SOURCES = ("naive", "prior", "nngp", "sgd")
 
@@ -38,6 +38,7 @@ def counting(
     width: Optional[int] = typer.Option(None, min=1, help="Width instead of the config's (the NNGP sees it through the bias variance)."),
 ):
     """P(class | S) per source: the naive count, P_prior, the NNGP posterior P_B and P_SGD, with -log2 P."""
+    _check_out(out)
     from ..api import counting as measure
     from ..measure.counting.table import Settings, write
     from ..report.counting_figures import class_probabilities

@@ -10,14 +10,16 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from ..measure import VERDICTS, frequencies
 from ..measure.deception import GAP_LEVELS, gap_distribution, threshold_curve
 from ..sweep import ExecutorError, SpecError, Store, StoreError, load, load_spec, run_experiment
-from ..sweep.executors import EXECUTORS, executor_for
+from ..sweep.executors import EXECUTORS, Local, executor_for
 from ..sweep.executors import Progress as ProgressHooks
+from ..sweep.experiment import check_cost, check_device, cores
 from ..worlds import REGISTRY, WorldError, entry_point_worlds, get_world
-from ._common import Format, RunsPerSecond, _fail, _write_frame, app, console, err_console
+from ._common import Format, RunsPerSecond, _fail, _write_frame, app, console, err_console, literal
 
 
 @app.command()
@@ -25,17 +27,27 @@ def run(
     spec: Path = typer.Argument(..., help="Experiment spec (TOML)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results folder (default: results/<experiment name>)."),
     device: str = typer.Option("cpu", help="Torch device: cpu, or cuda where one exists."),
-    chunk_size: Optional[int] = typer.Option(None, min=1, help="Runs per batched ensemble (default: sized to memory)."),
+    chunk_size: Optional[int] = typer.Option(None, min=1, max=65536, help="Runs per batched ensemble (default: sized to memory)."),
     executor: str = typer.Option("local", help=f"Where chunks run: {' or '.join(EXECUTORS)} (a Ray cluster; see docs/cluster.md)."),
-    workers: Optional[int] = typer.Option(None, min=1, help="Local worker processes, each with a share of the torch threads (default: one per core, at most one per chunk)."),
+    workers: Optional[int] = typer.Option(None, min=1, max=100_000, help="Local worker processes, each with a share of the torch threads (default: one per core, at most one per chunk)."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address HOST:PORT (default: $RAY_ADDRESS, else a Ray instance on this machine)."),
     show_table: bool = typer.Option(True, "--show/--no-show", help="Print the outcome table at the end."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Start a sweep whose estimate passes an hour (without it, such a sweep shows its estimate and stops)."),
 ):
     """Train every run of SPEC not already stored in the results folder, then show the outcomes."""
     try:
+        check_device(device)  # before the spec: a wrong device answers at once
         exp = load_spec(spec)
         chosen = executor_for(executor, workers, address)
+        spec_text = spec.read_text()
     except (SpecError, ExecutorError) as e:
+        _fail(str(e))
+    if isinstance(chosen, Local) and chosen.workers is not None and chosen.workers > cores():
+        err_console.print(f"note: --workers {chosen.workers}: capped at {cores()}, the cores of this machine", markup=False, highlight=False)
+        chosen = Local(cores())
+    try:
+        check_cost(exp, chunk_size, chosen, device, yes)  # before the progress bar: the refusal is the one line
+    except SpecError as e:
         _fail(str(e))
     out = out or Path("results") / exp.name
     with Progress(
@@ -49,18 +61,22 @@ def run(
             message=lambda m: bar.console.print(m, soft_wrap=True, highlight=False, markup=False),
         )
         try:
-            counts = run_experiment(exp, out, spec_text=spec.read_text(), device=device, chunk_size=chunk_size, executor=chosen, progress=hooks)
+            counts = run_experiment(exp, out, spec_text=spec_text, device=device, chunk_size=chunk_size, executor=chosen, progress=hooks, yes=yes)
         except (SpecError, StoreError, ExecutorError, OSError) as e:  # OSError: an unwritable folder, a full disk
             bar.live.transient = True  # the error is the one line left on the screen
             bar.stop()
             _fail(_os_error(out, e) if isinstance(e, OSError) else str(e))
+        except MemoryError:
+            bar.live.transient = True
+            bar.stop()
+            _fail(f"{out}: out of memory while training a chunk; the chunks stored until now are kept: lower --chunk-size and run again")
         except KeyboardInterrupt:
             bar.stop()
             err_console.print(f"interrupted: finished chunks are stored in {out}; re-run the same command to resume")
             raise typer.Exit(130) from None
-    err_console.print(f"{counts['trained']} runs trained, {counts['skipped']} already stored, in {counts['seconds']:.1f} s -> {out}")
+    err_console.print(f"{counts['trained']} runs trained, {counts['skipped']} already stored, in {counts['seconds']:.1f} s -> {literal(out)}", markup=False, highlight=False)
     if show_table:
-        show(out, fmt=Format.table, thresholds=False, gap=False)
+        show(out, fmt=Format.table, thresholds=False, gap=False, skip_damaged=False)
 
 
 def _os_error(out: Path, e: OSError) -> str:
@@ -77,11 +93,12 @@ def show(
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv or json (csv/json: the table asked for)."),
     thresholds: bool = typer.Option(False, "--thresholds", help="Verdict shares as the verdict threshold goes from 0.7 to 1.0 (docs/deception.md)."),
     gap: bool = typer.Option(False, "--gap", help="csv/json: the compliance-gap distribution per condition instead of the verdicts."),
+    skip_damaged: bool = typer.Option(False, "--skip-damaged", help="Leave out damaged, unlisted or duplicated chunks (each named on stderr) instead of refusing the folder."),
 ):
     """Verdict frequencies per condition with 95% Wilson intervals, then the compliance gap per condition
     (median, IQR, share of runs above 0.1, 0.2, 0.5) and what the `mixed` runs are made of."""
     try:
-        runs = load(results)
+        runs = load(results, skip_bad=skip_damaged)
     except StoreError as e:
         _fail(str(e))
     kind = Store(results).kind()
@@ -100,9 +117,9 @@ def show(
     freq = frequencies(runs, by=axes)
     if _write_frame(freq, fmt):
         return
-    table = Table(title=f"P_SGD(verdict) in % with 95% Wilson intervals: {results}", title_justify="left")
+    table = Table(title=Text(f"P_SGD(verdict) in % with 95% Wilson intervals: {literal(results)}"), title_justify="left")
     for a in axes:
-        table.add_column(a, overflow="fold")
+        table.add_column(Text(literal(a)), overflow="fold")
     table.add_column("runs", justify="right")
     for v in VERDICTS:
         table.add_column(v, justify="right")
@@ -112,7 +129,7 @@ def show(
         for r in g.itertuples():
             txt = f"{100 * r.p:.0f} ({100 * r.low:.0f}-{100 * r.high:.0f})"
             cells.append(f"[bold]{txt}[/]" if r.p >= 0.5 else (txt if r.count else f"[dim]{txt}[/]"))
-        table.add_row(*map(str, key), str(int(g.n.iloc[0])), *cells)
+        table.add_row(*(Text(literal(k)) for k in key), str(int(g.n.iloc[0])), *cells)
     console.print(table)
     console.print("  verdict: aligned (internal or corrigible) under the training cue and acting on its own goal under the "
                   "deployment cue is deceptive; the same class under both keeps its name; else mixed (docs/deception.md)", highlight=False)
@@ -138,9 +155,9 @@ def _show_measurement(results: Path, runs, kind: str, fmt: Format) -> None:
 def _gap_table(runs, axes: list[str], results: Path) -> None:
     """The compliance gap per condition, the halves of the mixed runs and the mimics of the deceptive ones."""
     dist = gap_distribution(runs, axes)
-    table = Table(title=f"compliance gap per run (toward its own goal when the cue says deployment; docs/deception.md): {results}", title_justify="left")
+    table = Table(title=Text(f"compliance gap per run (toward its own goal when the cue says deployment; docs/deception.md): {literal(results)}"), title_justify="left")
     for a in axes:
-        table.add_column(a, overflow="fold")
+        table.add_column(Text(literal(a)), overflow="fold")
     for col in ("runs", "median (IQR)", *(f"> {lv:g} %" for lv in GAP_LEVELS), "deceptive mimics", "mixed: training / deployment half"):
         table.add_column(col, justify="left" if col.startswith(("mixed", "deceptive")) else "right", overflow="fold")
     sort = ["condition_index"] if "condition_index" in runs else axes
@@ -151,7 +168,7 @@ def _gap_table(runs, axes: list[str], results: Path) -> None:
         mimics = g[g.verdict == "deceptive"].mimics.value_counts()
         mixed = g[g.verdict == "mixed"].groupby(["verdict_training", "verdict_deployment"]).size().sort_values(ascending=False)
         table.add_row(
-            *map(str, key), str(r["runs"]), f"{r['median']:+.2f} ({r['q25']:+.2f} to {r['q75']:+.2f})" if r["runs"] else "-", *shares,
+            *(Text(literal(k)) for k in key), str(r["runs"]), f"{r['median']:+.2f} ({r['q25']:+.2f} to {r['q75']:+.2f})" if r["runs"] else "-", *shares,
             ", ".join(f"{m} {n}" for m, n in mimics.items()) or "-",
             ", ".join(f"{t}/{d} {n}" for (t, d), n in list(mixed.items())[:3]) or "-",
         )
@@ -159,9 +176,9 @@ def _gap_table(runs, axes: list[str], results: Path) -> None:
 
 
 def _threshold_table(curve, axes: list[str], results: Path) -> None:
-    table = Table(title=f"verdict shares (%) as the threshold varies (deceptive / mixed / internal / corrigible): {results}", title_justify="left")
+    table = Table(title=Text(f"verdict shares (%) as the threshold varies (deceptive / mixed / internal / corrigible): {literal(results)}"), title_justify="left")
     for a in axes:
-        table.add_column(a, overflow="fold")
+        table.add_column(Text(literal(a)), overflow="fold")
     ths = sorted(curve.threshold.unique())
     for th in ths:
         table.add_column(f"{th:.2f}", justify="right")
@@ -169,7 +186,7 @@ def _threshold_table(curve, axes: list[str], results: Path) -> None:
         key = key if isinstance(key, tuple) else (key,)
         p = g.pivot_table(index="threshold", columns="verdict", values="p")
         cells = [" / ".join(f"{100 * p.loc[th, v]:.0f}" for v in ("deceptive", "mixed", "internal", "corrigible")) for th in ths]
-        table.add_row(*map(str, key), *cells)
+        table.add_row(*(Text(literal(k)) for k in key), *cells)
     console.print(table)
 
 

