@@ -10,9 +10,9 @@ import sys
 import tomllib
 
 import pytest
-from deceptionlab.sweep.executor import CHUNK_OVERHEAD, NeedsConfirmation, check_cost, estimate
 
 from deceptionlab.sweep import SpecError, parse_spec
+from deceptionlab.sweep.experiment import CHUNK_OVERHEAD, NeedsConfirmation, check_cost, estimate
 
 from .conftest import REPO, cli
 
@@ -60,7 +60,7 @@ def test_more_than_a_million_conditions_are_refused_at_once():
 PEAK = """
 import gc, json, os, sys, threading, time
 from deceptionlab.sweep import expand, parse_spec
-from deceptionlab.sweep.executor import build_world, chunk_bytes, train_chunk
+from deceptionlab.sweep.experiment import build_world, chunk_bytes, train_chunk
 
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -161,7 +161,7 @@ def test_a_thousand_workers_are_capped_in_one_line(places, tmp_path):
     code, _, err = _run(["run", str(FORMAT3 / "spec.toml"), "--out", str(out), "--workers", "1000", "--no-show"])
     assert code == 0, err
     assert time.time() - t0 < 5.0  # everything is stored: no worker is started at all
-    from deceptionlab.sweep.executor import cores
+    from deceptionlab.sweep.experiment import cores
 
     assert f"note: --workers 1000: capped at {cores()}, the cores of this machine" in err
 
