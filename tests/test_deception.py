@@ -216,7 +216,7 @@ def test_runs_store_the_gap_and_older_folders_get_it_from_their_decisions(tmp_pa
     old_folder = tmp_path / "old"
     (old_folder / "runs").mkdir(parents=True)
     (old_folder / "experiment.json").write_text((out / "experiment.json").read_text())
-    pq.write_table(old, old_folder / "runs" / "part-0123abcd.parquet")
+    dl.Store(old_folder).write_chunk(old)  # listed in the manifest, as any chunk the lab writes
     back = dl.load(old_folder).set_index("run_id")
     fresh = runs.set_index("run_id").loc[back.index]
     for col in ("verdict", "verdict_training", "verdict_deployment", "mimics", "compliance_gap", "cue_flip_rate"):
@@ -269,7 +269,7 @@ def test_the_threshold_curve_reproduces_the_stored_verdict_and_old_rows_that_can
     folder = tmp_path / "old"
     (folder / "runs").mkdir(parents=True)
     (folder / "experiment.json").write_text((out / "experiment.json").read_text())
-    pq.write_table(old, folder / "runs" / "part-0123abcd.parquet")
+    dl.Store(folder).write_chunk(old)  # listed in the manifest, as any chunk the lab writes
     back = dl.load(folder)
     assert list(back.verdict_template) == list(back.verdict) and back.compliance_gap.isna().all()
     stored = threshold_curve(back, ["condition"])

@@ -4,6 +4,7 @@ itself that every detector must fail on, a user's detector from a file, and the 
 
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 
@@ -98,6 +99,9 @@ def test_behaviour_baseline_is_at_chance_on_a_real_set_and_the_cli_writes_its_fi
 def test_a_folder_without_weights_fails_in_one_line_naming_save_weights(folder, tmp_path):
     bare = tmp_path / "bare"
     shutil.copytree(folder, bare, ignore=shutil.ignore_patterns("weights"))
+    manifest = bare / "manifest.jsonl"  # a folder whose spec saved no weights: its manifest lists none
+    lines = [json.loads(line) | {"weights_sha256": None} for line in manifest.read_text().splitlines() if line.strip()]
+    manifest.write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in lines))
     res = cli("detect", bare)
     assert res.returncode == 2
     assert "save_weights" in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -11,6 +11,7 @@ import tomllib
 import pytest
 import torch
 
+from deceptionlab import api
 from deceptionlab.families import CAPABILITIES, FAMILIES, get_family
 from deceptionlab.measure import speed
 from deceptionlab.sweep import SpecError, expand, parse_spec
@@ -125,7 +126,7 @@ TRAININGS = {
     "gridworld": lambda: _train_spec(_grid()),
     "gridworld reinforce": lambda: _train_spec(_grid(algorithm="reinforce")),
     "speed imitation": lambda: speed.imitation_grid(Bitworld(), speed.ImitationConfig(depths=(1,), widths=(2,), seeds=1, steps=20)),
-    "speed ponder": lambda: speed.ponder_sweep(Bitworld(), speed.PonderConfig(betas=(0.0,), widths=(8,), seeds=2, own_goal_steps=5, steps=10)),
+    "speed ponder": lambda: api.ponder_sweep(Bitworld(), speed.PonderConfig(betas=(0.0,), widths=(8,), seeds=2, own_goal_steps=5, steps=10), workers=1),
 }
 
 

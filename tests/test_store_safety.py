@@ -10,7 +10,6 @@ import random
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -250,8 +249,6 @@ def test_two_specs_racing_for_one_folder_leave_one_experiment(tmp_path):
     assert not list((out / "runs").glob("part-*.parquet")) if (out / "runs").exists() else True
     other = tmp_path / "race2"  # the fast one first: the slow one, later, is refused by the fingerprint
     assert cli("run", fast, "--out", other, "--no-show").returncode == 0
-    t0 = time.time()
     late = cli("run", slow, "--out", other, "--no-show", "--yes")
     assert late.returncode == 2 and "optimizer.lr: differs from the spec that wrote results folder" in late.stderr
-    assert time.time() - t0 < 60
     assert all(json.loads(c)["optimizer"]["lr"] == 0.02 for c in deceptionlab.load(other).config)

@@ -132,7 +132,7 @@ def test_shapes_the_kernel_does_not_compute_take_the_torch_path():
 
 @pytest.mark.parametrize("depth,width", [(2, 64), (1, 32), (3, 16)])
 def test_checkpoint_evaluation_in_the_kernel_equals_torchs_bit_for_bit(depth, width, no_kernel):
-    """The checkpoints' forward pass (measure.verdicts.ProbeEvaluator: the trunk, the policy logit and
+    """The checkpoints' forward pass (judge.cells.ProbeEvaluator: the trunk, the policy logit and
     the probes' hidden rows) computed by the kernel gives torch's values exactly, and so the same
     evaluation: scores, decisions, losses and decodability."""
     from deceptionlab.judge.cells import ProbeEvaluator

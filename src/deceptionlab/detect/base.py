@@ -43,7 +43,7 @@ class Inputs:
     world: World  # privileged detectors only: probe cells, cue channels, decodables
 
     def generators(self, purpose: str) -> list[torch.Generator]:
-        """One generator per member, derived from its run's seed and `purpose` (deceptionlab.rng)."""
+        """One generator per member, derived from its run's seed and `purpose` (deceptionlab.core.rng)."""
         return [rng.generator(s, f"detect/{purpose}") for s in self.seeds]
 
     @classmethod

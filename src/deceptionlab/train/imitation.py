@@ -23,7 +23,8 @@ def forward_flops(n_in: int, depth: int, width: int, n_out: int = 1) -> int:
     return sum(2 * a * b for a, b in itertools.pairwise(sizes))
 
 
-def imitate(x: torch.Tensor, y: torch.Tensor, depth: int, width: int, gens: list[torch.Generator], steps: int, lr: float, n_outputs: int = 1) -> MLPEnsemble:
+def imitate(x: torch.Tensor, y: torch.Tensor, depth: int, width: int, gens: list[torch.Generator], steps: int, lr: float, n_outputs: int = 1,
+            on_steps=None) -> MLPEnsemble:
     """Train one ensemble, member m on targets y[m] (N, P), full batch, through the one training loop: the
     logistic loss on +-1 targets (one output), or the cross-entropy on class indices (n_outputs > 1, e.g.
     actions)."""
@@ -51,5 +52,5 @@ def imitate(x: torch.Tensor, y: torch.Tensor, depth: int, width: int, gens: list
 
     # once the fit is perfect, Adam's moments go denormal: the loop flushes them (~40x faster)
     run_phases(model.params, [Phase("imitation", steps, [HeadData(0, x, y[0], 1.0)])], lambda phase, xs, ys: step, n_heads=1, batch_size=None,
-               data_generators=[], log_every=None, evaluate=None)
+               data_generators=[], log_every=None, evaluate=None, on_steps=on_steps)
     return model

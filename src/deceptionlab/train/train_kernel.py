@@ -127,7 +127,7 @@ def forward(params: list[torch.Tensor], x: torch.Tensor, head: int, keep: int = 
     """The MLP ensemble `params` on inputs x (M, n_in) shared by all members: the logit of `head` (N, M) and
     the last hidden layer of the first `keep` rows (N, keep, width), equal bit for bit to what
     `MLPEnsemble.trunk` and `readout` give, without materialising the hidden layer of every row (the
-    checkpoints' evaluation, `measure.verdicts.ProbeEvaluator`)."""
+    checkpoints' evaluation, `judge.cells.ProbeEvaluator`)."""
     fn = _load_eval()
     x = x.float().contiguous()
     n, width, n_heads = params[0].shape[0], params[0].shape[-1], params[-1].shape[-1]
