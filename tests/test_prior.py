@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -255,6 +257,9 @@ def _fake_results(folder) -> None:
         "seed": list(range(8)), "data_seed": list(range(8)),
         "verdict": ["internal", "internal", "deceptive", "mixed", "proxy", "proxy", "proxy", "unfit"],
     })
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "experiment.json").write_text(json.dumps({"version": 4, "kind": "train", "axes": [], "baselines": {}, "fingerprint": {"name": "fake"}}))
     Store(folder).write_chunk(pa.Table.from_pandas(runs, preserve_index=False))
 
 
