@@ -10,10 +10,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..worlds import add_search_folder
 from . import spec as training
 from .measurements import KINDS, MeasurementSpec, expand_measurement, measurement_fingerprint
-from .spec import ExperimentSpec, Run, SpecError, _one_line
+from .spec import ExperimentSpec, Run, SpecError, _one_line, read_spec_file
 
 SPEC_KINDS = ("train", *KINDS)
 
@@ -35,19 +34,7 @@ def parse_spec(raw: dict, source: str = "spec") -> AnySpec:
 
 def load_spec(path: str | Path) -> AnySpec:
     """Read and validate a TOML spec of any kind; SpecError with one line naming the problem otherwise."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise SpecError(f"{path}: cannot read spec ({e.strerror})") from None
-    except UnicodeDecodeError as e:
-        raise SpecError(f"{path}: not a TOML spec (not UTF-8 text at byte {e.start})") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"{path}: malformed TOML: {e}") from None
-    add_search_folder(path.parent)  # a world written beside the spec is found by its dotted path
-    return parse_spec(raw, source=str(path))
+    return parse_spec(read_spec_file(path), source=str(path))
 
 
 def kind_of(spec: AnySpec) -> str:

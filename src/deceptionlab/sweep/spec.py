@@ -325,8 +325,8 @@ def run_config(cond: Condition, seed: int) -> RunConfig:
     return cfg.model_copy(update={"world": cfg.world.model_copy(update={"knobs": knobs})})
 
 
-def load_spec(path: str | Path) -> ExperimentSpec:
-    """Read and validate a TOML spec; SpecError with one line naming the problem otherwise."""
+def read_spec_file(path: str | Path) -> dict:
+    """A TOML spec file parsed (any kind), its folder added to the world search path; SpecError with one line otherwise."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -339,7 +339,12 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{path}: malformed TOML: {e}") from None
     add_search_folder(path.parent)  # a world written beside the spec is found by its dotted path
-    return parse_spec(raw, source=str(path))
+    return raw
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Read and validate a TOML training spec; SpecError with one line naming the problem otherwise."""
+    return parse_spec(read_spec_file(path), source=str(path))
 
 
 MAX_CONDITIONS = 1_000_000  # every grid point is validated when the spec is read: past this, reading alone takes hours
