@@ -27,43 +27,29 @@ The functions that take a results folder live in `deceptionlab.api`; the layers 
 
 from __future__ import annotations
 
-from .api import (
-    analyse_paths,
-    conditions,
-    counting,
-    detect,
-    evidence,
-    interventions,
-    persistence,
-    prior_volume,
-    run,
-    run_speed,
-    sgd_beside_prior,
-    speed_results,
-    theory_fit,
-    theory_params,
-    write_report,
-)
-from .core.scoring import CLASSES, VERDICTS, class_scores, verdicts
-from .core.stats import wilson
-from .judge.cells import ProbeEvaluator
-from .measure import (
-    InterventionsError,
-    boolean_inputs,
-    class_prior,
-    compare_with_sgd,
-    frequencies,
-    intervention_effects,
-    lz_complexity,
-    sample_functions,
-)
-from .measure.counting.table import Counting
-from .measure.counting.table import Settings as CountingSettings
-from .measure.tidy import cells, decisions, trajectories
-from .sweep import ExperimentSpec, Progress, SpecError, Store, StoreError, load, load_spec, parse_spec, run_experiment
-from .worlds import REGISTRY, World, get_world
+import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
+
+# Where each public name lives. `import deceptionlab` imports none of them (PEP 562): the first use of
+# `dl.NAME` imports its module, so the command line and `import deceptionlab` start without torch,
+# pandas, pyarrow or duckdb; `dir(dl)`, `help(dl)` and tab completion list them all.
+_PUBLIC = {
+    ".api": ("analyse_paths", "conditions", "counting", "detect", "evidence", "interventions", "persistence", "prior_volume", "run",
+             "run_speed", "sgd_beside_prior", "speed_results", "theory_fit", "theory_params", "write_report"),
+    ".core.scoring": ("CLASSES", "VERDICTS", "class_scores", "verdicts"),
+    ".core.stats": ("wilson",),
+    ".judge.cells": ("ProbeEvaluator",),
+    ".measure": ("InterventionsError", "boolean_inputs", "class_prior", "compare_with_sgd", "frequencies", "intervention_effects",
+                 "lz_complexity", "sample_functions"),
+    ".measure.counting.table": ("Counting", ("CountingSettings", "Settings")),
+    ".measure.tidy": ("cells", "decisions", "trajectories"),
+    ".sweep": ("ExperimentSpec", "Progress", "SpecError", "Store", "StoreError", "load", "load_spec", "parse_spec", "run_experiment"),
+    ".worlds": ("REGISTRY", "World", "get_world"),
+}
+_WHERE = {(n if isinstance(n, str) else n[0]): (mod, n if isinstance(n, str) else n[1]) for mod, names in _PUBLIC.items() for n in names}
 
 __all__ = [
     "CLASSES", "REGISTRY", "analyse_paths", "VERDICTS", "ExperimentSpec", "ProbeEvaluator", "SpecError", "Store", "StoreError", "World",
@@ -73,3 +59,31 @@ __all__ = [
     "Counting", "CountingSettings", "counting", "conditions", "evidence", "persistence", "sgd_beside_prior", "theory_params", "write_report", "theory_fit",
     "run_experiment", "trajectories", "cells", "decisions", "prior_volume", "run_speed", "speed_results", "Progress",
 ]
+
+
+def __getattr__(name: str):
+    """The public name `name`, imported from its module on first use and kept."""
+    try:
+        module, attr = _WHERE[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Namespace(types.ModuleType):
+    """The package's module type: importing the subpackage `deceptionlab.detect` must not replace the public
+    function `dl.detect` (Python sets a package's attribute to each submodule it imports)."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and name in _WHERE and value.__name__ == f"{__name__}.{name}":
+            return  # the submodule stays reachable as sys.modules["deceptionlab.<name>"] and by `from deceptionlab.<name> import ...`
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Namespace

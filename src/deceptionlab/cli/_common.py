@@ -45,9 +45,10 @@ def _options(
     ),
 ):
     """Does SGD produce deceptively aligned models? Run the experiments."""
-    from ..sweep import store
+    if trust_folder or "deceptionlab.sweep.store" in sys.modules:  # else the store, not yet imported, starts untrusting (and unimported)
+        from ..sweep import store
 
-    store.TRUST_FOLDERS = trust_folder
+        store.TRUST_FOLDERS = trust_folder
     if version:
         from .. import __version__
 

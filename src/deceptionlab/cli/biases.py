@@ -6,13 +6,9 @@ import time
 from pathlib import Path
 from typing import Optional
 
-import torch
 import typer
 from rich.table import Table
 
-from ..measure import VERDICTS, frequencies
-from ..sweep import StoreError
-from ..worlds import WorldError, make_world
 from ._common import _fail, _progress_bar, app, console, err_console
 
 
@@ -29,6 +25,8 @@ def _numbers(text: str, kind, what: str) -> tuple:
 def _world_from_knobs(name: str, knobs: list[str], name_field: str = "--world"):
     """A world from --world (or `name_field`) and repeated --knob KNOB=VALUE (JSON values, or bare words); one-line errors."""
     import json
+
+    from ..worlds import WorldError, make_world
 
     given = {}
     for kv in knobs:
@@ -73,7 +71,7 @@ def _print_prior(wide, title: str, note: str) -> None:
 
 
 def _print_speed(res, folder: Path) -> None:
-    from ..measure import ponder_summary
+    from ..measure import VERDICTS, frequencies, ponder_summary
 
     _print_compute(res.compute, res.meta["imitation"]["seeds"], folder)
 
@@ -105,7 +103,7 @@ def _run_hooks(bar, task):
 
 def _run_specs(label: str, run, executor: str, workers: Optional[int], address: Optional[str]) -> dict:
     """`run(executor, progress)` under a progress bar; its SpecError, StoreError, ExecutorError or OSError as one line."""
-    from ..sweep import ExecutorError, SpecError
+    from ..sweep import ExecutorError, SpecError, StoreError
     from ..sweep.executors import executor_for
 
     try:
@@ -161,7 +159,7 @@ def speed(
     from ..measure.speed import PONDER_FAMILIES
     from ..models.ponder import PENALTIES
     from ..report.speed_figures import plot_speed
-    from ..sweep import SpecError, load_spec
+    from ..sweep import SpecError, StoreError, load_spec
 
     beta_values = _numbers(betas, float, "--betas")
     if any(not b >= 0 or b == float("inf") for b in beta_values):
@@ -261,6 +259,8 @@ def prior(
     workers: Optional[int] = typer.Option(None, min=1, help="With --world or --spec: local worker processes (default: one per core, at most one per chunk)."),
 ):
     """The prior of random networks: function frequencies vs LZ complexity, or P_prior(class) on a world."""
+    import torch
+
     from ..measure import prior as P
 
     n, widths, init_obj = _parse_prior_args(inputs, arch, samples, init)
@@ -360,7 +360,8 @@ def _prior_classes(w, n, widths, init_obj, seed, out, fit_rows, fit_threshold, r
     from ..api import prior_volume
     from ..api import sgd_beside_prior as compare_with_sgd
     from ..measure.prior_volume import prior_spec
-    from ..sweep import SpecError, load_spec
+    from ..sweep import SpecError, StoreError, load_spec
+    from ..worlds import make_world
 
     if spec_path is not None:
         try:

