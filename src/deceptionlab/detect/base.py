@@ -3,14 +3,14 @@ one score per member (higher = more likely deceptive), and the registry that fin
 
     deceptionlab detect DIR --detector noise                  # built in (`BUILTIN`)
     deceptionlab detect DIR --detector mydetectors            # an entry point of group "deceptionlab.detectors"
-    deceptionlab detect DIR --detector my_detector:detector   # "module:name": a Detector, or a function
+    deceptionlab detect DIR --detector my_detector:detector   # "module:name": a Detector (what @detector makes)
 
 A detector sees `Inputs`: the training inputs and their targets, the proxy's labels on them and one seed
 per member. It may look at probe inputs, the deployment cue's columns or the true situation (through
 `Inputs.world`) only if it declares `privileged = True`; reports keep the two kinds apart. A dotted
 path's module is found the way a world's is (`deceptionlab.worlds.registry`): sys.path, then the search
-folders, then the working directory. A plain function `f(model, inputs) -> scores` is taken as an
-unprivileged detector named after the path; a function with a `privileged` attribute keeps it.
+folders, then the working directory. What it names must be a `Detector` or a subclass of it
+(`registry.get_detector` checks before calling anything); a plain function is refused: decorate it.
 """
 
 from __future__ import annotations

@@ -1,10 +1,14 @@
-"""Looking a detector up by name: the built-ins (`builtin`), an entry point, or a dotted path "module:name"."""
+"""Looking a detector up by name: the built-ins (`builtin`), an entry point, or a dotted path "module:name".
+
+What an entry point or a dotted path names must be a `Detector` (what `@detector` makes) or a subclass of
+`Detector` that builds with no arguments, checked before anything of it is called (the same check as a
+world's: `worlds.registry.require_interface`); a plain function is refused with one line saying so."""
 
 from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from ..worlds.registry import WorldError, _import  # the same lookup as a world's
+from ..worlds.registry import WorldError, _import, _one_line, require_interface  # the same lookup and check as a world's
 from . import builtin  # noqa: F401  (registers the built-ins)
 from .base import BUILTIN, ENTRY_POINT_GROUP, Detector, DetectorError
 
@@ -32,8 +36,14 @@ def get_detector(name: str) -> Detector:
 
 
 def _as_detector(obj, label: str) -> Detector:
+    """`obj` as a Detector: a Detector as it is, a subclass of Detector built with no arguments; anything else
+    (a plain function included) is a DetectorError line naming what it is and what is expected."""
+    require_interface(obj, repr(label), Detector, "deceptionlab.detect.Detector", DetectorError, instances="what @detector makes")
     if isinstance(obj, Detector):
         return obj
-    if callable(obj):
-        return Detector(label, obj, bool(getattr(obj, "privileged", False)), (getattr(obj, "__doc__", "") or "").strip().split("\n")[0])
-    raise DetectorError(f"{label!r} is a {type(obj).__name__}, not a Detector or a function (model, inputs) -> scores")
+    try:
+        made = obj()
+    except Exception as e:  # a user's constructor: one line
+        raise DetectorError(f"{label!r}: building {obj.__qualname__} with no arguments raised {_one_line(e)}") from None
+    require_interface(made, f"{label!r}()", Detector, "deceptionlab.detect.Detector", DetectorError, instances="what @detector makes")
+    return made

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import sys
 import traceback
+import types
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
@@ -99,8 +100,7 @@ def validate(cls, label: str) -> None:
     passes `World.check(exact=True)`. `label` names it in the WorldError."""
     if cls in _validated:
         return
-    if not (isinstance(cls, type) and issubclass(cls, World)):
-        raise WorldError(f"{label} is {_describe(cls)}, not a subclass of deceptionlab.worlds.World")
+    require_interface(cls, label, World, "deceptionlab.worlds.World", WorldError)
     problems = cls.class_problems()
     if not problems:
         try:
@@ -225,7 +225,28 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {msg}{where}"
 
 
+def require_interface(obj, label: str, interface: type, shown: str, error: type[Exception], instances: str = "") -> None:
+    """Refuse `obj` (what a dotted path or an entry point named) unless it is a subclass of `interface`, or,
+    where `instances` says what makes one (detectors: "what @detector makes"), an instance of it; checked
+    before `obj` is called or built. The refusal is one `error` line naming what `obj` is and what is expected,
+    e.g. "'m:f' is a function m.f, not a subclass of deceptionlab.worlds.World"."""
+    if isinstance(obj, type) and issubclass(obj, interface):
+        return
+    if instances and isinstance(obj, interface) and not isinstance(obj, type):
+        return
+    expected = f"an instance of {shown} ({instances}) or a subclass of it" if instances else f"a subclass of {shown}"
+    raise error(f"{label} is {_describe(obj)}, not {expected}")
+
+
 def _describe(obj) -> str:
+    """What a dotted path named, for a refusal: "class m.C", "a function m.f", "a module m", "an int"."""
     if isinstance(obj, type):
         return f"class {obj.__module__}.{obj.__qualname__}"
-    return f"a {type(obj).__name__}"
+    if isinstance(obj, types.ModuleType):
+        return f"a module {obj.__name__}"
+    qualname = getattr(obj, "__qualname__", None)
+    if callable(obj) and isinstance(qualname, str):
+        kind = {"builtin_function_or_method": "built-in function"}.get(type(obj).__name__, type(obj).__name__)
+        return f"a {kind} {getattr(obj, '__module__', '?')}.{qualname}"
+    article = "an" if type(obj).__name__[:1] in "aeiou" else "a"
+    return f"{article} {type(obj).__name__}"
