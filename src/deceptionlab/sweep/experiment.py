@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +28,18 @@ from .kinds import AnySpec, expand
 from .measurements import chunk_key, is_measurement, measurement_chunk
 from .measurements import chunk_size as measurement_chunk_size
 from .measurements import seconds_per_run as measurement_seconds
-from .spec import ExperimentSpec, Run, RunConfig, SpecError
+from .spec import (
+    MAX_CONDITIONS,
+    ExperimentSpec,
+    Run,
+    RunConfig,
+    SpecError,
+    condition_at,
+    condition_runs,
+    iter_conditions,
+    run_config,
+    run_id,
+)
 from .store import Store
 
 MAX_CHUNK = 1024  # beyond this, batched matmuls gain nothing more on a CPU
@@ -124,9 +137,11 @@ class Estimate:
     chunk_runs: int
     chunk_bytes: int
     chunk_condition: str
+    sampled: int = 0  # 0: every condition costed; else the estimate is from this many conditions spread over the grid
 
     def describe(self, workers: int = 1) -> str:
-        return (f"{self.runs:,} runs in {self.conditions:,} conditions, about {_duration(self.seconds / max(1, workers))} "
+        sample = f" (from {self.sampled:,} of them, spread over the grid)" if self.sampled else ""
+        return (f"{self.runs:,} runs in {self.conditions:,} conditions, about {_duration(self.seconds / max(1, workers))}{sample} "
                 f"on {workers} process{'es' if workers > 1 else ''}, "
                 f"up to {_gb(self.chunk_bytes)} per chunk of {self.chunk_runs} runs")
 
@@ -144,10 +159,14 @@ def memory_budget() -> int:
     return max(1, min(DEFAULT_MEMORY, available_memory() - CHUNK_OVERHEAD))
 
 
+ESTIMATE_SAMPLE = 256  # a grid of more conditions is estimated from this many spread over it (a world is built per condition costed)
+
+
 def estimate(spec: AnySpec, chunk_size: int | None = None) -> Estimate:
-    """The sweep's cost, from its conditions alone (without listing its runs, so a huge sweep is estimated at once);
-    a measurement kind's from its runs (few, and small: imitators and random draws)."""
-    from .spec import conditions
+    """The sweep's cost, from its conditions alone (without listing its runs, so a huge sweep is estimated at once:
+    past ESTIMATE_SAMPLE conditions, from that many spread evenly over the grid, scaled to all of it); a measurement
+    kind's from its runs (few, and small: imitators and random draws)."""
+    from .spec import condition_at, grid_size
 
     if not isinstance(spec, ExperimentSpec):
         runs = expand(spec)
@@ -155,16 +174,18 @@ def estimate(spec: AnySpec, chunk_size: int | None = None) -> Estimate:
         size = min(len(runs), chunk_size or (measurement_chunk_size(runs[0]) if runs else 1))
         return Estimate(len(runs), len({chunk_key(r) for r in runs}), seconds, size, 0, "")
     per_cond = len(spec.seeds) * len(spec.data_seeds or [0])
-    seconds, worst, n = 0.0, (0, 0, ""), 0
-    for cond in conditions(spec):
-        n += 1
+    n = grid_size(spec)
+    picks = range(n) if n <= ESTIMATE_SAMPLE else sorted({i * (n - 1) // (ESTIMATE_SAMPLE - 1) for i in range(ESTIMATE_SAMPLE)})
+    seconds, worst, base, budget = 0.0, (0, 0, ""), spec.base_config(), memory_budget()
+    for index in picks:
+        cond = condition_at(spec, index, base=base)
         world = build_world(cond.config)
         seconds += seconds_per_run(cond.config, world) * per_cond
-        size = min(per_cond, chunk_size or chunk_size_for(cond.config, world, memory_budget()))
+        size = min(per_cond, chunk_size or chunk_size_for(cond.config, world, budget))
         need = chunk_bytes(cond.config, world, size)
         if need > worst[0]:
             worst = (need, size, cond.label)
-    return Estimate(per_cond * n, n, seconds, worst[1], worst[0], worst[2])
+    return Estimate(per_cond * n, n, seconds * n / max(1, len(picks)), worst[1], worst[0], worst[2], 0 if n <= ESTIMATE_SAMPLE else len(picks))
 
 
 class NeedsConfirmation(SpecError):
@@ -173,13 +194,13 @@ class NeedsConfirmation(SpecError):
 
 def check_cost(spec: AnySpec, chunk_size: int | None, executor=None, device: str = "cpu", yes: bool = False) -> Estimate:
     """The sweep's estimate, refused (SpecError, one line) when a chunk cannot fit the memory available, or
-    (NeedsConfirmation) when it passes LONG_SWEEP in one process and `yes` is not given."""
+    (NeedsConfirmation) when it passes LONG_SWEEP in one process or MAX_CONDITIONS conditions and `yes` is not given."""
     cost = estimate(spec, chunk_size)
     memory = available_memory()
     if cost.chunk_bytes > memory:
         raise SpecError(f"a chunk of {cost.chunk_runs} runs of [{cost.chunk_condition}] needs about {_gb(cost.chunk_bytes)} of memory and this "
                         f"machine has {_gb(memory)} available: lower --chunk-size, or the model's width or depth")
-    if cost.seconds > LONG_SWEEP and not yes:
+    if (cost.seconds > LONG_SWEEP or cost.conditions > MAX_CONDITIONS) and not yes:
         n = 1
         if isinstance(executor, Local):
             n = executor.workers or default_workers(cost.runs, cost.seconds, device)
@@ -269,32 +290,112 @@ def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa
     return pa.table(cols)
 
 
-def plan(spec: AnySpec, stored: set[str], chunk_size: int | None = None) -> tuple[list[list[Run]], float]:
+class ChunkRuns(list):
+    """One chunk's runs (a list), with the index of their condition in the spec's grid (stored as `condition_index`)."""
+
+    condition_index: int = 0
+
+
+class Chunks(Sequence):
+    """The planned chunks, costliest first, as a sequence the executors index. A training spec's chunk is kept as
+    (its condition's grid index, its drawn goal, its runs' (seed, data_seed) pairs) and made into runs when taken
+    (the condition rebuilt from its index): planning a huge grid never holds every run. A measurement kind's
+    chunks (few, small) are kept as runs."""
+
+    def __init__(self, spec: AnySpec, entries: list, total: int, world_names: set[str]):
+        self.spec, self.entries, self.total, self.world_names = spec, entries, total, world_names
+        self.pending = sum(e[1] for e in entries)
+        self._made: OrderedDict[int, ChunkRuns] = OrderedDict()  # the chunks made last (executors take a chunk several times)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = range(len(self))[i]  # negative indices; IndexError past the end (which also ends iteration)
+        if i in self._made:
+            self._made.move_to_end(i)
+            return self._made[i]
+        _, _, index, pairs = self.entries[i]
+        if isinstance(pairs, ChunkRuns):
+            return pairs
+        chunk = ChunkRuns(condition_runs(self.spec, condition_at(self.spec, index), pairs=pairs))
+        chunk.condition_index = index
+        self._made[i] = chunk
+        while len(self._made) > 64:
+            self._made.popitem(last=False)
+        return chunk
+
+
+PLAN_REPORT_SECONDS = 2.0  # planning that takes longer says how far it is, at most this often
+
+
+def _reporter(message, what: str):
+    """`report(done, total)` that prints "planning: done of total what (p%)" every PLAN_REPORT_SECONDS, and at the end
+    when it printed before."""
+    t0 = last = time.time()
+    said = [False]
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.time()
+        if now - last >= PLAN_REPORT_SECONDS or (done == total and said[0]):
+            last = now
+            said[0] = True
+            message(f"planning: {done:,} of {total:,} {what} ({100 * done / max(1, total):.0f}%, {now - t0:.0f} s)")
+
+    return report
+
+
+def plan(spec: AnySpec, stored: set[str], chunk_size: int | None = None, message=None) -> tuple[Chunks, float]:
     """Pending runs, grouped by condition (a measurement kind: by its chunk key), cut into chunks (of
     `chunk_size`, else sized to memory) and ordered costliest first, so that parallel workers end on short
-    chunks; and their estimated seconds in one process."""
+    chunks; and their estimated seconds in one process. A training spec is planned condition by condition
+    (streamed: what is kept per chunk is its condition's index and its runs' seeds); `message` gets a line
+    on how far planning is every PLAN_REPORT_SECONDS."""
     budget = memory_budget()
-    by_cond: dict[tuple, list[Run]] = {}
-    for r in expand(spec):
-        if r.run_id in stored:
-            continue
-        if is_measurement(r.config):
-            key = chunk_key(r)
-        else:  # a chunk is one config: runs of a condition with drawn own goals split
-            key = (r.condition.label, r.config.world.knobs.get("own_goal"))
-        by_cond.setdefault(key, []).append(r)
-    costed = []
-    for runs in by_cond.values():
-        cfg = runs[0].config
-        if is_measurement(cfg):
+    entries = []  # (seconds, runs, condition index, pairs or ChunkRuns)
+    if not isinstance(spec, ExperimentSpec):
+        all_runs = expand(spec)
+        labels = list(dict.fromkeys(r.condition.label for r in all_runs))
+        by_key: dict[tuple, list[Run]] = {}
+        for r in all_runs:
+            if r.run_id not in stored:
+                by_key.setdefault(chunk_key(r), []).append(r)
+        for runs in by_key.values():
             size, per_run = chunk_size or measurement_chunk_size(runs[0]), measurement_seconds(runs[0])
-        else:
-            world = build_world(cfg)
-            size = chunk_size or chunk_size_for(cfg, world, budget)
-            per_run = seconds_per_run(cfg, world)
-        costed += [(per_run * len(runs[i : i + size]), runs[i : i + size]) for i in range(0, len(runs), size)]
-    costed.sort(key=lambda c: -c[0])  # stable: equal costs keep the spec's order
-    return [c for _, c in costed], sum(s for s, _ in costed)
+            for i in range(0, len(runs), size):
+                chunk = ChunkRuns(runs[i : i + size])
+                chunk.condition_index = labels.index(chunk[0].condition.label)
+                entries.append((per_run * len(chunk), len(chunk), chunk.condition_index, chunk))
+        names = {r.config.world.name for r in all_runs}
+        total = len(all_runs)
+    else:
+        total, names = 0, set()
+        data_seeds = spec.data_seeds
+        report = _reporter(message, "conditions") if message is not None else None
+        for index, (cond, norm) in enumerate(iter_conditions(spec, report=report)):
+            names.add(cond.config.world.name)
+            groups: dict[str | None, tuple[RunConfig, list]] = {}  # a chunk is one config: runs of a condition with drawn own goals split
+            norms: dict[str | None, dict] = {None: norm}
+            for seed in spec.seeds:
+                cfg = run_config(cond, seed)
+                key = None if cfg is cond.config else json.dumps(cfg.world.knobs, sort_keys=True)
+                if key not in norms:
+                    norms[key] = cfg.normalised()
+                for data_seed in data_seeds if data_seeds is not None else [seed]:
+                    total += 1
+                    if run_id(norms[key], seed, data_seed) not in stored:
+                        groups.setdefault(key, (cfg, []))[1].append((seed, data_seed))
+            for cfg, pairs in groups.values():
+                world = build_world(cfg)
+                size = chunk_size or chunk_size_for(cfg, world, budget)
+                per_run = seconds_per_run(cfg, world)
+                entries += [(per_run * len(pairs[i : i + size]), len(pairs[i : i + size]), index, tuple(pairs[i : i + size]))
+                            for i in range(0, len(pairs), size)]
+    entries.sort(key=lambda e: -e[0])  # stable: equal costs keep the spec's order
+    return Chunks(spec, entries, total, names), sum(e[0] for e in entries)
 
 
 def run_experiment(  # noqa: PLR0913
@@ -331,26 +432,42 @@ def run_experiment(  # noqa: PLR0913
     if cost.runs > 100_000:
         progress.message(f"planning {cost.runs:,} runs ...")
     store = Store(out)
+    fresh = not Path(out).exists()
     with store.lock():  # the folder's experiment is decided under the lock: two specs never both write here
         store.check_compatible(spec)
-        all_runs = expand(spec)
-        world_names = {r.config.world.name for r in all_runs}
-        folders = sorted({str(f) for f in map(world_folder, world_names) if f is not None})
+        if (Path(out) / "experiment.json").exists():
+            store.remove_stale_temporaries()  # a writer killed mid-write leaves its temp file behind
+            stored = store.stored_ids(report=progress.message)
+        else:  # a new folder (check_compatible refuses one with runs but no experiment.json): nothing stored
+            stored = set()
+        try:
+            chunks, seconds = plan(spec, stored, chunk_size, progress.message)  # every grid point validated: before anything is written
+        except SpecError:
+            if fresh:
+                _remove_new_folder(Path(out))
+            raise
+        folders = sorted({str(f) for f in map(world_folder, chunks.world_names) if f is not None})
         store.initialise(spec, spec_text, folders)
-        store.remove_stale_temporaries()  # a writer killed mid-write leaves its temp file behind
-        stored = store.stored_ids(report=progress.message)
-        chunks, seconds = plan(spec, stored, chunk_size)
         if isinstance(executor, Local) and executor.workers is None:
             executor = Local(default_workers(len(chunks), seconds, device))
         elif isinstance(executor, Local) and executor.workers > max(1, len(chunks)):
             progress.message(f"note: --workers {executor.workers}: capped at {max(1, len(chunks))}, the chunks to train")
             executor = Local(max(1, len(chunks)))
-        pending = sum(len(c) for c in chunks)
+        pending = chunks.pending
         progress.start(pending)
-        labels = list(dict.fromkeys(r.condition.label for r in all_runs))
         t0 = time.time()
         for chunk, (table, weights) in executor.run(chunks, train_chunk, device, progress):
             table = table.append_column("experiment", pa.array([spec.name] * len(chunk)))
-            table = table.append_column("condition_index", pa.array([labels.index(chunk[0].condition.label)] * len(chunk)))
+            table = table.append_column("condition_index", pa.array([chunk.condition_index] * len(chunk)))
             store.write_chunk(table, weights)
-    return {"total": len(all_runs), "skipped": len(all_runs) - pending, "trained": pending, "seconds": time.time() - t0}
+    return {"total": chunks.total, "skipped": chunks.total - pending, "trained": pending, "seconds": time.time() - t0}
+
+
+def _remove_new_folder(out: Path) -> None:
+    """Remove the folder this run created, when it holds nothing but its lock (a spec refused while planning)."""
+    try:
+        if {p.name for p in out.iterdir()} <= {".lock"}:
+            (out / ".lock").unlink(missing_ok=True)
+            out.rmdir()
+    except OSError:
+        pass

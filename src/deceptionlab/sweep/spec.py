@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import itertools
 import json
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
@@ -347,20 +346,27 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     return parse_spec(read_spec_file(path), source=str(path))
 
 
-MAX_CONDITIONS = 1_000_000  # every grid point is validated when the spec is read: past this, reading alone takes hours
+MAX_CONDITIONS = 1_000_000  # past this many conditions a sweep starts only with --yes (sweep.experiment.check_cost)
+FULL_CHECK = 10_000  # grids up to this many conditions are validated point by point when the spec is read
+SAMPLE_CHECK = 256  # larger grids: this many points, evenly spread, when read; every point while planning
 
 
 def parse_spec(raw: dict, source: str = "spec") -> ExperimentSpec:
+    """A validated training spec. Every grid point of a grid up to FULL_CHECK conditions is validated now; a larger
+    grid (validating a point takes milliseconds: a million take hours) on SAMPLE_CHECK points spread over it, and
+    point by point when its runs are planned (`iter_conditions`), before anything is written."""
     try:
         spec = ExperimentSpec.model_validate(raw)
     except ValidationError as e:
         raise SpecError(f"{source}: {_one_line(e)}") from None
-    n = 1
-    for axis in spec.sweep.values():
-        n *= len(axis.values)
-    if n > MAX_CONDITIONS:
-        raise SpecError(f"{source}: sweep: {n:,} conditions, more than {MAX_CONDITIONS:,} (split the experiment into several specs)")
-    conditions(spec, source=source)  # validates every grid point now, before anything runs
+    n = grid_size(spec)
+    if n <= FULL_CHECK:
+        for _ in iter_conditions(spec, source=source):
+            pass
+    else:
+        base = spec.base_config()
+        for index in sorted({0, n - 1, *(i * (n - 1) // (SAMPLE_CHECK - 1) for i in range(SAMPLE_CHECK))}):
+            _normalised(condition_at(spec, index, source, base), source)
     return spec
 
 
@@ -396,36 +402,72 @@ def _set_path(d: dict, path: str, value: Any, where: str) -> None:
             node = node[p]
 
 
-def conditions(spec: ExperimentSpec, source: str = "spec") -> list[Condition]:
-    """The grid of conditions, each validated as a full config, no two the same runs."""
-    base = spec.base_config()  # knob defaults are filled in, so knob paths resolve
+def grid_size(spec: ExperimentSpec) -> int:
+    """The number of grid points (conditions) of the sweep: the product of its axes' lengths."""
+    n = 1
+    for axis in spec.sweep.values():
+        n *= len(axis.values)
+    return n
+
+
+def condition_at(spec: ExperimentSpec, index: int, source: str = "spec", base: dict | None = None) -> Condition:
+    """Grid point `index` of the sweep, in the order of itertools.product over the axes (the last axis fastest),
+    validated as a full config; built from the index alone, so a huge grid is never listed."""
+    base = spec.base_config() if base is None else base  # knob defaults are filled in, so knob paths resolve
     names = list(spec.sweep)
-    out = []
-    seen: dict[str, str] = {}  # normalised config -> the condition that has it
-    for picks in itertools.product(*(range(len(spec.sweep[n].values)) for n in names)):
-        d = copy.deepcopy(base)
-        shown = {}
-        for n, i in zip(names, picks):
-            axis = spec.sweep[n]
-            for path, value in axis.settings(i).items():
-                _set_path(d, path, value, f"sweep.{n}.path" if axis.path is not None else f"sweep.{n}.values.{i}")
-            shown[n] = axis.shown()[i]
-        try:
-            cfg = RunConfig.model_validate(d)
-        except ValidationError as e:
-            where = ", ".join(f"{n}={v!r}" for n, v in shown.items())
-            raise SpecError(f"{source}: {_one_line(e)} [sweep {where}]") from None
-        cond = Condition(shown, cfg)
-        norm = cfg.normalised()
-        if not norm["phases"]:
-            where = f" [sweep {', '.join(f'{n}={v!r}' for n, v in shown.items())}]" if shown else ""
-            raise SpecError(f"{source}: phases: nothing is trained (every phase has 0 steps, or no head of the world with a weight above 0){where}")
-        key = json.dumps(norm, sort_keys=True)
+    picks = []
+    for n in reversed(names):  # mixed radix, the last axis the lowest digit
+        index, i = divmod(index, len(spec.sweep[n].values))
+        picks.append(i)
+    d = copy.deepcopy(base)
+    shown = {}
+    for n, i in zip(names, reversed(picks)):
+        axis = spec.sweep[n]
+        for path, value in axis.settings(i).items():
+            _set_path(d, path, value, f"sweep.{n}.path" if axis.path is not None else f"sweep.{n}.values.{i}")
+        shown[n] = axis.shown()[i]
+    try:
+        cfg = RunConfig.model_validate(d)
+    except ValidationError as e:
+        where = ", ".join(f"{n}={v!r}" for n, v in shown.items())
+        raise SpecError(f"{source}: {_one_line(e)} [sweep {where}]") from None
+    return Condition(shown, cfg)
+
+
+def _normalised(cond: Condition, source: str) -> dict:
+    """The condition's normalised config; SpecError when it trains nothing."""
+    norm = cond.config.normalised()
+    if not norm["phases"]:
+        where = f" [sweep {', '.join(f'{n}={v!r}' for n, v in cond.axes.items())}]" if cond.axes else ""
+        raise SpecError(f"{source}: phases: nothing is trained (every phase has 0 steps, or no head of the world with a weight above 0){where}")
+    return norm
+
+
+def iter_conditions(spec: ExperimentSpec, source: str = "spec", report=None) -> Iterator[tuple[Condition, dict]]:
+    """The grid of conditions, one at a time with its normalised config, each validated as a full config, no two
+    the same runs. Streams: what it keeps is 64 bits per condition (to find two that are the same runs), not the
+    conditions. `report(done, total)`, if given, is called after each condition."""
+    base = spec.base_config()
+    total = grid_size(spec)
+    # 64-bit digests of the normalised configs, as strong as the 64-bit run ids they stand for (a 1e6-point grid:
+    # a chance of about 3e-8 that two different conditions share one), at a few dozen bytes per condition
+    seen: dict[int, int] = {}
+    for index in range(total):
+        cond = condition_at(spec, index, source, base)
+        norm = _normalised(cond, source)
+        key = int.from_bytes(hashlib.sha256(json.dumps(norm, sort_keys=True).encode()).digest()[:8], "big")
         if key in seen:
-            raise SpecError(f"{source}: sweep: conditions [{seen[key]}] and [{cond.label}] are the same runs (equal once inert settings are dropped); drop one")
-        seen[key] = cond.label
-        out.append(cond)
-    return out
+            first = condition_at(spec, seen[key], source, base)
+            raise SpecError(f"{source}: sweep: conditions [{first.label}] and [{cond.label}] are the same runs (equal once inert settings are dropped); drop one")
+        seen[key] = index
+        if report is not None:
+            report(index + 1, total)
+        yield cond, norm
+
+
+def conditions(spec: ExperimentSpec, source: str = "spec") -> list[Condition]:
+    """The grid of conditions, each validated as a full config, no two the same runs (a list: see `iter_conditions`)."""
+    return [cond for cond, _ in iter_conditions(spec, source)]
 
 
 def run_id(config: dict, seed: int, data_seed: int) -> str:
@@ -433,20 +475,30 @@ def run_id(config: dict, seed: int, data_seed: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def condition_runs(spec: ExperimentSpec, cond: Condition, norm: dict | None = None, pairs=None) -> Iterator[Run]:
+    """The runs of one condition, seed by seed (or those of the (seed, data_seed) `pairs` given); `norm`: the
+    condition's normalised config, when known."""
+    configs: dict = {}  # one normalised config per condition (and drawn goal): normalising builds the world
+    if pairs is None:
+        pairs = [(seed, ds) for seed in spec.seeds for ds in (spec.data_seeds if spec.data_seeds is not None else [seed])]
+    for seed, data_seed in pairs:
+        cfg = run_config(cond, seed)
+        key = None if cfg is cond.config else json.dumps(cfg.world.knobs, sort_keys=True)
+        if key not in configs:
+            configs[key] = (cfg, norm if key is None and norm is not None else cfg.normalised())
+        cfg, n = configs[key]
+        yield Run(run_id(n, seed, data_seed), cond, seed, data_seed, cfg)
+
+
+def iter_runs(spec: ExperimentSpec, report=None) -> Iterator[Run]:
+    """Every run of the experiment, condition by condition, seed by seed, one at a time."""
+    for cond, norm in iter_conditions(spec, report=report):
+        yield from condition_runs(spec, cond, norm)
+
+
 def expand(spec: ExperimentSpec) -> list[Run]:
-    """Every run of the experiment, condition by condition, seed by seed."""
-    runs = []
-    for cond in conditions(spec):
-        configs: dict = {}  # one normalised config per condition (and drawn goal): normalising builds the world
-        for seed in spec.seeds:
-            cfg = run_config(cond, seed)
-            key = None if cfg is cond.config else json.dumps(cfg.world.knobs, sort_keys=True)
-            if key not in configs:
-                configs[key] = (cfg, cfg.normalised())
-            cfg, norm = configs[key]
-            for data_seed in spec.data_seeds if spec.data_seeds is not None else [seed]:
-                runs.append(Run(run_id(norm, seed, data_seed), cond, seed, data_seed, cfg))
-    return runs
+    """Every run of the experiment, condition by condition, seed by seed (a list: see `iter_runs`)."""
+    return list(iter_runs(spec))
 
 
 def fingerprint(spec: ExperimentSpec) -> dict:
