@@ -5,6 +5,7 @@ CLI calls the same functions; `deceptionlab/__init__.py` exports them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +32,7 @@ def run(spec: AnySpec | str | Path, out: str | Path, *, progress: bool = True, *
     """
     if isinstance(spec, (str, Path)):
         spec = load_spec(spec)
+    kwargs.setdefault("work", work_for(spec))
     if progress and "progress" not in kwargs:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
@@ -44,6 +46,90 @@ def run(spec: AnySpec | str | Path, out: str | Path, *, progress: bool = True, *
     else:
         run_experiment(spec, out, **kwargs)
     return load(out)
+
+
+def work_for(spec: AnySpec):
+    """The chunk work `run_experiment` needs for a spec: None (the sweep layer's own) for every kind but
+    those that sample with the measure layer ("counting", "function_prior": `measure.sampled.chunk_work`)."""
+    from .sweep.measurements import SAMPLED_ELSEWHERE
+
+    if kind_of(spec) not in SAMPLED_ELSEWHERE:
+        return None
+    from .measure.sampled import chunk_work
+
+    return chunk_work
+
+
+def _run_kind(out: str | Path, spec: AnySpec | dict, kind: str, **kwargs) -> AnySpec:
+    """Run a spec of `kind` (an object, or parsed TOML) into `out` (resumable); its spec.toml is written."""
+    text = to_toml(spec) if isinstance(spec, dict) else None
+    spec = parse_spec(spec, source=f"{kind} spec") if isinstance(spec, dict) else spec
+    if kind_of(spec) != kind:
+        raise ValueError(f"kind: a {kind} spec has kind = \"{kind}\", not {kind_of(spec)!r}")
+    if text is None:
+        text = to_toml(json.loads(spec.model_dump_json(exclude_none=True)))
+    kwargs.setdefault("work", work_for(spec))
+    run_experiment(spec, out, spec_text=text, **kwargs)
+    return spec
+
+
+def run_counting(out: str | Path, spec: AnySpec | dict, results: str | Path | None = None, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run a spec of kind "counting" into `out` (resumable) and return its counting table and diagnostics
+    (`counting_results`)."""
+    _run_kind(out, spec, "counting", **kwargs)
+    return counting_results(out, results)
+
+
+def counting_results(folder: str | Path, results: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The counting table of a folder of kind "counting" (`measure.sampled.counting_table`): per condition,
+    source (naive, prior, nngp, sgd) and verdict, P with its interval and ESS and -log2 P; and the
+    diagnostics. P_SGD comes from `results`, default the spec's `counting.results` (a folder of training
+    runs); a StoreError in one line when the folder holds no counting runs or that folder does not exist."""
+    import tomllib
+
+    from .measure.sampled import counting_table
+
+    folder = Path(folder)
+    if not (folder / "experiment.json").is_file() or Store(folder).kind() != "counting":
+        raise StoreError(f"{folder}: not a results folder of kind \"counting\" (run a spec of that kind into it: docs/measurements.md)")
+    if results is None and (folder / "spec.toml").is_file():
+        results = tomllib.loads((folder / "spec.toml").read_text()).get("counting", {}).get("results")
+    if results is not None and not Path(results).is_dir():
+        raise StoreError(f"{results}: no such results folder (counting.results, for P_SGD)")
+    frame = load(folder)
+    if frame.empty:
+        raise StoreError(f"{folder}: no counting runs stored yet")
+    return counting_table(frame, load(results) if results is not None else None)
+
+
+def function_prior(out: str | Path, spec: AnySpec | dict, *, complexity_for: int | None = 100_000, **kwargs) -> pd.DataFrame:
+    """Run a spec of kind "function_prior" into `out` (resumable) and return P_prior(f) with LZ complexity
+    from its loaded frame (`measure.sampled.function_table`)."""
+    _run_kind(out, spec, "function_prior", **kwargs)
+    return function_prior_results(out, complexity_for)
+
+
+def function_prior_results(folder: str | Path, complexity_for: int | None = 100_000) -> pd.DataFrame:
+    """P_prior(f) of a folder of kind "function_prior": function, count, frequency, complexity."""
+    from .measure.sampled import function_table
+
+    folder = Path(folder)
+    if not (folder / "experiment.json").is_file() or Store(folder).kind() != "function_prior":
+        raise StoreError(f"{folder}: not a results folder of kind \"function_prior\"")
+    return function_table(load(folder), complexity_for)
+
+
+def prior_results(folder: str | Path) -> tuple[pd.DataFrame, dict]:
+    """P_prior(class) and P_prior(class | fit) of a folder of kind "prior" (`class_prior_table`)."""
+    from .measure.prior_volume import class_prior_table
+
+    folder = Path(folder)
+    if not (folder / "experiment.json").is_file() or Store(folder).kind() != "prior":
+        raise StoreError(f"{folder}: not a results folder of kind \"prior\" (`deceptionlab prior --world W --out DIR`)")
+    frame = load(folder)
+    if frame.empty:
+        raise StoreError(f"{folder}: no prior draws stored yet")
+    return class_prior_table(frame)
 
 
 def run_speed(out: str | Path, imitation: AnySpec | dict | None, ponder: AnySpec | dict | None, **kwargs) -> dict[str, dict]:
