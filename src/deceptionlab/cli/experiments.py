@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from ..api import work_for
 from ..measure import VERDICTS, frequencies
 from ..measure.deception import GAP_LEVELS, gap_distribution, threshold_curve
 from ..sweep import ExecutorError, SpecError, Store, StoreError, load, load_spec, run_experiment
@@ -61,7 +62,8 @@ def run(
             message=lambda m: bar.console.print(m, soft_wrap=True, highlight=False, markup=False),
         )
         try:
-            counts = run_experiment(exp, out, spec_text=spec_text, device=device, chunk_size=chunk_size, executor=chosen, progress=hooks, yes=yes)
+            counts = run_experiment(exp, out, spec_text=spec_text, device=device, chunk_size=chunk_size, executor=chosen, progress=hooks, yes=yes,
+                                    work=work_for(exp))
         except (SpecError, StoreError, ExecutorError, OSError) as e:  # OSError: an unwritable folder, a full disk
             bar.live.transient = True  # the error is the one line left on the screen
             bar.stop()
@@ -146,6 +148,23 @@ def _show_measurement(results: Path, runs, kind: str, fmt: Format) -> None:
         compute = compute_per_class(imitation_table(runs))
         if not _write_frame(compute, fmt):
             _print_compute(compute, int(runs.seed.nunique()), results)
+        return
+    if kind in ("counting", "function_prior"):
+        from .biases import _print_counting, _print_functions
+
+        try:
+            if kind == "counting":
+                from ..api import counting_results
+
+                table, diagnostics = counting_results(results)
+            else:
+                from ..api import function_prior_results
+
+                table = function_prior_results(results)
+        except (StoreError, ValueError) as e:
+            _fail(str(e))
+        if not _write_frame(table, fmt):
+            _print_counting(table, diagnostics, results) if kind == "counting" else _print_functions(table, results)
         return
     table, acceptance = class_prior_table(runs)
     if not _write_frame(table, fmt):

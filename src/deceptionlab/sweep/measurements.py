@@ -33,7 +33,7 @@ from ..families import get_family
 from ..models import random_ensemble
 from ..train.imitation import forward_flops, imitate
 from ..worlds import WorldError, make_world
-from .spec import Axis, Condition, SpecError, Run, VerdictSpec, WorldSpec, _Strict, run_id
+from .spec import Axis, Condition, Run, SpecError, VerdictSpec, WorldSpec, _Strict, run_id
 
 FLOP_RATE = 3e10  # as sweep.experiment's: for estimates only
 DRAWS_PER_CHUNK = 32768  # prior draws one chunk holds (a few seconds of work)
