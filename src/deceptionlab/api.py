@@ -469,7 +469,7 @@ def write_report(results: str | Path, out: str | Path, *, extra_figures=None, **
     out = Path(out)
     figures = out.with_name(out.stem + "_figures")
     if kwargs.get("prior_samples") and kwargs.get("prior") is None:
-        kwargs.setdefault("prior_out", figures / "prior")  # drawn once as a spec of kind "prior", then read
+        kwargs.setdefault("prior_out", figures / f"prior_draws_{kwargs['prior_samples']}")  # drawn once as a spec of kind "prior", then read
     ev = evidence(results, paths_out=figures / "paths", **kwargs)
     if ev.counting is not None and not (ev.counting_png and Path(ev.counting_png).exists()):
         from .report.counting_figures import class_probabilities

