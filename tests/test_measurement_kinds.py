@@ -425,3 +425,16 @@ def test_prior_without_a_world_runs_a_function_prior_spec_into_its_folder(tmp_pa
     spec.write_text(to_toml(FUNCTION_PRIOR))
     from_spec = CliRunner().invoke(app, ["prior", "--spec", str(spec), "--workers", "1"])
     assert from_spec.exit_code == 0 and "5-8-8-1 on boolean:5, init valle-perez: 12,000" in from_spec.output, from_spec.output
+
+
+def test_shipped_sampled_specs_parse_and_show_prints_a_counting_folder(tmp_path):
+    vp = dl.load_spec(REPO / "experiments" / "function_prior_valle_perez.toml")
+    assert vp.kind == "function_prior" and vp.function_prior.init == "valle-perez" and vp.function_prior.widths == [40, 40]
+    assert vp.function_prior.inputs == "boolean:7" and len(vp.seeds) * vp.function_prior.block == 1_000_000
+    raw = {**tomllib.loads(COUNTING_TOML), "seeds": 1, "sweep": {}}
+    out = tmp_path / "c"
+    dl.run_counting(out, raw, workers=1)
+    shown = CliRunner().invoke(app, ["show", str(out)])
+    assert shown.exit_code == 0 and "P(class | S)" in shown.output and "ESS min" in shown.output, shown.output
+    csv = CliRunner().invoke(app, ["show", str(out), "-f", "csv"])
+    assert set(pd.read_csv(io.StringIO(csv.output)).source) == {"naive", "prior", "nngp"}
