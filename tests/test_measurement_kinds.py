@@ -126,7 +126,7 @@ def test_shipped_specs_parse_as_their_kinds():
 @pytest.mark.parametrize(
     "change,message",
     [
-        ({"kind": "speed"}, "kind: unknown spec kind 'speed' (kinds: train, imitation, prior)"),
+        ({"kind": "speed"}, "kind: unknown spec kind 'speed' (kinds: train, imitation, prior, counting, function_prior)"),
         ({"imitation": {"depths": [0]}}, "imitation.depths: must be distinct whole numbers from 1 to 16"),
         ({"imitation": {"steps": 10, "colour": 1}}, "imitation.colour: unknown field"),
         ({"imitation": {"classes": ["sneaky"]}}, "imitation.classes: 'sneaky' has no reference on bitworld"),

@@ -10,7 +10,15 @@ A spec's top-level `kind` chooses (docs/measurements.md, "Measurement kinds"):
 - "prior" (`PriorSpec`): the prior volume of each class on a world. A run is a block of `prior.block`
   random draws of the world's model family, drawn from the run's seed; its row holds the block's verdict
   counts, over all draws and over those fitting the training data. `measure.prior_volume.class_prior_table`
-  sums them over the frame.
+  sums them over the frame;
+- "counting" (`CountingSpec`): the counting argument (issue 15). A run is (condition, seed): one set of NNGP
+  chains of the condition's MLP conditioned on the training data, naive-count draws and random networks, all
+  from the run's seed; `sweep` axes set fields of the run as in a training spec (e.g. model.weight_scale).
+  `measure.sampled.counting_table` pools a condition's runs into P_B, P_naive, P_prior (and P_SGD) per class;
+- "function_prior" (`FunctionPriorSpec`): P_prior(f) of random MLPs on a finite input set (Valle-Perez et al.
+  2019). A run is one block of draws; its row holds the distinct truth tables and their counts.
+The last two sample with the measure layer's samplers, which this layer may not import (`SAMPLED_ELSEWHERE`):
+the api passes their chunk work to `run_experiment`.
 
 Each kind supplies its spec model, its conditions and runs (a `Run` whose config has `normalised()` and
 `world`, so run ids and world folders work as for training runs), its chunking, its cost estimate and its
