@@ -438,3 +438,14 @@ def test_shipped_sampled_specs_parse_and_show_prints_a_counting_folder(tmp_path)
     assert shown.exit_code == 0 and "P(class | S)" in shown.output and "ESS min" in shown.output, shown.output
     csv = CliRunner().invoke(app, ["show", str(out), "-f", "csv"])
     assert set(pd.read_csv(io.StringIO(csv.output)).source) == {"naive", "prior", "nngp"}
+
+
+def test_a_missing_p_sgd_folder_is_refused_before_sampling(tmp_path):
+    bad = tmp_path / "c.toml"
+    bad.write_text(COUNTING_TOML.replace("prior_samples = 256", f'prior_samples = 256\nresults = "{tmp_path / "nowhere"}"'))
+    res = CliRunner().invoke(app, ["run", str(bad), "-o", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "counting.results: " in res.output and "no such results folder" in res.output
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(dl.StoreError, match="no such results folder"):
+        dl.run_counting(tmp_path / "out", tomllib.loads(bad.read_text()))
+    assert not (tmp_path / "out").exists()

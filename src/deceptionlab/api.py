@@ -75,7 +75,10 @@ def _run_kind(out: str | Path, spec: AnySpec | dict, kind: str, **kwargs) -> Any
 
 def run_counting(out: str | Path, spec: AnySpec | dict, results: str | Path | None = None, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run a spec of kind "counting" into `out` (resumable) and return its counting table and diagnostics
-    (`counting_results`)."""
+    (`counting_results`); a missing P_SGD folder is refused before anything is sampled."""
+    given = results if results is not None else (spec.get("counting", {}).get("results") if isinstance(spec, dict) else getattr(getattr(spec, "counting", None), "results", None))
+    if given is not None and not Path(given).is_dir():
+        raise StoreError(f"{given}: no such results folder (counting.results, for P_SGD)")
     _run_kind(out, spec, "counting", **kwargs)
     return counting_results(out, results)
 

@@ -43,6 +43,8 @@ def run(
         spec_text = spec.read_text()
     except (SpecError, ExecutorError) as e:
         _fail(str(e))
+    if getattr(exp, "kind", "train") == "counting" and exp.counting.results is not None and not Path(exp.counting.results).is_dir():
+        _fail(f"{spec}: counting.results: {exp.counting.results}: no such results folder (for P_SGD)")  # before any sampling
     if isinstance(chosen, Local) and chosen.workers is not None and chosen.workers > cores():
         err_console.print(f"note: --workers {chosen.workers}: capped at {cores()}, the cores of this machine", markup=False, highlight=False)
         chosen = Local(cores())
