@@ -379,11 +379,11 @@ def _print_functions(functions, folder) -> None:
 
 
 def _counting_cell(r) -> str:
-    if r.n == 0:
+    if r["n"] == 0:
         return "n/a"
-    if r.count == 0:
-        return f"0 of {r.n:,} (<{100 * r.high:.3g}%) >= {r.bits_low:.1f} bits"
-    bits = f"{max(r.bits, 0.0):.1f}"  # max: no "-0.0" for p = 1
+    if r["count"] == 0:  # r["count"]: r.count is the Series method
+        return f"0 of {int(r['n']):,} (<{100 * r['high']:.3g}%) >= {r['bits_low']:.1f} bits"
+    bits = f"{abs(r['bits']):.1f}"  # abs: no "-0.0" for p = 1
     return f"{100 * r.p:.3g}% ({100 * r.low:.3g}-{100 * r.high:.3g}) {bits} bits"
 
 
