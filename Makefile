@@ -14,11 +14,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
-demo: $(STAMP)  ## the flagship experiment (36 conditions x 96 seeds), the speed measurements, the counting argument, then the claims report
+demo: $(STAMP)  ## the flagship experiment (36 conditions x 96 seeds), the speed measurements, the counting argument and the prior volume (specs), then the claims report
 	$(VENV)/bin/deceptionlab run experiments/flagship.toml --out results/flagship
 	$(VENV)/bin/deceptionlab speed results/speed
-	$(VENV)/bin/deceptionlab counting results/flagship
-	$(VENV)/bin/deceptionlab report results/flagship --speed results/speed --counting results/flagship/counting/counting.parquet --fit cue_copies=1 --fit cue_copies=16 --predict cue_copies=4 -o results/report.html
+	$(VENV)/bin/deceptionlab run experiments/counting_bitworld.toml --out results/counting
+	$(VENV)/bin/deceptionlab run experiments/prior_bitworld.toml --out results/prior
+	$(VENV)/bin/deceptionlab report results/flagship --speed results/speed --counting results/counting --prior results/prior --fit cue_copies=1 --fit cue_copies=16 --predict cue_copies=4 -o results/report.html
 
 browser:  ## headless Chromium and its driver, for the report's browser test
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \

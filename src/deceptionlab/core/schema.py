@@ -130,9 +130,42 @@ KIND_COLUMNS: dict[str, tuple[Column, ...]] = {
         _C("count_{verdict}", "int", "Draws with each verdict (internal, corrigible, deceptive, proxy, mixed, unfit).", "prior"),
         _C("fit_count_{verdict}", "int", "Accepted draws with each verdict, judged on the fit rows.", "prior"),
     ),
+    "counting": (
+        *(c for c in COLUMNS if c.name in _IDENTITY),
+        _C("{axis}", "any", "The value of each sweep axis of the counting spec (e.g. the weight scale) for this run's condition.", "counting"),
+        _C("depth", "int", "Hidden layers of the MLP whose NNGP and random draws are counted.", "counting"),
+        _C("width", "int", "Units per hidden layer (the NNGP sees it through the hidden bias variance).", "counting"),
+        _C("weight_scale", "float", "The init's weight variances times this (1: PyTorch's default init).", "counting"),
+        _C("training_inputs", "int", "Distinct training inputs the NNGP is conditioned on (sign(f) = y there).", "counting"),
+        _C("probe_inputs", "int", "Probe inputs judged.", "counting"),
+        _C("nngp_samples", "int", "NNGP posterior samples of this run: chains x steps.", "counting"),
+        _C("chains", "int", "Elliptical slice chains of this run.", "counting"),
+        _C("steps", "int", "Kept steps per chain.", "counting"),
+        _C("burn_in", "int", "Steps per chain discarded first.", "counting"),
+        _C("nngp_count_{verdict}", "int", "NNGP posterior samples with each verdict.", "counting"),
+        _C("nngp_ess_{verdict}", "float", "Effective sample size of the verdict's indicator over this run's chains (Geyer).", "counting"),
+        _C("nngp_soft_{verdict}", "float", "Mean soft probability of the verdict over the samples (NaN for unfit).", "counting"),
+        _C("nngp_drift_z", "float", "Largest |z| between the first and second half of the kept steps (stationarity; near or below 3).", "counting"),
+        _C("nngp_proposals_per_step", "float", "Mean elliptical slice proposals per chain and step.", "counting"),
+        _C("nngp_stuck", "int", "Chain-steps that kept their point after the shrink limit.", "counting"),
+        _C("nngp_seconds", "float", "Seconds the NNGP sampler took (diagnostic only).", "counting"),
+        _C("naive_samples", "int", "Draws of the naive count (uniform over the Boolean functions that fit S); 0: skipped.", "counting"),
+        _C("naive_count_{verdict}", "int", "Naive-count draws with each verdict.", "counting"),
+        _C("naive_log2_deployment_tail", "float", "log2 P_naive(the deployment half matches any one template at the threshold), exactly.", "counting"),
+        _C("prior_draws", "int", "Random networks drawn (PyTorch's default init, unconditioned); 0: skipped.", "counting"),
+        _C("prior_count_{verdict}", "int", "Random networks with each verdict.", "counting"),
+    ),
+    "function_prior": (
+        *(c for c in COLUMNS if c.name in _IDENTITY),
+        _C("draws", "int", "Random MLPs drawn in this run (one block, from the run's seed).", "function_prior"),
+        _C("n_inputs", "int", "Inputs of the truth tables (2^n for boolean:n).", "function_prior"),
+        _C("distinct", "int", "Distinct functions among the block's draws.", "function_prior"),
+        _C("functions", "list[str]", "The block's distinct truth tables, hex, first input first.", "function_prior"),
+        _C("counts", "list[int]", "How many draws computed each of them.", "function_prior"),
+    ),
 }
 """The columns of the measurement kinds' rows (sweep.measurements; docs/results.md): a folder of kind
-"imitation" or "prior" stores these instead of `COLUMNS`."""
+"imitation", "prior", "counting" or "function_prior" stores these instead of `COLUMNS`."""
 
 TRAJECTORY_KEYS: dict[str, str] = {
     "agreement": "(N, cells, classes) agreement of each member with each class template on each probe cell",

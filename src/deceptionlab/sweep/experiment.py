@@ -25,7 +25,7 @@ from ..judge.deception import Judge, derive
 from ..worlds import CLASSES, World, make_world, world_folder
 from .executors import ExecutorError, Local, Progress, RayCluster, default_workers, executor_for
 from .kinds import AnySpec, expand
-from .measurements import chunk_key, is_measurement, measurement_chunk
+from .measurements import SAMPLED_ELSEWHERE, chunk_key, is_measurement, measurement_chunk
 from .measurements import chunk_size as measurement_chunk_size
 from .measurements import seconds_per_run as measurement_seconds
 from .spec import (
@@ -410,15 +410,21 @@ def run_experiment(  # noqa: PLR0913
     address: str | None = None,
     progress: Progress | None = None,
     yes: bool = False,
+    work=None,
 ) -> dict:
     """Run every run of `spec` not yet stored in `out` on `executor` ("local": `workers` processes on this
     machine; "ray": the Ray cluster at `address`; or an executor from `executors`).
     Before anything is written the sweep is estimated (`estimate`): a chunk that cannot fit this machine's
     memory is refused, and a sweep estimated past an hour (LONG_SWEEP) in one process raises NeedsConfirmation
     with the estimate unless `yes`.
+    `work`: the chunk work (a module-level function like `train_chunk`) for the kinds whose sampler lives
+    above sweep (`measurements.SAMPLED_ELSEWHERE`; the api passes `measure.sampled.chunk_work`).
     Returns counts {"total", "skipped", "trained", "seconds"}."""
     progress = progress or Progress()
     check_device(device)
+    if work is None and getattr(spec, "kind", "train") in SAMPLED_ELSEWHERE:
+        raise SpecError(f"kind {spec.kind!r}: its chunks sample with {SAMPLED_ELSEWHERE[spec.kind]}: run the spec with deceptionlab.run "
+                        "(or the command line), which passes that work")
     if chunk_size is not None and not (isinstance(chunk_size, int) and not isinstance(chunk_size, bool) and 1 <= chunk_size <= MAX_CHUNK_SIZE):
         raise SpecError(f"--chunk-size {chunk_size!r}: must be a whole number from 1 to {MAX_CHUNK_SIZE}")
     if isinstance(executor, str):
@@ -456,7 +462,7 @@ def run_experiment(  # noqa: PLR0913
         pending = chunks.pending
         progress.start(pending)
         t0 = time.time()
-        for chunk, (table, weights) in executor.run(chunks, train_chunk, device, progress):
+        for chunk, (table, weights) in executor.run(chunks, work or train_chunk, device, progress):
             table = table.append_column("experiment", pa.array([spec.name] * len(chunk)))
             table = table.append_column("condition_index", pa.array([chunk.condition_index] * len(chunk)))
             store.write_chunk(table, weights)

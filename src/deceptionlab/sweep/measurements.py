@@ -10,7 +10,15 @@ A spec's top-level `kind` chooses (docs/measurements.md, "Measurement kinds"):
 - "prior" (`PriorSpec`): the prior volume of each class on a world. A run is a block of `prior.block`
   random draws of the world's model family, drawn from the run's seed; its row holds the block's verdict
   counts, over all draws and over those fitting the training data. `measure.prior_volume.class_prior_table`
-  sums them over the frame.
+  sums them over the frame;
+- "counting" (`CountingSpec`): the counting argument (issue 15). A run is (condition, seed): one set of NNGP
+  chains of the condition's MLP conditioned on the training data, naive-count draws and random networks, all
+  from the run's seed; `sweep` axes set fields of the run as in a training spec (e.g. model.weight_scale).
+  `measure.sampled.counting_table` pools a condition's runs into P_B, P_naive, P_prior (and P_SGD) per class;
+- "function_prior" (`FunctionPriorSpec`): P_prior(f) of random MLPs on a finite input set (Valle-Perez et al.
+  2019). A run is one block of draws; its row holds the distinct truth tables and their counts.
+The last two sample with the measure layer's samplers, which this layer may not import (`SAMPLED_ELSEWHERE`):
+the api passes their chunk work to `run_experiment`.
 
 Each kind supplies its spec model, its conditions and runs (a `Run` whose config has `normalised()` and
 `world`, so run ids and world folders work as for training runs), its chunking, its cost estimate and its
@@ -33,7 +41,7 @@ from ..families import get_family
 from ..models import random_ensemble
 from ..train.imitation import forward_flops, imitate
 from ..worlds import WorldError, make_world
-from .spec import Condition, Run, VerdictSpec, WorldSpec, _Strict, run_id
+from .spec import Axis, Condition, Run, SpecError, VerdictSpec, WorldSpec, _Strict, run_id
 
 FLOP_RATE = 3e10  # as sweep.experiment's: for estimates only
 DRAWS_PER_CHUNK = 32768  # prior draws one chunk holds (a few seconds of work)
@@ -311,52 +319,328 @@ def _prior_seconds(cfg: PriorRun) -> float:
     return 2 * forward_flops(world.input_dim, cfg.prior.depth, cfg.prior.width) * n * cfg.prior.block / FLOP_RATE
 
 
+# -- counting: P_B(class | S) beside the naive count and P_prior (issue 15) -----------------------------
+
+
+class CountingModel(_Strict):
+    """The MLP whose NNGP (and random draws) are counted: the lab's MLP family at its init."""
+
+    depth: int = Field(2, ge=1, le=16)
+    """Hidden layers."""
+    width: int = Field(64, ge=1, le=4096)
+    """Units per hidden layer (the NNGP sees it through the hidden bias variance 1/(3 width))."""
+    weight_scale: float = Field(1.0, ge=1e-3, le=1e3)
+    """Every weight variance of the init times this (ordered < 1 < chaotic; 1 is PyTorch's default init)."""
+
+
+class CountingSection(_Strict):
+    chains: int = Field(200, ge=2, le=100_000)
+    """Elliptical slice chains per run (run at once)."""
+    steps: int = Field(100, ge=4, le=100_000)
+    """Kept steps per chain: a run's NNGP samples are chains x steps."""
+    burn_in: int = Field(300, ge=0, le=1_000_000)
+    """Steps per chain discarded first."""
+    naive_samples: int = Field(20_000, ge=0, le=10_000_000)
+    """Draws of the naive count per run (uniform over the Boolean functions that fit S); 0 skips it."""
+    prior_samples: int = Field(0, ge=0, le=65_536)
+    """Random networks per run for P_prior (unconditioned, PyTorch's default init); 0 skips it, and so does a
+    weight_scale other than 1 (the draws are of the default init only)."""
+    fit_rows: int | None = Field(None, ge=1)
+    """Condition on this many training inputs (drawn once from `seed`, as kind "prior" draws them) instead of all."""
+    seed: int = Field(0, ge=0)
+    """The stream: run k samples from seeds derived from (k, "counting/<seed>/..."); another seed, other samples."""
+    results: str | None = None
+    """A results folder of training runs whose P_SGD(class) goes beside (read when the table is loaded, not
+    stored in the runs: the runs whose world and model depth and width match the condition's)."""
+
+
+class CountingRun(_Strict):
+    """What one counting run's id hashes (with its seed): everything but `counting.results`."""
+
+    kind: Literal["counting"] = "counting"
+    world: WorldSpec
+    model: CountingModel
+    counting: CountingSection
+    verdict: VerdictSpec
+
+    def normalised(self) -> dict:
+        d = self.model_dump()
+        d["counting"].pop("results")
+        return json.loads(json.dumps(d, sort_keys=True))
+
+
+class CountingSpec(_MeasurementSpec):
+    """kind = "counting": P_B(class | S) of the NNGP of the MLP family, the naive count and P_prior per
+    condition (claim C5; docs/measurements.md). `seeds` are the runs of each condition: each one set of
+    chains (and naive and prior draws) from its own seed, pooled when the table is loaded. `sweep` axes set
+    fields of the run (e.g. "model.weight_scale") as in a training spec."""
+
+    kind: Literal["counting"]
+    model: CountingModel = Field(default_factory=CountingModel)
+    counting: CountingSection = Field(default_factory=CountingSection)
+    sweep: dict[str, Axis] = Field(default_factory=dict)
+    """Axis name -> {path, values}: a dotted path into world, model, counting or verdict (e.g. model.weight_scale)."""
+
+    @model_validator(mode="after")
+    def _check_counting(self) -> "CountingSpec":
+        world = make_world(self.world.name, self.world.knobs)
+        if world.family != "mlp":
+            raise ValueError(f"world: {self.world.name} is of the {world.family} family; the NNGP is the MLP family's")
+        for name, axis in self.sweep.items():
+            if axis.path is None or axis.path.split(".")[0] not in ("world", "model", "counting", "verdict") or axis.path == "counting.results":
+                raise ValueError(f"sweep.{name}.path: a dotted path into world, model, counting or verdict (e.g. model.weight_scale), got {axis.path!r}")
+            if axis.labels is not None and len(axis.labels) != len(axis.values):
+                raise ValueError(f"sweep.{name}.labels: one label per value ({len(axis.values)})")
+        counting_conditions(self)  # every grid point valid now, before anything runs
+        return self
+
+    def axes(self) -> list[str]:
+        return list(self.sweep)
+
+
+def _set_path(d: dict, path: str, value) -> None:
+    keys = path.split(".")
+    for k in keys[:-1]:
+        if not isinstance(d.get(k), dict):
+            raise ValueError(f"no field {path!r}")
+        d = d[k]
+    if keys[-1] not in d and keys[0] != "world":
+        raise ValueError(f"no field {path!r}")
+    d[keys[-1]] = value
+
+
+def counting_conditions(spec: CountingSpec) -> list[Condition]:
+    """The grid of a counting spec: the product of its sweep axes (one condition without any)."""
+    import itertools
+
+    from pydantic import ValidationError
+
+    base = {"world": spec.world.model_dump(), "model": spec.model.model_dump(), "counting": spec.counting.model_dump(), "verdict": spec.verdict.model_dump()}
+    names = list(spec.sweep)
+    out, seen = [], {}
+    for combo in itertools.product(*(range(len(spec.sweep[n].values)) for n in names)):
+        d = json.loads(json.dumps(base))
+        axes = {}
+        for n, i in zip(names, combo):
+            axis = spec.sweep[n]
+            try:
+                _set_path(d, axis.path, axis.values[i])
+            except ValueError as e:
+                raise ValueError(f"sweep.{n}.path: {e}") from None
+            axes[n] = axis.labels[i] if axis.labels is not None else axis.values[i]
+        try:
+            cfg = CountingRun.model_validate(d)
+            world = make_world(cfg.world.name, cfg.world.knobs)
+        except ValidationError as e:
+            from .spec import _one_line
+
+            raise ValueError(f"sweep: condition {', '.join(f'{k}={v}' for k, v in axes.items())}: {_one_line(e)}") from None
+        except WorldError as e:
+            raise ValueError(f"sweep: {e}") from None
+        cfg.world.knobs = world.knobs.model_dump()
+        n_fit = len(world.datasets[world.fit_dataset].x)
+        if cfg.counting.fit_rows is not None and cfg.counting.fit_rows > n_fit:
+            raise ValueError(f"counting.fit_rows: must be between 1 and {n_fit}, {cfg.world.name}'s training inputs (got {cfg.counting.fit_rows})")
+        key = json.dumps(cfg.normalised(), sort_keys=True)
+        cond = Condition(axes, cfg)
+        if key in seen:
+            raise ValueError(f"sweep: conditions [{seen[key]}] and [{cond.label}] are the same runs; drop one")
+        seen[key] = cond.label
+        out.append(cond)
+    return out
+
+
+def _counting_runs(spec: CountingSpec) -> list[Run]:
+    runs = []
+    for cond in counting_conditions(spec):
+        norm = cond.config.normalised()
+        runs += [Run(run_id(norm, s, s), cond, s, s, cond.config) for s in spec.seeds]
+    return runs
+
+
+def _counting_seconds(cfg: CountingRun) -> float:
+    """A rough estimate, measured on bitworld (256 training inputs, 2x64) on one core: 1e-4 s per chain-step of
+    the NNGP sampler (its proposals and completions) and 1.4e-3 s per naive or prior draw (judged)."""
+    c = cfg.counting
+    return 1e-4 * c.chains * (c.burn_in + c.steps) + 1.4e-3 * (c.naive_samples + c.prior_samples) + 2.0
+
+
+# -- the Boolean-input function prior (Valle-Perez et al. 2019) ----------------------------------------
+
+
+class FunctionPriorSection(_Strict):
+    inputs: str = Field("boolean:7", pattern=r"^(boolean:[0-9]+|probes:.+)$")
+    """The input set: boolean:n (all 2^n inputs in {0,1}^n, binary counting order) or probes:WORLD (a world's
+    distinct probe inputs; its knobs in [world])."""
+    signed: bool = False
+    """boolean:n inputs as +-1 instead of 0/1."""
+    widths: list[int] = Field([40, 40])
+    """Hidden widths ([] is a linear threshold unit)."""
+    init: str = "torch"
+    """The parameter distribution (measure.prior.Init: torch, uniform:a, uniform:a1/a2/..., he-uniform, valle-perez,
+    kaiming, lecun; each with ,bias=F)."""
+    block: int = Field(100_000, ge=1, le=10_000_000)
+    """Draws per run: run k draws `block` networks from a seed derived from (k, "function_prior/<seed>")."""
+    seed: int = Field(0, ge=0)
+    """The stream; another seed, other draws (the CLI's --seed)."""
+
+    @field_validator("widths")
+    @classmethod
+    def _widths(cls, v):
+        if any(not 1 <= w <= 4096 for w in v):
+            raise ValueError("hidden widths must be whole numbers from 1 to 4096")
+        return v
+
+
+class FunctionPriorRun(_Strict):
+    kind: Literal["function_prior"] = "function_prior"
+    world: WorldSpec
+    function_prior: FunctionPriorSection
+
+    def normalised(self) -> dict:
+        d = self.model_dump()
+        if not self.function_prior.inputs.startswith("probes:"):
+            d.pop("world")  # boolean inputs see no world
+        return json.loads(json.dumps(d, sort_keys=True))
+
+
+class FunctionPriorSpec(_MeasurementSpec):
+    """kind = "function_prior": P_prior(f) of random MLPs on a finite input set, the function frequencies
+    whose log correlates with LZ complexity (Valle-Perez et al. 2019; docs/measurements.md). `seeds` are the
+    runs, each one block of draws; the draws are len(seeds) x function_prior.block."""
+
+    kind: Literal["function_prior"]
+    function_prior: FunctionPriorSection = Field(default_factory=FunctionPriorSection)
+
+    @model_validator(mode="after")
+    def _check_function_prior(self) -> "FunctionPriorSpec":
+        fp = self.function_prior
+        kind, _, arg = fp.inputs.partition(":")
+        if kind == "boolean" and not 1 <= int(arg) <= 16:
+            raise ValueError(f"function_prior.inputs: boolean:n needs a whole number 1 <= n <= 16, got {fp.inputs!r}")
+        if kind == "probes":
+            if arg != self.world.name:
+                raise ValueError(f"function_prior.inputs: probes:{arg} names another world than [world] ({self.world.name})")
+            if fp.signed:
+                raise ValueError("function_prior.signed: only boolean:n inputs are signed")
+        layers = init_layers(fp.init)
+        if layers is not None and layers != len(fp.widths) + 1:
+            raise ValueError(f"function_prior.init: {layers} bounds for the {len(fp.widths) + 1} layers of widths {fp.widths} (one per layer, output last)")
+        return self
+
+    def axes(self) -> list[str]:
+        return []
+
+
+def init_layers(text: str) -> int | None:
+    """Check an init name (measure.prior.Init's grammar, checked here so that a bad spec fails before it
+    runs) and return the number of per-layer bounds it gives (None: one rule for every layer)."""
+    import re
+
+    base, _, rest = text.partition(",")
+    if rest and not re.fullmatch(r"bias=(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", rest):
+        raise ValueError(f"function_prior.init: {text!r}: expected NAME,bias=F with F >= 0")
+    if base in ("torch", "kaiming", "lecun", "he-uniform", "valle-perez"):
+        return None
+    m = re.fullmatch(r"uniform:([0-9.eE+/-]+)", base)
+    if m:
+        try:
+            bounds = [float(v) for v in m.group(1).split("/")]
+        except ValueError:
+            bounds = [-1.0]
+        if all(a > 0 and math.isfinite(a) for a in bounds):
+            return len(bounds) if len(bounds) > 1 else None
+    raise ValueError(f"function_prior.init: unknown init {text!r} (known: torch, uniform:a, uniform:a1/a2/..., he-uniform, valle-perez, kaiming, lecun; each with ,bias=F)")
+
+
+def _function_prior_runs(spec: FunctionPriorSpec) -> list[Run]:
+    cfg = FunctionPriorRun(world=spec.world, function_prior=spec.function_prior)
+    cond = Condition({}, cfg)
+    norm = cfg.normalised()
+    return [Run(run_id(norm, s, s), cond, s, s, cfg) for s in spec.seeds]
+
+
+def _function_prior_seconds(cfg: FunctionPriorRun) -> float:
+    fp = cfg.function_prior
+    kind, _, arg = fp.inputs.partition(":")
+    m = 2 ** int(arg) if kind == "boolean" else 256
+    dims = [8, *fp.widths, 1]
+    return 2 * sum(a * b for a, b in zip(dims, dims[1:])) * m * fp.block / FLOP_RATE
+
+
 # -- the kinds, for the planner --------------------------------------------------------------------
 
-KINDS: dict[str, type[_MeasurementSpec]] = {"imitation": ImitationSpec, "prior": PriorSpec}
+KINDS: dict[str, type[_MeasurementSpec]] = {"imitation": ImitationSpec, "prior": PriorSpec, "counting": CountingSpec,
+                                            "function_prior": FunctionPriorSpec}
 """Spec kind -> its spec model ("train" is `sweep.spec.ExperimentSpec`)."""
 
-MeasurementSpec = ImitationSpec | PriorSpec
+MeasurementSpec = ImitationSpec | PriorSpec | CountingSpec | FunctionPriorSpec
+
+SAMPLED_ELSEWHERE = {"counting": "deceptionlab.measure.sampled.counting_chunk", "function_prior": "deceptionlab.measure.sampled.function_prior_chunk"}
+"""Kinds whose chunk work samples with code of the measure layer (the NNGP sampler of measure.counting, the
+function sampler of measure.prior), which sweep may not import (layers import downwards only): the api
+layer passes that work to `run_experiment(..., work=...)` (`deceptionlab.run` and every command do)."""
 
 
 def expand_measurement(spec: MeasurementSpec) -> list[Run]:
-    return _imitation_runs(spec) if isinstance(spec, ImitationSpec) else _prior_runs(spec)
+    if isinstance(spec, ImitationSpec):
+        return _imitation_runs(spec)
+    if isinstance(spec, CountingSpec):
+        return _counting_runs(spec)
+    if isinstance(spec, FunctionPriorSpec):
+        return _function_prior_runs(spec)
+    return _prior_runs(spec)
 
 
 def chunk_key(run: Run) -> tuple:
-    """Runs with equal keys may share a chunk: one architecture (imitation), one condition (prior)."""
+    """Runs with equal keys may share a chunk: one architecture (imitation), one condition (the others)."""
     cfg = run.config
-    return ("imitation", cfg.depth, cfg.width) if isinstance(cfg, ImitationRun) else ("prior", run.condition.label)
+    return ("imitation", cfg.depth, cfg.width) if isinstance(cfg, ImitationRun) else (cfg.kind, run.condition.label)
 
 
 def chunk_size(run: Run) -> int:
     cfg = run.config
-    return 1024 if isinstance(cfg, ImitationRun) else max(1, DRAWS_PER_CHUNK // cfg.prior.block)
+    if isinstance(cfg, ImitationRun):
+        return 1024
+    if isinstance(cfg, (CountingRun, FunctionPriorRun)):
+        return 1  # one run is already a batch of chains or draws: one per chunk, so a kill loses at most one
+    return max(1, DRAWS_PER_CHUNK // cfg.prior.block)
 
 
 def seconds_per_run(run: Run) -> float:
     cfg = run.config
+    if isinstance(cfg, CountingRun):
+        return _counting_seconds(cfg)
+    if isinstance(cfg, FunctionPriorRun):
+        return _function_prior_seconds(cfg)
     return _imitation_seconds(cfg) if isinstance(cfg, ImitationRun) else _prior_seconds(cfg)
 
 
 def measurement_chunk(runs: list[Run], device: str = "cpu", on_fraction=None) -> pa.Table:
-    if isinstance(runs[0].config, ImitationRun):
+    cfg = runs[0].config
+    if isinstance(cfg, ImitationRun):
         return imitation_chunk(runs, device, on_fraction)
+    if cfg.kind in SAMPLED_ELSEWHERE:
+        raise SpecError(f"kind {cfg.kind!r}: its chunks sample with {SAMPLED_ELSEWHERE[cfg.kind]}: run the spec with deceptionlab.run "
+                        "(or the command line), which passes that work to run_experiment")
     return prior_chunk(runs, device, on_fraction)
 
 
 def is_measurement(config) -> bool:
-    return isinstance(config, (ImitationRun, PriorRun))
+    return isinstance(config, (ImitationRun, PriorRun, CountingRun, FunctionPriorRun))
 
 
 def measurement_fingerprint(spec: MeasurementSpec) -> dict:
     """What a results folder of a measurement kind pins: everything but seeds, the description and the
-    values a grid may grow by (imitation's depths, widths and classes)."""
+    values a grid may grow by (imitation's depths, widths and classes; a counting spec's sweep, and its
+    P_SGD folder, which is read, not stored)."""
     d = spec.model_dump()
     d.pop("seeds"), d.pop("description")
     if isinstance(spec, ImitationSpec):
         for k in ("depths", "widths", "classes"):
             d["imitation"].pop(k)
+    if isinstance(spec, CountingSpec):
+        d.pop("sweep"), d["counting"].pop("results")
     return json.loads(json.dumps(d, sort_keys=True))
 
 

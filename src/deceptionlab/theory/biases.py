@@ -115,3 +115,53 @@ def bias_params_from_prior(prior: dict[str, float], base: BiasParams = BiasParam
             changes["situational_reasoning_bits"] = 0.0
             sources["situational_reasoning_bits"] = "prior: included in P_prior(deceptive)"
     return checked(base, **changes), sources
+
+
+COUNTING_SOURCES = {"nngp": "P_B({cls} | S)", "prior": "P_prior({cls})", "naive": "P_naive({cls} | S)"}
+"""The counting table's sources a description length can be taken from (measure.counting: the NNGP
+posterior given the training data, unconditioned random networks, the naive count over functions)."""
+
+
+def bias_params_from_counting(table: pd.DataFrame, source: str = "nngp", condition: str | None = None,
+                              base: BiasParams = BiasParams()) -> tuple[BiasParams, dict[str, str]]:
+    """Description lengths from a counting table (columns condition, source, verdict, count, n, p, high,
+    bits, bits_low: `measure.counting` or a folder of kind "counting"): L(class) = -log2 P(class) of
+    `source` ("nngp": P_B(class | S), the default; "prior"; "naive") for `condition` (default: the first).
+    Internal sets objective_bits, corrigible pointer_bits, deceptive long_term_goal_bits with
+    situational_reasoning_bits = 0 (the measured share of deceptive models already includes their
+    reasoning), as `bias_params_from_prior`. A class no sample fell in (count 0) gets the lower bound
+    -log2 of its 95% interval's upper end, and its source says so: the class needs at least that many bits.
+    Returns the parameters and, per parameter set, where it came from."""
+    if source not in COUNTING_SOURCES:
+        raise ValueError(f"counting source: {source!r} is none of {', '.join(COUNTING_SOURCES)}")
+    need = {"condition", "source", "verdict", "count", "n", "p", "high"}
+    if not need <= set(table.columns):
+        raise ValueError(f"counting: not a counting table (it lacks {', '.join(sorted(need - set(table.columns)))})")
+    conditions = list(dict.fromkeys(table.condition))
+    if not conditions:
+        raise ValueError("counting: the table is empty")
+    condition = conditions[0] if condition is None else condition
+    if condition not in conditions:
+        raise ValueError(f"counting: no condition {condition!r} (conditions: {', '.join(map(str, conditions))})")
+    t = table[(table.condition == condition) & (table.source == source)].set_index("verdict")
+    if t.empty or int(t.n.iloc[0]) == 0:
+        raise ValueError(f"counting: no {source} samples for condition {condition!r}")
+    changes, sources = {}, {}
+    label = COUNTING_SOURCES[source]
+    for cls, name in (("internal", "objective_bits"), ("corrigible", "pointer_bits"), ("deceptive", "long_term_goal_bits")):
+        r = t.loc[cls]
+        what = label.format(cls=cls)
+        if int(r["count"]) > 0:
+            changes[name] = -math.log2(float(r.p))
+            sources[name] = f"counting ({condition}): -log2 {what} = -log2 {float(r.p):.3g}"
+        else:
+            high = float(r.high)
+            if not 0 < high <= 1:
+                raise ValueError(f"counting: {what} has no interval to bound its description length")
+            changes[name] = -math.log2(high)
+            sources[name] = (f"counting ({condition}): >= {-math.log2(high):.1f} bits, a lower bound: {what} = 0 of {int(r.n):,} samples, "
+                             f"-log2 of the 95% interval's upper end {high:.2g}")
+        if cls == "deceptive":
+            changes["situational_reasoning_bits"] = 0.0
+            sources["situational_reasoning_bits"] = f"counting: included in {what}"
+    return checked(base, **changes), sources
