@@ -22,7 +22,6 @@ from .registry import get_detector
 from .scores import roc_curve, score_row
 from .sets import ALIGNED_GAP, DECEPTIVE_GAP, build_sets
 
-
 FAMILIES = ("mlp", "transformer")  # the families whose models the detectors read
 
 
