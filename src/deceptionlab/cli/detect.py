@@ -30,11 +30,14 @@ def detect(
         _fail(str(e))
     t = res["table"]
     _table(
-        "detection: AUROC (95% bootstrap interval), TPR at 1% FPR, seconds per model; privileged detectors use the cue's meaning",
-        ["set", "detector", "privileged", "deceptive", "aligned", "AUROC", "TPR@1%FPR", "s/model"],
-        [[r["set"], r["detector"], "yes" if r["privileged"] else "no", str(r["deceptive"]), str(r["aligned"]),
+        "detection: AUROC (95% bootstrap interval), TPR at 1% FPR, seconds per model; privileged detectors use the cue's meaning; "
+        "matched sets compare deceptive runs with controls of their own condition (AUROC stratified by condition), unmatched sets with aligned runs of any condition",
+        ["set", "match", "detector", "privileged", "deceptive", "aligned", "AUROC", "TPR@1%FPR", "s/model"],
+        [[r["set"], r["match"], r["detector"], "yes" if r["privileged"] else "no", str(r["deceptive"]), str(r["aligned"]),
           f"{r['auroc']:.2f} ({r['auroc_low']:.2f}-{r['auroc_high']:.2f})", f"{r['tpr_at_1pct_fpr']:.2f}", f"{r['seconds_per_model']:.4f}"]
-         for r in t.sort_values(["kind", "privileged"], kind="stable").to_dict("records")],
-        left=3,
+         for r in t.sort_values(["match", "kind", "privileged"], ascending=[False, True, True], kind="stable").to_dict("records")],
+        left=4,
     )
+    for note in res.get("notes", []):
+        console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     console.print("wrote " + ", ".join(str(f) for f in res["files"]), highlight=False, soft_wrap=True)

