@@ -4,6 +4,7 @@ executors' worker processes and the benchmarks. Library calls never change them.
 from __future__ import annotations
 
 import ctypes
+from contextlib import contextmanager
 
 _tuned = {"allocator": False}
 
@@ -30,4 +31,21 @@ def tune_process(threads: int | None = None) -> None:
     if threads is not None:
         import torch
 
+        torch.set_num_threads(threads)
+
+
+@contextmanager
+def one_thread():
+    """Run torch single-threaded for one call, then restore the thread count: for many small batched ops
+    (64 x 64 solves and eighs, ridge probes) whose OpenMP regions cost more than they share out, and which on
+    a loaded machine spin on a busy core (measured: the checkpoints' ridge probes took 0.3 s of a logged
+    training quietly and 8 to 19 s at a load of 5 with 2 threads; 1,000 batched eighs 25 s on 2 threads,
+    0.26 s on one). Scoped, so library code may use it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
         torch.set_num_threads(threads)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from ..core.process import one_thread
 from ..core.scoring import CLASSES, pack_decisions
 from ..models import MLPEnsemble
 from ..train import train_kernel
@@ -133,8 +134,9 @@ class ProbeEvaluator(CellScorer):
         out["decisions"] = pack_decisions(decisions[:, : self.n_probe])  # the function itself, for clustering
         if self.decode:
             dec = torch.empty(len(hidden), len(self.decodable_names), device=hidden.device)
-            for rows, which, y, n_fit in self.decode:
-                dec[:, which] = probe_accuracy(hidden, rows, y, n_fit, self.RIDGE)
+            with one_thread():  # small batched solves: threads only wait on each other (core.process.one_thread)
+                for rows, which, y, n_fit in self.decode:
+                    dec[:, which] = probe_accuracy(hidden, rows, y, n_fit, self.RIDGE)
             out["decodability"] = dec
         return out
 
