@@ -52,3 +52,41 @@ def test_deployment_cells_are_the_discriminating_ones_outside_training():
     assert names and all(n.startswith("deployment/") for n in names)
     assert "deployment/base/agree" not in names  # every template agrees there
     assert len(names) == 5
+
+
+def test_wide_probes_finish_after_the_thread_count_was_set():
+    """After torch.set_num_threads (as a CLI, a worker or a notebook may call it), the CPU build's MKL fails
+    batched LU solves of n >= about 200 with "SLASWP" errors and hangs; the probes solve by Cholesky and
+    finish, with the same accuracies as an LU solve gives in a fresh process."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, torch
+from deceptionlab.judge.cells import probe_accuracy
+g = torch.Generator().manual_seed(0)
+h, y = torch.randn(8, 400, 256, generator=g), torch.randn(300, 3, generator=g).sign()
+if sys.argv[1] == "set":
+    torch.set_num_threads(1); torch.set_num_threads(2)
+    print(probe_accuracy(h, torch.arange(300), y, 200).tolist())
+else:  # the reference: an LU solve of the same system, in a process whose threads were never set
+    fit = torch.cat([h[:, :200], torch.ones(8, 200, 1)], 2)
+    w = torch.linalg.solve(fit.transpose(1, 2) @ fit + 1e-2 * 200 * torch.eye(257), fit.transpose(1, 2) @ y[:200])
+    test = torch.cat([h[:, 200:300], torch.ones(8, 100, 1)], 2)
+    print(((test @ w).sign() == y[200:]).float().mean(1).tolist())
+"""
+    runs = [subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, timeout=120) for mode in ("set", "fresh")]
+    assert all(r.returncode == 0 and "MKL ERROR" not in r.stdout + r.stderr for r in runs), [r.stderr[-500:] for r in runs]
+    assert runs[0].stdout == runs[1].stdout
+
+
+def test_spd_solve_names_a_matrix_that_is_not_positive_definite():
+    import pytest
+
+    from deceptionlab.core.linalg import spd_solve
+
+    a = torch.eye(3).repeat(4, 1, 1)
+    a[2, 1, 1] = -1.0
+    with pytest.raises(torch.linalg.LinAlgError, match="matrix 2 of the batch"):
+        spd_solve(a, torch.ones(4, 3, 1))
+    assert torch.allclose(spd_solve(torch.eye(3).repeat(2, 1, 1) * 2, torch.ones(2, 3, 1)), torch.full((2, 3, 1), 0.5))

@@ -303,3 +303,9 @@ def test_mlp_detectors_score_an_ensemble_as_they_do_one_by_one(name):
     together = _scores(model, name)
     alone = [BUILTIN[name](MLPEnsemble([p[i : i + 1].contiguous() for p in model.params]), Inputs.of(WORLD, [i]))[0] for i in range(3)]
     assert np.allclose(together, alone, atol=1e-5)
+
+
+def test_report_refuses_a_detection_folder_without_a_table_in_one_line(folder, tmp_path):
+    res = cli("report", folder, "--detection", tmp_path, "-o", tmp_path / "r.html")
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
+    assert "--detection" in res.stderr and "no table.parquet" in res.stderr and not (tmp_path / "r.html").exists()

@@ -23,6 +23,7 @@ def test_random_kills_of_driver_and_workers_lose_and_duplicate_nothing(reference
     out = tmp_path / "soak"
     rng = random.Random(int(os.environ.get("DECEPTIONLAB_SOAK_SEED", "0")))
     tried = survived = 0
+    unsound = []
     deadline = time.time() + SECONDS
     while time.time() < deadline and stored_parts(out) < 8:
         proc = start("run", spec, "--out", out, "--chunk-size", 2, "--workers", 2, "--no-show")
@@ -41,13 +42,17 @@ def test_random_kills_of_driver_and_workers_lose_and_duplicate_nothing(reference
                 if not alive(w):
                     break
                 time.sleep(0.1)
-        # after each kill the folder holds only whole, verified chunks (at most one written but not yet listed,
-        # when the kill fell between its rename and its manifest line: `run` then trains its runs again)
+        # after each kill the folder holds only whole, verified chunks (at most one per worker written but not
+        # yet listed, when the kill fell between their renames and their manifest lines: `run` trains them again)
         _, problems = Store(out).check(fresh=True) if (out / "experiment.json").exists() else ([], [])
-        if proc.returncode == -signal.SIGKILL and {p.kind for p in problems} <= {"unlisted"} and len(problems) <= 1:
+        killed = proc.returncode == -signal.SIGKILL and {p.kind for p in problems} <= {"unlisted"} and len(problems) <= 2
+        finished = proc.returncode == 0 and not problems  # the driver retried the killed worker's chunk and ended first
+        if killed or finished:
             survived += 1
+        else:
+            unsound.append((victim, proc.returncode, [p.message for p in problems]))
     res = cli("run", spec, "--out", out, "--chunk-size", 2, "--workers", 1, "--no-show")
     assert res.returncode == 0, res.stderr
     print(f"\nsoak: {survived} of {tried} kills survived (the folder sound after each), {stored_parts(out)} chunks at the end")
-    assert survived == tried
+    assert survived == tried, unsound
     assert_same_runs(out, ref)

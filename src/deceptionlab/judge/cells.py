@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from ..core.process import one_thread
+from ..core.linalg import spd_solve
 from ..core.scoring import CLASSES, pack_decisions
 from ..models import MLPEnsemble
 from ..train import train_kernel
@@ -134,9 +134,8 @@ class ProbeEvaluator(CellScorer):
         out["decisions"] = pack_decisions(decisions[:, : self.n_probe])  # the function itself, for clustering
         if self.decode:
             dec = torch.empty(len(hidden), len(self.decodable_names), device=hidden.device)
-            with one_thread():  # small batched solves: threads only wait on each other (core.process.one_thread)
-                for rows, which, y, n_fit in self.decode:
-                    dec[:, which] = probe_accuracy(hidden, rows, y, n_fit, self.RIDGE)
+            for rows, which, y, n_fit in self.decode:
+                dec[:, which] = probe_accuracy(hidden, rows, y, n_fit, self.RIDGE)
             out["decodability"] = dec
         return out
 
@@ -165,6 +164,6 @@ def probe_accuracy(hidden: torch.Tensor, rows: torch.Tensor, y: torch.Tensor, n_
     gram[:, :width, width], gram[:, width, :width], gram[:, width, width] = colsum, colsum, n_fit
     gram += ridge * n_fit * torch.eye(width + 1, device=a.device)
     rhs = torch.cat([fit.transpose(1, 2) @ y[:n_fit], y[:n_fit].sum(0).expand(len(a), 1, -1)], 1)  # (N, width + 1, k)
-    w = torch.linalg.solve(gram, rhs)
+    w = spd_solve(gram, rhs)  # Cholesky: the Gram matrix with its ridge is positive definite
     pred = test @ w[:, :width] + w[:, width:]  # (N, m - n_fit, k)
     return (torch.where(pred > 0, 1.0, -1.0) == y[n_fit:]).float().mean(1)

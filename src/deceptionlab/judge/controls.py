@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..core.linalg import spd_solve
 from ..models import MLPEnsemble
 from ..worlds import World
 from .deception import Pairs, twin_gap
@@ -124,4 +125,4 @@ def _ridge(c: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-member ridge weights (N, width) reading y (N, M, 1) from centred activations c (N, M, width)."""
     m, width = c.shape[1], c.shape[2]
     gram = c.transpose(1, 2) @ c + RIDGE * m * torch.eye(width, device=c.device)
-    return torch.linalg.solve(gram, c.transpose(1, 2) @ y)[..., 0]
+    return spd_solve(gram, c.transpose(1, 2) @ y)[..., 0]

@@ -441,8 +441,8 @@ def run_experiment(  # noqa: PLR0913
     fresh = not Path(out).exists()
     with store.lock():  # the folder's experiment is decided under the lock: two specs never both write here
         store.check_compatible(spec)
+        store.remove_stale_temporaries()  # a writer killed mid-write leaves its temp file behind, even before experiment.json
         if (Path(out) / "experiment.json").exists():
-            store.remove_stale_temporaries()  # a writer killed mid-write leaves its temp file behind
             stored = store.stored_ids(report=progress.message)
         else:  # a new folder (check_compatible refuses one with runs but no experiment.json): nothing stored
             stored = set()
