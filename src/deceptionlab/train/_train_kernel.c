@@ -316,7 +316,7 @@ int train_steps(int n_members, int n_threads, int depth, int n_in, int width, in
 
 /* ---- checkpoint evaluation: the trunk and the policy logit of every member on shared inputs ----------
  * `eval_forward` computes, per member, the last hidden layer on every row of x (M, n_in) in tiles of
- * EROWS rows that stay in cache, and from it the logit of one head, as measure.verdicts.ProbeEvaluator
+ * EROWS rows that stay in cache, and from it the logit of one head, as judge.cells.ProbeEvaluator
  * does in torch: each product is the sum over the inner index in order (fused multiply-adds from 0),
  * then the bias, then the ReLU, so that the values are the ones torch's batched matmuls give
  * (tests/test_train_kernel.py checks them bit for bit). The hidden layer of the first `keep` rows is
