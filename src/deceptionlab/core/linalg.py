@@ -11,10 +11,12 @@ def spd_solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     By Cholesky rather than `torch.linalg.solve`'s LU: half the work for these matrices, and immune to a
     defect of the CPU build's MKL, whose batched LU (n >= about 200) fails with "Parameter 6 was incorrect on
     entry to SLASWP" and then hangs once torch's intra-op thread count has been set explicitly, to any value
-    (reproduced with torch 2.13.0: setting 2 threads on a 2-core machine, then a (32, 257, 257) solve). A matrix that is not numerically
-    positive definite (a ridge too small for float32) raises, naming its batch index."""
+    (reproduced with torch 2.13.0: setting 2 threads on a 2-core machine, then a (32, 257, 257) solve).
+    A matrix that is not numerically positive definite (a diverged member: inf or nan activations) gets a
+    nan solution, as LU gave it, and the rest of the batch is solved: one member never stops a chunk."""
     chol, info = torch.linalg.cholesky_ex(a)
-    if bool((info != 0).any()):
-        bad = int(torch.nonzero(info.flatten())[0])
-        raise torch.linalg.LinAlgError(f"spd_solve: matrix {bad} of the batch is not positive definite (leading minor {int(info.flatten()[bad])})")
-    return torch.cholesky_solve(b, chol)
+    x = torch.cholesky_solve(b, chol)
+    bad = info != 0
+    if bool(bad.any()):
+        x[bad] = float("nan")
+    return x
