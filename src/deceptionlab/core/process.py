@@ -37,10 +37,11 @@ def tune_process(threads: int | None = None) -> None:
 @contextmanager
 def one_thread():
     """Run torch single-threaded for one call, then restore the thread count: for many small batched ops
-    (64 x 64 solves and eighs, ridge probes) whose OpenMP regions cost more than they share out, and which on
-    a loaded machine spin on a busy core (measured: the checkpoints' ridge probes took 0.3 s of a logged
-    training quietly and 8 to 19 s at a load of 5 with 2 threads; 1,000 batched eighs 25 s on 2 threads,
-    0.26 s on one). Scoped, so library code may use it."""
+    (64 x 64 eighs of the detectors, the counting sampler) whose OpenMP regions cost more than they share
+    out (measured: 1,000 batched eighs 25 s on 2 threads, 0.26 s on one). Caveat: setting the thread count
+    also turns MKL's dynamic threading off for the rest of the process, after which MKL's batched LU
+    (`torch.linalg.solve`, n >= about 200) hangs; the lab solves its probes by Cholesky
+    (core.linalg.spd_solve) and keeps this out of the training path."""
     import torch
 
     threads = torch.get_num_threads()
