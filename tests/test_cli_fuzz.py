@@ -125,7 +125,7 @@ def test_every_subcommand_is_fuzzed():
             "interventions", "persistence", "worlds"} <= set(COMMANDS)
 
 
-@settings(max_examples=120, deadline=None, phases=[Phase.explicit, Phase.generate], suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
+@settings(max_examples=250, deadline=None, phases=[Phase.explicit, Phase.generate], suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_a_bad_argument_is_one_line_exit_2_and_writes_nothing(places, data, monkeypatch):
     monkeypatch.chdir(places)  # `report` writes report.html here by default

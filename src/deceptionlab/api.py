@@ -465,11 +465,18 @@ def _detection_evidence(detection, results: Path) -> dict:
         return {"detection": detection["table"], "detection_source": str(detection["files"][0].parent) if detection.get("files") else ""}
     if isinstance(detection, pd.DataFrame):
         return {"detection": detection}
-    folder = Path(detection)
+    folder = detection_folder(detection)
+    return {"detection": pd.read_parquet(folder / "table.parquet"), "detection_source": str(folder)}
+
+
+def detection_folder(path: str | Path) -> Path:
+    """The folder of `deceptionlab detect`'s results at `path`: `path` itself or `path`/detection, whichever
+    holds table.parquet; a ValueError naming `path` when neither does."""
+    folder = Path(path)
     folder = folder if (folder / "table.parquet").exists() else folder / "detection"
     if not (folder / "table.parquet").exists():
-        raise ValueError(f"{detection}: no table.parquet (write one with `deceptionlab detect RESULTS --out {detection}`)")
-    return {"detection": pd.read_parquet(folder / "table.parquet"), "detection_source": str(folder)}
+        raise ValueError(f"{path}: no table.parquet (write one with `deceptionlab detect RESULTS --out {path}`)")
+    return folder
 
 
 def _control_goals(runs: pd.DataFrame) -> tuple[str, ...]:

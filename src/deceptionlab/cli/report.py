@@ -67,8 +67,13 @@ def report(
             prior_results(prior)
         except (StoreError, ValueError) as e:
             _fail(f"--prior {e}")
-    if detection is not None and not (detection / "table.parquet").exists() and not (detection / "detection" / "table.parquet").exists():
-        _fail(f"--detection {detection}: no table.parquet (write one with `deceptionlab detect RESULTS --out {detection}`)")
+    if detection is not None:
+        from ..api import detection_folder
+
+        try:
+            detection_folder(detection)  # checked before the report's work: a wrong folder fails at once
+        except ValueError as e:
+            _fail(f"--detection {e}")
     theory_fit = None
     if fit or predict:
         if not (fit and predict):
