@@ -155,3 +155,19 @@ def test_library_code_leaves_process_settings_alone():
             if setting in text and SCOPED.get(rel) != setting:
                 found.append(f"{rel}: {setting}")
     assert not found, "process-wide settings in library code (set them in core.process, the CLI or an executor):\n" + "\n".join(found)
+
+
+TESTS = Path(__file__).resolve().parent
+TOP_LEVEL = {"test_architecture.py"}  # the whole package's structure, not one layer's
+
+
+def test_the_tests_mirror_the_package_layout():
+    """Each test file lies in tests/<layer>/ for the package it tests (tests/api/ for deceptionlab.api), so a
+    newcomer finds a layer's tests beside its name; only this file, about the whole package, is at the top."""
+    layers = {n for names in LAYERS for n in names if n not in ("__init__", "__main__")}
+    stray = sorted(p.relative_to(TESTS).as_posix() for p in TESTS.glob("test_*.py") if p.name not in TOP_LEVEL)
+    unknown = sorted(p.relative_to(TESTS).as_posix() for p in TESTS.glob("*/test_*.py") if p.parent.name not in layers)
+    assert not stray, f"test files outside a layer's folder: {stray}"
+    assert not unknown, f"test folders that name no layer of the package: {unknown}"
+    packages = {p.name for p in (SRC / PACKAGE).iterdir() if p.is_dir() and any(p.glob("*.py"))} | {p.stem for p in (SRC / PACKAGE).glob("*.py") if not p.stem.startswith("_")}
+    assert {p.parent.name for p in TESTS.glob("*/test_*.py")} <= packages

@@ -6,7 +6,7 @@
  * w3 (h2), b3; layer 1 on all 2^n inputs by adding one weight row per input bit (the cube in counting
  * order); layer 2 as a register-blocked micro-kernel (4 units x 16 inputs in 8 AVX registers); the
  * output's sign packed into 64-bit words (input 64w+k is bit 63-k of word w). Python builds the same
- * draws with numpy and checks both agree (tests/test_prior.py). */
+ * draws with numpy and checks both agree (tests/measure/test_prior.py). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

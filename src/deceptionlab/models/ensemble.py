@@ -2,7 +2,7 @@
 
 Forward and backward are written out by hand with batched matmuls (`bmm`): for many tiny
 networks this is what keeps the arithmetic units busy; autograd's per-op bookkeeping would cost more
-than the matmuls themselves. `tests/test_ensemble.py` checks the gradients against autograd.
+than the matmuls themselves. `tests/models/test_ensemble.py` checks the gradients against autograd.
 """
 
 from __future__ import annotations

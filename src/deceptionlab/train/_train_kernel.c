@@ -10,7 +10,7 @@
  * train/optim.py (weight decay added to the gradient; untrained heads get a zero gradient and are
  * still decayed and moved by their optimiser state). The products are register-blocked micro-kernels
  * over GCC vector types (AVX-512 or AVX2 with -march=native; any target without). Members are split
- * over threads; each member's result does not depend on the others. tests/test_train_kernel.py checks
+ * over threads; each member's result does not depend on the others. tests/train/test_train_kernel.py checks
  * it against the torch path. */
 #include <math.h>
 #include <pthread.h>
@@ -319,7 +319,7 @@ int train_steps(int n_members, int n_threads, int depth, int n_in, int width, in
  * EROWS rows that stay in cache, and from it the logit of one head, as judge.cells.ProbeEvaluator
  * does in torch: each product is the sum over the inner index in order (fused multiply-adds from 0),
  * then the bias, then the ReLU, so that the values are the ones torch's batched matmuls give
- * (tests/test_train_kernel.py checks them bit for bit). The hidden layer of the first `keep` rows is
+ * (tests/train/test_train_kernel.py checks them bit for bit). The hidden layer of the first `keep` rows is
  * stored (N, keep, width) for the linear probes; the rest never leaves the cache. */
 #define EROWS 32
 

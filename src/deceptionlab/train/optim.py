@@ -2,7 +2,7 @@
 
 Updates are elementwise, so every member is optimised independently even though all members step
 together. Semantics match `torch.optim.SGD` and `torch.optim.Adam` (L2 weight decay added to the
-gradient), which `tests/test_ensemble.py` checks member by member. Each update is a handful of
+gradient), which `tests/models/test_ensemble.py` checks member by member. Each update is a handful of
 `torch._foreach_*` calls over the whole parameter list.
 """
 

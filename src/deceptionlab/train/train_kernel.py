@@ -6,7 +6,7 @@ checkpoints. It is compiled with the system C compiler on first use (cached per 
 `$XDG_CACHE_HOME/deceptionlab`, default `~/.cache/deceptionlab`; -march=native, and without it when
 that fails) and loaded with ctypes. Without a compiler, or with DECEPTIONLAB_NO_KERNEL=1, `load()`
 returns None and the trainer takes its torch path, which computes the same steps
-(tests/test_train_kernel.py checks that both agree).
+(tests/train/test_train_kernel.py checks that both agree).
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def judge_signs(problem: Problem, signs: torch.Tensor | np.ndarray, block: int =
     `deception.derive` uses) on the probe decisions with training accuracy 1.0, and the soft verdicts."""
     j = problem.judge
     # per-cell agreement as one matmul: the same numbers as Judge.agreement, whose np.add.at took 0.8 ms
-    # per sample on bitworld (tested equal in tests/test_counting.py)
+    # per sample on bitworld (tested equal in tests/measure/test_counting.py)
     member = np.zeros((j.n_probe, j.n_cells), np.float32)
     member[np.arange(j.n_probe), j.member] = 1.0
     member /= member.sum(0, keepdims=True)
