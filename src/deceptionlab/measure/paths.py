@@ -131,35 +131,53 @@ def gain_curves(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def returns_summary(runs: pd.DataFrame, by: list[str], share: float = 0.9) -> pd.DataFrame:
-    """Diminishing returns per condition, phase and head: the gain per step in the phase's first
-    interval, the total loss drop in the phase, and the steps into the phase by which `share` of that
-    drop was made (median and quartiles over runs). Returns that diminish faster reach the share sooner."""
+def run_returns(runs: pd.DataFrame, by: list[str], share: float = 0.9) -> pd.DataFrame:
+    """One row per run, phase span and head: the gain per step in the phase's first interval, the total
+    loss drop in the phase, and the steps into the phase by which `share` of that drop was made
+    (`steps_to_<share>pct`, NaN when the loss did not drop). What `returns_summary` summarises and C2 pools."""
+    col_at = f"steps_to_{int(share * 100)}pct"
     out = []
     for key, g in runs.groupby(by, sort=False):
         key = dict(zip(by, key if isinstance(key, tuple) else (key,)))
         steps = np.asarray(g.traj_step.iloc[0], dtype=float)
         phase = np.asarray(g.traj_phase.iloc[0])
         bounds = np.flatnonzero(np.r_[True, phase[1:] != phase[:-1]])  # contiguous spans: a name may recur
-        for lo, hi in zip(bounds, np.r_[bounds[1:], len(phase)]):
+        for span, (lo, hi) in enumerate(zip(bounds, np.r_[bounds[1:], len(phase)])):
             name, idx = phase[lo], np.arange(lo, hi)
             idx = idx[steps[idx] > 0]  # step 0 has no loss yet
-            if not len(idx):
+            if len(idx) < 2:
                 continue
             start = steps[idx[0] - 1] if idx[0] > 0 else 0.0
             for col in _loss_columns(g):
                 loss = np.array([np.asarray(v, dtype=float)[idx] for v in g[col]])  # (R, t)
-                if len(idx) < 2 or np.isnan(loss).all():
+                if np.isnan(loss).all():
                     continue
                 drop = loss[:, :1] - loss  # (R, t) drop since the first interval
                 total = drop[:, -1]
                 reached = drop >= share * total[:, None]
                 at = np.where(total > 0, steps[idx][reached.argmax(1)] - start, np.nan)
                 first_gain = (loss[:, 0] - loss[:, 1]) / (steps[idx[1]] - steps[idx[0]])
-                q = np.nanpercentile(at, [25, 50, 75]) if not np.isnan(at).all() else [np.nan] * 3
-                out.append({**key, "phase": name, "head": col.removeprefix("traj_loss_"), "runs": len(g),
-                            "first_gain_per_step": _nanmedian(first_gain), "total_drop": _nanmedian(total),
-                            f"steps_to_{int(share * 100)}pct": q[1], "steps_low": q[0], "steps_high": q[2]})
+                out.append(pd.DataFrame({"run_id": g.run_id.to_numpy(), **{a: v for a, v in key.items()}, "phase": name, "span": span,
+                                         "head": col.removeprefix("traj_loss_"), "first_gain_per_step": first_gain, "total_drop": total, col_at: at}))
+    if not out:
+        return pd.DataFrame(columns=["run_id", *by, "phase", "span", "head", "first_gain_per_step", "total_drop", col_at])
+    return pd.concat(out, ignore_index=True)
+
+
+def returns_summary(runs: pd.DataFrame, by: list[str], share: float = 0.9) -> pd.DataFrame:
+    """Diminishing returns per condition, phase and head: the gain per step in the phase's first
+    interval, the total loss drop in the phase, and the steps into the phase by which `share` of that
+    drop was made (median and quartiles over runs: `run_returns`). Returns that diminish faster reach
+    the share sooner."""
+    col_at = f"steps_to_{int(share * 100)}pct"
+    per_run = run_returns(runs, by, share)
+    out = []
+    for key, g in per_run.groupby([*by, "span", "head"], sort=False):
+        at = g[col_at].to_numpy(float)
+        q = np.nanpercentile(at, [25, 50, 75]) if not np.isnan(at).all() else [np.nan] * 3
+        out.append({**dict(zip(by, key[: len(by)])), "phase": g.phase.iloc[0], "head": key[-1], "runs": len(g),
+                    "first_gain_per_step": _nanmedian(g.first_gain_per_step.to_numpy(float)), "total_drop": _nanmedian(g.total_drop.to_numpy(float)),
+                    col_at: q[1], "steps_low": q[0], "steps_high": q[2]})
     return pd.DataFrame(out)
 
 
@@ -170,16 +188,27 @@ def _nanmedian(a: np.ndarray) -> float:
     return float(np.median(a)) if len(a) else float("nan")
 
 
+def run_paths(runs: pd.DataFrame, by: list[str], **kw) -> pd.DataFrame:
+    """One row per run: its condition (`by`), final verdict, `path_events` (sa_step, objective_step,
+    first, verdict_step, derailments) and the training accuracy gained per step until the final verdict
+    holds (`accuracy_gain_per_step`, NaN when it held from step 0). The per-run rows the claims pool
+    (C1, C3); `path_summary` and `class_paths` are their per-condition summaries."""
+    events = runs[["run_id", *by, "verdict", "traj_step", "traj_train_accuracy"]].merge(path_events(runs, **kw), on="run_id")
+    rate = []
+    for s, a, v in zip(events.traj_step, events.traj_train_accuracy, events.verdict_step):
+        s, a = np.asarray(s, dtype=float), np.asarray(a, dtype=float)
+        k = int(np.searchsorted(s, v))
+        rate.append((a[k] - a[0]) / s[k] if s[k] > 0 else np.nan)
+    return events.drop(columns=["traj_step", "traj_train_accuracy"]).assign(accuracy_gain_per_step=rate)
+
+
 def class_paths(runs: pd.DataFrame, by: list[str], **kw) -> pd.DataFrame:
     """Claim C3 per condition and final verdict: how long the path to the verdict is (the step from
     which it held to the end; median and quartiles), and the training accuracy gained per step along it."""
-    events = runs[["run_id", *by, "verdict", "traj_step", "traj_train_accuracy"]].merge(path_events(runs, **kw), on="run_id")
+    events = run_paths(runs, by, **kw)
     out = []
     for key, g in events.groupby([*by, "verdict"], sort=False):
-        steps = [np.asarray(s, dtype=float) for s in g.traj_step]
-        acc = [np.asarray(a, dtype=float) for a in g.traj_train_accuracy]
-        at = [int(np.searchsorted(s, v)) for s, v in zip(steps, g.verdict_step)]
-        rate = [(a[k] - a[0]) / s[k] if s[k] > 0 else np.nan for a, s, k in zip(acc, steps, at)]
+        rate = g.accuracy_gain_per_step.to_numpy(float)
         q = np.percentile(g.verdict_step, [25, 50, 75])
         out.append({**dict(zip([*by, "verdict"], key)), "runs": len(g), "path_length": q[1], "path_low": q[0], "path_high": q[2],
                     "accuracy_gain_per_step": float(np.nanmean(rate)) if not np.isnan(rate).all() else np.nan,
@@ -199,7 +228,7 @@ def condition_axes(axes: list[str], runs: pd.DataFrame) -> list[str]:
     return [a for a in axes if a in runs.columns] or ["condition"]
 
 
-PATH_TABLES = ("events", "returns", "classes", "path_dependence", "sensitivity", "barriers", "curves", "gains")
+PATH_TABLES = ("events", "runs", "returns", "run_returns", "classes", "path_dependence", "sensitivity", "barriers", "curves", "gains")
 
 
 def path_tables(runs: pd.DataFrame, weights, by: list[str], *, threshold: float = 0.9, situation: str | None = None,
@@ -211,7 +240,9 @@ def path_tables(runs: pd.DataFrame, weights, by: list[str], *, threshold: float 
     situation = situation or default_situation(runs)
     tables = {
         "events": path_summary(runs, by, threshold=threshold, situation=situation),
+        "runs": run_paths(runs, by, threshold=threshold, situation=situation),
         "returns": returns_summary(runs, by),
+        "run_returns": run_returns(runs, by),
         "classes": class_paths(runs, by, threshold=threshold, situation=situation),
         "path_dependence": None,  # with "curves", below, in one pass
         "sensitivity": sensitivity(runs, by) if by != ["condition"] else pd.DataFrame(),
