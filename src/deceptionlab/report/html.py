@@ -33,6 +33,9 @@ th { background: #f3f3f3; } td.num { text-align: right; white-space: nowrap; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; } figcaption { font-size: 13px; color: #555; }
 pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 12px; }
 .note { color: #555; font-size: 13px; } .headline { font-size: 16px; margin: .4em 0; }
+.true-by-construction { background: #eee; color: #555; }
+details.claim { margin: .3em 0; font-size: 13px; } details.claim dl { margin: .3em 1em; } details.claim dt { font-weight: 600; }
+details.claim dd { margin: 0 0 .4em 1em; overflow-wrap: anywhere; }
 """
 
 
@@ -55,6 +58,29 @@ def _table(df: pd.DataFrame, cls: str = "", row_class=None) -> str:
         cells = "".join(f'<td class="num">{_esc(v)}</td>' if isinstance(v, (int, float)) else f"<td>{_esc(v)}</td>" for v in r)
         rows.append(f"<tr{css}>{cells}</tr>")
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _pooled(evidence: str) -> str:
+    """The pooled estimate of a claim's evidence: the text before its per-condition breakdown."""
+    for mark in (". Per ", ". Judged"):
+        if mark in evidence:
+            return evidence[: evidence.index(mark)]
+    return evidence
+
+
+def _claims_compact(claims: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"id": claims.id, "claim": claims.claim, "verdict": claims.verdict, "judged on": claims.judged_on,
+                         "pooled evidence": claims.evidence.map(_pooled), "fitted theory": claims.fitted_theory, "texts' assumption": claims.texts_assumption})
+
+
+def _claims_details(claims: pd.DataFrame) -> list[str]:
+    out = []
+    for r in claims.itertuples(index=False):
+        rows = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in (("measurement", r.measurement), ("preconditions", r.preconditions),
+                       ("judged on", r.judged_on), ("rule", r.rule), ("evidence", r.evidence), ("fitted theory", r.fitted_theory),
+                       ("texts' assumption", r.texts_assumption)))
+        out.append(f'<details class="claim" id="claim-{r.id}"><summary>{r.id}: {_esc(r.claim)} <b>{_esc(r.verdict)}</b></summary><dl>{rows}</dl></details>')
+    return out
 
 
 def _figure(f: Figure) -> str:
@@ -94,7 +120,11 @@ def render(ev: Evidence, out: str | Path, extra_figures: list[Figure] | None = N
         *(f'<p class="note">{_esc(n)}</p>' for n in ev.notes),
         *_answer(ev, fig_dir / "deception"),
         '<h2 id="claims">Claims</h2>',
-        _table(claims, "claims", row_class=lambda r: r.verdict.split(":")[0].replace(" ", "-")),
+        '<p class="note">Each claim is judged only on the conditions where its preconditions hold, by a rule on the pooled estimate over their '
+        "runs (never by counting conditions that agree); the fitted theory (held-out conditions of `deceptionlab theory fit`) and the texts' "
+        "assumption (the theory at the texts' values) predict the same quantity. Rules and preconditions: below the table and docs/claims.md.</p>",
+        _table(_claims_compact(claims), "claims", row_class=lambda r: r.verdict.split(":")[0].replace(" ", "-")),
+        *_claims_details(claims),
     ]
     if "path_dependence" in tables:
         pdp = tables["path_dependence"][[*by, "n", "verdict_entropy", "clusters", "major_clusters", "largest_cluster", "init_share", "data_share", "regime"]].round(3)

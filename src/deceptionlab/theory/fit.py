@@ -26,7 +26,7 @@ from scipy.optimize import minimize
 from scipy.stats import norm
 
 from ..core.scoring import VERDICTS
-from ..core.stats import wilson
+from ..core.stats import bootstrap_mean, wilson
 from .biases import BiasParams
 from .lab_units import (
     FREE,
@@ -202,15 +202,6 @@ def per_run_scores(p: np.ndarray, conds: pd.DataFrame) -> tuple[np.ndarray, np.n
                 ll.append(np.full(n, math.log(max(p[c, j], 1e-300))))
                 brier.append(np.full(n, float(np.sum((p[c] - onehot) ** 2))))
     return (np.concatenate(ll), np.concatenate(brier)) if ll else (np.zeros(0), np.zeros(0))
-
-
-def bootstrap_mean(x: np.ndarray, seed: int, reps: int = 2000) -> tuple[float, float]:
-    """95% percentile interval of the mean of x over `reps` resamples of its entries (runs)."""
-    if not len(x):
-        return (math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), (reps, len(x)))].mean(1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
 def judge(diff_low: float, diff_high: float) -> str:

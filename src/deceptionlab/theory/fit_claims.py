@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..core.stats import wilson
+from ..core.stats import bootstrap_mean, wilson
 from .lab_units import Context, predictions, run_measurements, situation_first, texts_params
 
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE = "supported", "contradicted", "inconclusive", "not testable here"
@@ -22,12 +22,6 @@ def _above(lo: float, hi: float, line: float) -> str:
     if hi < line:
         return CONTRADICTED
     return INCONCLUSIVE
-
-
-def _boot(x: np.ndarray, seed: int, reps: int = 2000) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    m = x[rng.integers(0, len(x), (reps, len(x)))].mean(1)
-    return float(np.quantile(m, 0.025)), float(np.quantile(m, 0.975))
 
 
 def _spread(values: list[float]) -> str:
@@ -93,7 +87,7 @@ def fit_claims(runs: pd.DataFrame, conditions: pd.DataFrame, posts: dict, ctx: C
     else:
         v = runs.verdict[cond_of.isin(q.condition.astype(str)).to_numpy()]
         d = (v == "corrigible").to_numpy(float) - (v == "internal").to_numpy(float)
-        lo, hi = _boot(d, seed)
+        lo, hi = bootstrap_mean(d, seed)
         diff = lambda c, p: predictions("path", c, p, ctx)["verdict"][:, 1] - predictions("path", c, p, ctx)["verdict"][:, 0]  # noqa: E731
         fitted, said = fitted_and_texts(q, diff)
         rows.append({"claim": "C4", "preconditions": pre, "judged_on": f"{len(q)} held-out conditions, {len(d)} runs", "rule": rule,
