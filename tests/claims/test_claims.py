@@ -6,6 +6,7 @@ new claim from one decorated function."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -263,3 +264,40 @@ def test_every_claim_states_preconditions_a_pooled_rule_and_both_predictions():
         assert r.preconditions and r.rule and r.texts_assumption != "" and r.fitted_theory != "", r.id
         assert "every tested condition" not in r.rule and "all conditions agree" not in r.rule, r.id
     assert (t.set_index("id").loc[["C1", "C4", "C5", "C10"], "fitted_theory"].str.contains("no fit")).all()  # modelled claims name the missing fit
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "claims.md"
+
+
+def test_the_claims_page_shows_every_registered_claim_as_the_code_states_it():
+    from deceptionlab.claims import claims_markdown
+
+    assert claims_markdown() in DOCS.read_text(), "docs/claims.md is out of date: paste claims.claims_markdown() into it"
+
+
+def test_the_claims_pages_example_claim_runs_as_written_and_judges_by_its_rule():
+    """The example of docs/claims.md's "Adding a claim", executed as written, registers C12; on runs where
+    the widest models are deceptive far more often it is supported, reversed contradicted, and without a
+    width axis not measured."""
+    text = DOCS.read_text()
+    code = text[text.index("```python") + len("```python"):]
+    code = code[:code.index("```")]
+    try:
+        exec(compile(code, "docs/claims.md", "exec"), {"__name__": "docs_claims_example"})
+        judge = REGISTRY["C12"].judge
+
+        def runs(wide_deceptive: int, narrow_deceptive: int) -> pd.DataFrame:
+            verdicts = (["deceptive"] * wide_deceptive + ["internal"] * (60 - wide_deceptive)
+                        + ["deceptive"] * narrow_deceptive + ["internal"] * (60 - narrow_deceptive))
+            return pd.DataFrame({"width": [256] * 60 + [16] * 60, "verdict": verdicts})
+
+        assert judge(Evidence(runs(40, 5), ["width"])).verdict == "supported"
+        assert judge(Evidence(runs(5, 40), ["width"])).verdict == "contradicted"
+        assert judge(Evidence(runs(20, 19), ["width"])).verdict == "inconclusive"
+        assert judge(Evidence(runs(40, 5), ["seed"])).verdict == "not measured"
+        assert judge(Evidence(runs(40, 5), ["width"])).rule.startswith("supported when the 95% bootstrap interval")
+    finally:
+        from deceptionlab.claims import CLAIMS
+
+        REGISTRY.pop("C12", None)
+        CLAIMS.pop("C12", None)
