@@ -139,7 +139,7 @@ def test_the_checks_catch_what_they_should():
 PROCESS_SETTINGS = ("mallopt", "set_num_threads", "set_flush_denormal", "sys.path.append", "sys.path.insert")
 OWNERS = ("core/process.py", "cli/", "sweep/executors/")  # what owns a process may set it
 SCOPED = {  # library code that changes a setting for one call and restores it in a finally block
-    "measure/prior.py": "set_num_threads", "measure/counting/sampler.py": "set_num_threads", "train/loop.py": "set_flush_denormal",
+    "measure/counting/sampler.py": "set_num_threads", "train/loop.py": "set_flush_denormal",
     "worlds/registry.py": "sys.path.append",  # a user's world folder, so its module imports in spawned workers too (docs/worlds.md)
 }
 

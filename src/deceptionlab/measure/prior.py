@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..core.process import one_thread
 from . import prior_kernel
 from .complexity import lz_complexity
 
@@ -282,19 +283,14 @@ def sample_functions(
     # Python threads, each running single-threaded torch ops (they release the GIL): on the shared 2-core
     # machine this was 2x faster than one thread with 2 OpenMP threads, whose many small elementwise ops
     # scale badly across threads; the intra-op thread count is restored afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(workers) as pool:
-            pending, done = {}, 0
-            for k in range(len(sizes)):
-                pending[k] = pool.submit(run_block, k)
-                if len(pending) >= 2 * workers:  # a bounded window: memory stays a few blocks
-                    done = _collect(pending, counter, sizes, done, progress)
-            while pending:
+    with one_thread(), ThreadPoolExecutor(workers) as pool:
+        pending, done = {}, 0
+        for k in range(len(sizes)):
+            pending[k] = pool.submit(run_block, k)
+            if len(pending) >= 2 * workers:  # a bounded window: memory stays a few blocks
                 done = _collect(pending, counter, sizes, done, progress)
-    finally:
-        torch.set_num_threads(threads)
+        while pending:
+            done = _collect(pending, counter, sizes, done, progress)
     keys, counts = counter.result()
     order = np.lexsort((np.arange(len(counts)), -counts))  # by count, ties in table order: deterministic
     keys, counts = keys[order], counts[order]

@@ -41,6 +41,7 @@ import pandas as pd
 from scipy.special import expit, logit, ndtr, softmax
 
 from ..core.scoring import VERDICTS
+from ..core.stats import Z95
 from .biases import BiasParams, compute_steps, description_lengths
 from .path_model import PathParams, _integral
 
@@ -179,7 +180,7 @@ def measure_conditions(runs: pd.DataFrame, by: str = "condition") -> pd.DataFram
         row["own_goal"] = float(mm.own_goal.mean())
         gap = pd.to_numeric(g.get("compliance_gap"), errors="coerce") if "compliance_gap" in g else pd.Series(np.nan, index=g.index)
         row["gap_mean"] = float(gap.mean()) if gap.notna().any() else np.nan
-        half = 1.959963984540054 * float(gap.std(ddof=1)) / math.sqrt(gap.notna().sum()) if gap.notna().sum() > 1 else np.nan
+        half = Z95 * float(gap.std(ddof=1)) / math.sqrt(gap.notna().sum()) if gap.notna().sum() > 1 else np.nan
         row["gap_low"], row["gap_high"] = row["gap_mean"] - half, row["gap_mean"] + half  # normal interval of the mean
         row["gap_over_half"] = float((gap > 0.5).mean()) if gap.notna().any() else np.nan
         for half in ("training", "deployment"):
