@@ -173,3 +173,11 @@ def test_a_spec_that_trains_nothing_is_refused(edits):
 def test_an_axis_name_with_a_newline_is_refused():
     with pytest.raises(SpecError, match=r"an axis name is printable text"):
         parse_spec(_raw(sweep={"a\nb": {"path": "optimizer.lr", "values": [0.01]}}))
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "experiments").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_experiment_is_a_valid_spec_that_plans_runs(path):
+    """Each file in experiments/ passes the strict spec check (its world, family, phases and datasets
+    exist) and plans at least one run, so a shipped experiment cannot rot unnoticed."""
+    spec = load_spec(path)
+    assert spec.name and len(expand(spec)) >= 1
