@@ -27,6 +27,8 @@ def class_probabilities(table: pd.DataFrame, out: Path) -> list[Path]:
         for i, src in enumerate(sources):
             xs = np.arange(len(CLASSES)) + (i - (len(sources) - 1) / 2) * 0.18
             for x, v in zip(xs, CLASSES):
+                if (src, v) not in t.index:  # a source measured on some conditions only (P_prior at the default init)
+                    continue
                 r = t.loc[(src, v)]
                 if r.p > 0:
                     ax.errorbar(x, r.p, yerr=[[r.p - max(r.low, floor)], [r.high - r.p]], fmt="o", color=f"C{i}", capsize=3,
