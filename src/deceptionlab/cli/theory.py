@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ._common import Format, _ci, _fail, _num, _table, app, console, err_console
+from ._common import CountingSource, Format, _ci, _fail, _num, _table, app, console, err_console
 
 theory_app = typer.Typer(add_completion=False, help="The argument as a model: its predictions (no subcommand), or `fit` on a results folder.")
 app.add_typer(theory_app, name="theory")
@@ -22,13 +23,13 @@ def theory(
     from_results: Optional[Path] = typer.Option(None, "--from-results", help="Set the path model's rates from a results folder's measured paths."),
     prior: Optional[str] = typer.Option(None, "--prior", help="Measured prior volumes CLASS=P,... (e.g. internal=0.1,corrigible=0.05,deceptive=0.01)."),
     counting: Optional[Path] = typer.Option(None, "--counting", help="Description lengths -log2 P(class) from a counting result: a folder of kind \"counting\" or a counting.parquet."),
-    counting_source: str = typer.Option("nngp", help="With --counting: nngp (P_B(class | S)), prior (P_prior) or naive (the naive count)."),
+    counting_source: CountingSource = typer.Option(CountingSource.nngp, help="With --counting: nngp (P_B(class | S)), prior (P_prior) or naive (the naive count)."),
     counting_condition: Optional[str] = typer.Option(None, help="With --counting: the condition whose counts set the lengths (default: the first)."),
     runs: int = typer.Option(10_000, min=1, help="Simulated training paths (high path dependence)."),
     sensitivity_runs: int = typer.Option(1000, min=1, help="Simulated paths per parameter change in the sensitivity table."),
     seed: int = typer.Option(0, help="Seed of the numpy generator (same seed, same output)."),
     max_steps: int = typer.Option(3000, min=1, help="Steps after which a simulated run counts as not converged."),
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table or json."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv (every table in one CSV, a `table` column naming each row's) or json (every table)."),
 ):
     """The argument as a model: P(class) under high path dependence (a stochastic path model) and low
     path dependence (simplicity and speed biases), the parameters used and the sensitivity to each."""
@@ -38,8 +39,7 @@ def theory(
     from ..sweep import StoreError
     from ..theory import BiasParams, PathParams, apply_assignments, bias_params_from_prior, predict
 
-    if fmt is Format.csv:
-        _fail("--format: table or json (theory prints several tables)")
+    counting_source = counting_source.value
     if counting is None and (counting_condition is not None or counting_source != "nngp"):
         _fail(f"--{'counting-condition' if counting_condition is not None else 'counting-source'}: only with --counting (the counting result it reads)")
     path, bias, sources = PathParams(), BiasParams(), {}
@@ -65,6 +65,11 @@ def theory(
         _fail(f"{from_results}: results lack column {e}")
     with err_console.status("simulating training paths"):
         tables = predict(path, bias, runs=runs, seed=seed, sensitivity_runs=sensitivity_runs, max_steps=max_steps, sources=sources)
+    if fmt is Format.csv:  # every table in one long CSV: a `table` column names the table of each row
+        import pandas as pd
+
+        sys.stdout.write(pd.concat([v.assign(table=k)[["table", *v.columns]] for k, v in tables.items()], ignore_index=True).to_csv(index=False))
+        return
     if fmt is Format.json:
         out = {k: json.loads(v.to_json(orient="records")) for k, v in tables.items()}
         out["deceptive_shorter"] = tables["path_quantities"].attrs["deceptive_shorter"]
@@ -151,6 +156,18 @@ def _fit(results: Path, fit: list[str], predict: list[str], prior: str | None, s
         _fail(str(e))
 
 
+class FitTable(str, Enum):
+    """The tables of a theory fit (theory.TheoryFit.tables)."""
+
+    conditions = "conditions"
+    parameters = "parameters"
+    scores = "scores"
+    verdicts = "verdicts"
+    predictions = "predictions"
+    reversals = "reversals"
+    claims = "claims"
+
+
 @theory_app.command("fit")
 def theory_fit(
     results: Path = typer.Argument(..., help="Results folder written by `deceptionlab run`."),
@@ -160,18 +177,21 @@ def theory_fit(
     seed: int = typer.Option(0, help="Seed of the fit's starts, posterior draws and bootstrap."),
     draws: int = typer.Option(300, min=10, help="Draws from each model's Laplace posterior (predictions, intervals)."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv (the table named by --table) or json (every table)."),
-    table: str = typer.Option("predictions", "--table", help="With --format csv: conditions, parameters, scores, verdicts, predictions, reversals or claims."),
+    table: FitTable = typer.Option(FitTable.predictions, "--table", help="With --format csv: the table to print."),
 ):
     """Fit the argument's models and a null that knows nothing of goals on some conditions, score them
     on held-out ones (log-likelihood and Brier score per run), and say whether the theory is falsified,
     supported or neither there (docs/theory.md, "Fitting")."""
-    tables_known = ("conditions", "parameters", "scores", "verdicts", "predictions", "reversals", "claims")
-    if fmt is Format.csv and table not in tables_known:
-        _fail(f"--table {table!r}: one of {', '.join(tables_known)}")
+    table = table.value
     res = _fit(results, fit, predict, prior, seed, draws)
     tables = res.tables()
     if fmt is Format.csv:
         sys.stdout.write(tables[table].to_csv(index=False))
+        return
+    if fmt is Format.csv:  # every table in one long CSV: a `table` column names the table of each row
+        import pandas as pd
+
+        sys.stdout.write(pd.concat([v.assign(table=k)[["table", *v.columns]] for k, v in tables.items()], ignore_index=True).to_csv(index=False))
         return
     if fmt is Format.json:
         out = {k: json.loads(v.to_json(orient="records")) for k, v in tables.items()}

@@ -18,24 +18,31 @@ import pandas as pd
 
 from ..claims import Evidence, claims_table, has_gap
 from ..core.stats import share
-from . import figures, gap_figures
+from . import answer_figures, figures, gap_figures
 from .answer import controls_table, gap_table, headline, summary_table, verdict_rule, verdict_table
 from .path_figures import path_figures
+from .summary import QUESTION, answer_sentences
 
 CSS = """
-body { font: 15px/1.45 system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
-h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
-th, td { border: 1px solid #ddd; padding: 4px 7px; vertical-align: top; text-align: left; }
-th { background: #f3f3f3; } td.num { text-align: right; white-space: nowrap; }
+body { font: 15px/1.45 "DejaVu Sans", system-ui, sans-serif; max-width: 1200px; margin: 1.2em auto; padding: 0 1em; color: #222; }
+h1 { font-size: 1.5em; margin: .3em 0; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 13px; max-width: 100%; }
+th, td { border: 1px solid #ddd; padding: 4px 7px; vertical-align: top; text-align: left; overflow-wrap: anywhere; }
+th { background: #f3f3f3; } td.num { text-align: right; }
 .supported { background: #e3f4e3; } .contradicted { background: #fbe3e3; } .inconclusive { background: #fff6d6; }
 .not-measured { background: #eee; color: #555; } .measured { background: #e6eefb; }
-figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; } figcaption { font-size: 13px; color: #555; }
-pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 12px; }
-.note { color: #555; font-size: 13px; } .headline { font-size: 16px; margin: .4em 0; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; } figcaption { font-size: 13px; color: #555; }
+pre { background: #f7f7f7; padding: 1em; white-space: pre-wrap; overflow-wrap: anywhere; font-size: 12px; }
+.note { color: #555; font-size: 13px; } .headline { font-size: 15px; margin: .4em 0; }
 .true-by-construction { background: #eee; color: #555; }
 details.claim { margin: .3em 0; font-size: 13px; } details.claim dl { margin: .3em 1em; } details.claim dt { font-weight: 600; }
 details.claim dd { margin: 0 0 .4em 1em; overflow-wrap: anywhere; }
+section.summary { border: 1px solid #bcd; background: #f5f9fc; padding: .4em 1em .6em; margin: .6em 0; }
+section.summary p { margin: .35em 0; } section.summary .question { font-weight: 600; }
+section.summary ul { margin: .3em 0; padding-left: 1.3em; } section.summary li { margin: .2em 0; }
+.chips a { display: inline-block; padding: 1px 6px; margin: 2px 2px; border: 1px solid #ccc; border-radius: 3px; color: #222; text-decoration: none; font-size: 12px; }
+nav.toc { font-size: 13px; margin: .4em 0; } nav.toc a { margin-right: .9em; display: inline-block; }
+@media print { nav.toc { display: none; } details.claim { display: block; } h2 { break-after: avoid; } figure { break-inside: avoid; } }
 """
 
 
@@ -50,14 +57,30 @@ def _esc(x) -> str:
     return html.escape(str(x))
 
 
-def _table(df: pd.DataFrame, cls: str = "", row_class=None) -> str:
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and v != v) or v is pd.NA or v is pd.NaT
+
+
+def _table(df: pd.DataFrame, cls: str = "", row_class=None, missing: str = "") -> str:
+    """The table of `df`; a missing value (NaN, None) is "n/a", and a note under the table says which
+    columns have one and why (`missing`, else: not defined for that row)."""
     head = "".join(f"<th>{_esc(c)}</th>" for c in df.columns)
-    rows = []
+    rows, gaps = [], []
     for _, r in df.iterrows():
         css = f' class="{row_class(r)}"' if row_class else ""
-        cells = "".join(f'<td class="num">{_esc(v)}</td>' if isinstance(v, (int, float)) else f"<td>{_esc(v)}</td>" for v in r)
-        rows.append(f"<tr{css}>{cells}</tr>")
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        cells = []
+        for c, v in zip(df.columns, r):
+            if _missing(v):
+                gaps.append(c)
+                cells.append('<td class="na">n/a</td>')
+            else:
+                cells.append(f'<td class="num">{_esc(v)}</td>' if isinstance(v, (int, float)) else f"<td>{_esc(v)}</td>")
+        rows.append(f"<tr{css}>{''.join(cells)}</tr>")
+    note = ""
+    if gaps:
+        cols = ", ".join(map(str, dict.fromkeys(gaps)))
+        note = f'<p class="note">n/a in {_esc(cols)}: {_esc(missing or "not defined for that row (no runs, draws or events it could be computed from)")}.</p>'
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>{note}'
 
 
 def _pooled(evidence: str) -> str:
@@ -114,10 +137,12 @@ def render(ev: Evidence, out: str | Path, extra_figures: list[Figure] | None = N
         figs.append(Figure("prior-vs-sgd", "Prior volume vs SGD: P(verdict) of random draws, of draws that fit, and of trained runs (C5)", fig_dir / "prior" / "prior_vs_sgd.png"))
     parts = [
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>deceptionlab report: {_esc(ev.name)}</title><style>{CSS}</style></head><body>",
-        f"<h1>Does SGD produce deceptively aligned models? Report: {_esc(ev.name)}</h1>",
-        f'<p class="note">{len(runs):,} training runs in {_esc(ev.source)}; written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by deceptionlab. '
+        f"<h1>deceptionlab report: {_esc(ev.name)}</h1>",
+        _summary(ev, claims),
+        TOC,
+        f'<p class="note provenance">{len(runs):,} training runs in {_esc(ev.source)}; written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by deceptionlab. '
         "Small networks in toy worlds cannot settle the question for superhuman systems; each row says what this evidence shows, and the rule that decided it.</p>",
-        *(f'<p class="note">{_esc(n)}</p>' for n in ev.notes),
+        *(f'<p class="note provenance">{_esc(n)}</p>' for n in ev.notes),  # provenance: where and when (the browser test masks it)
         *_answer(ev, fig_dir / "deception"),
         '<h2 id="claims">Claims</h2>',
         '<p class="note">Each claim is judged only on the conditions where its preconditions hold, by a rule on the pooled estimate over their '
@@ -128,7 +153,9 @@ def render(ev: Evidence, out: str | Path, extra_figures: list[Figure] | None = N
     ]
     if "path_dependence" in tables:
         pdp = tables["path_dependence"][[*by, "n", "verdict_entropy", "clusters", "major_clusters", "largest_cluster", "init_share", "data_share", "regime"]].round(3)
-        parts += ['<h2 id="paths">Training paths and path dependence</h2>', _table(pdp, "path-dependence")]
+        parts += ['<h2 id="paths">Training paths and path dependence</h2>',
+                  _table(pdp, "path-dependence", missing="the init and data-order shares need every init seed crossed with every data seed, "
+                         "at least two of each, and scores that vary")]
     if theory:
         parts.append('<h2 id="theory">The argument as a model: predictions beside measurements</h2>')
         titles = {"high": "High path dependence: the path model (Monte Carlo)", "low": "Low path dependence: simplicity and speed scores", "parameters": "Parameters and where each came from"}
@@ -137,7 +164,7 @@ def render(ev: Evidence, out: str | Path, extra_figures: list[Figure] | None = N
     if ev.theory_fit is not None:
         parts += _theory_fit_section(ev.theory_fit, fig_dir / "theory", figs)
     if ev.prior_side is not None:
-        parts += ['<h2 id="prior">Prior volume vs SGD (% with 95% Wilson intervals)</h2>', _table(ev.prior_side.fillna("n/a"), "prior")]
+        parts += ['<h2 id="prior">Prior volume vs SGD (% with 95% Wilson intervals)</h2>', _table(_prior_rows(ev.prior_side), "prior", missing="no draw of that source")]
     counted = ev.counting
     if counted is not None:
         shown = counted.assign(**{c: counted[c].round(6) for c in ("p", "low", "high", "soft")}, **{c: counted[c].round(2) for c in ("ess", "bits", "bits_low", "bits_high")})
@@ -166,8 +193,9 @@ def render(ev: Evidence, out: str | Path, extra_figures: list[Figure] | None = N
     parts.append('<h2 id="figures">Figures</h2>')
     parts += [_figure(f) for f in figs if f.png.exists()]
     parts += ['<h2 id="spec">Experiment spec</h2>', f"<pre>{_esc(ev.spec_text or '(no spec.toml in the results folder)')}</pre>", "</body></html>"]
+    text = "\n".join(parts)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(parts))
+    out.write_text(text.replace(TOC, _toc(text), 1))
     return out
 
 
@@ -215,6 +243,38 @@ def _theory_fit_section(t: dict[str, pd.DataFrame], out: Path, figs: list[Figure
     ]
 
 
+TOC = "<!-- toc -->"
+
+
+def _toc(text: str) -> str:
+    """The table of contents: a link to every section (h2 with an id) of the page."""
+    import re
+
+    short = lambda t: re.split(r"[:(?]", t)[0].strip()  # noqa: E731  the heading before its colon or bracket
+    links = "".join(f'<a href="#{i}">{short(t)}</a>' for i, t in re.findall(r'<h2 id="([^"]+)">(.*?)</h2>', text))
+    return f'<nav class="toc"><b>Contents:</b> {links}</nav>'
+
+
+def _summary(ev: Evidence, claims: pd.DataFrame) -> str:
+    """The summary panel (report.summary): the question, one sentence per world and regime, the claims'
+    verdicts as links to their details."""
+    chips = "".join(f'<a class="{_esc(r.verdict.split(":")[0].replace(" ", "-"))}" href="#claim-{_esc(r.id)}" title="{_esc(r.claim)}">'
+                    f"{_esc(r.id)} {_esc(r.verdict.split(':')[0])}</a>" for r in claims.itertuples())
+    items = "".join(f"<li>{_esc(s)}</li>" for s in answer_sentences(ev))
+    return (f'<section class="summary" id="summary"><p class="question">The question: {_esc(QUESTION)}</p>'
+            f"<p>The lab's answer on these runs (95% Wilson intervals):</p><ul>{items}</ul>"
+            f'<p class="chips">Claims of the texts (details: <a href="#claims">table</a>): {chips}</p></section>')
+
+
+def _prior_rows(side: pd.DataFrame) -> pd.DataFrame:
+    """The prior-vs-SGD table with one row per source (prior, prior|fit, each condition) and one column per
+    verdict: as many columns as verdicts, however many conditions."""
+    t = side.set_index("verdict").T
+    t.index = [str(i).removeprefix("sgd:") for i in t.index]
+    t = t.replace("n/a", None)
+    return t.rename_axis("source (P_SGD: the condition)").reset_index()
+
+
 def _answer(ev: Evidence, out: Path) -> list[str]:
     """The first screen: the verdict shares and the compliance gap per condition, the verdict rule beside
     them, and the gap's distribution as a figure; the threshold curve's figure is written for the figures section."""
@@ -223,6 +283,15 @@ def _answer(ev: Evidence, out: Path) -> list[str]:
              *(f'<p class="headline">{_esc(line)}</p>' for line in headline(runs, by, controls)),
              f'<p class="note">{_esc(verdict_rule(runs))}</p>', _table(summary_table(runs, by), "summary"),
              '<h3 id="verdicts">Verdicts (P_SGD, 95% Wilson intervals)</h3>', _table(verdict_table(runs, by), "verdicts")]
+    shares = answer_figures.verdict_shares(runs, by, out)[0]
+    parts.append(_figure(Figure("verdict-shares", "Verdict shares per condition: % of runs given each verdict, 95% Wilson intervals", shares)))
+    if "cells" in runs and runs.cells.notna().all():
+        heat = answer_figures.cell_heatmap(runs, by, out)[0]
+        parts += ['<h3 id="cells">Behaviour per probe cell</h3>',
+                  '<p class="note">Each square: the mean, over a condition\'s runs, of the share of decisions on that probe cell that match the '
+                  "class's template (docs/report.md). A deceptive run matches internal or corrigible on the training cells and proxy on the "
+                  "deployment cells; a mixed run shows where its halves part.</p>",
+                  _figure(Figure("cell-heatmap", "Per-cell behaviour: condition x probe cell, mean agreement with each class's template", heat))]
     if not has_gap(runs):
         return [*parts, '<p class="note">Compliance gap: not measured (the world declares no cue pairs).</p>']
     parts += ['<h3 id="gap">Compliance gap per run: median, IQR, share of runs above 0.1, 0.2, 0.5 (95% Wilson intervals)</h3>',

@@ -188,6 +188,40 @@ def estimate(spec: AnySpec, chunk_size: int | None = None) -> Estimate:
     return Estimate(per_cond * n, n, seconds * n / max(1, len(picks)), worst[1], worst[0], worst[2], 0 if n <= ESTIMATE_SAMPLE else len(picks))
 
 
+@dataclass
+class DryRun:
+    """What `run_experiment` would do, found without writing anything (`run --dry-run`)."""
+
+    estimate: Estimate  # the whole sweep's (runs, conditions, largest chunk and its memory)
+    stored: int  # runs already in the results folder
+    pending: int  # runs to train
+    chunks: int  # chunks they are cut into
+    seconds: float  # their estimated seconds in one process
+    workers: int  # local worker processes a run would start (1 for Ray: its cluster decides)
+
+
+def dry_run(spec: AnySpec, out: str | Path, chunk_size: int | None = None, executor=None, device: str = "cpu") -> DryRun:
+    """The plan of `run_experiment(spec, out, ...)` with its cost: the estimate `check_cost` gives (memory
+    refused as there), the runs already stored in `out` and the chunks `plan` cuts the rest into. Reads `out`
+    when it holds an experiment of this spec (check_compatible's refusal otherwise), writes nothing."""
+    cost = estimate(spec, chunk_size)
+    memory = available_memory()
+    if cost.chunk_bytes > memory:
+        raise SpecError(f"a chunk of {cost.chunk_runs} runs of [{cost.chunk_condition}] needs about {_gb(cost.chunk_bytes)} of memory and this "
+                        f"machine has {_gb(memory)} available: lower --chunk-size, or the model's width or depth")
+    stored: set[str] = set()
+    if (Path(out) / "experiment.json").exists():
+        store = Store(out)
+        store.check_compatible(spec)
+        stored = store.stored_ids()
+    chunks, seconds = plan(spec, stored, chunk_size)
+    workers = 1
+    if executor is None or isinstance(executor, Local):
+        workers = (executor.workers if executor is not None and executor.workers else default_workers(len(chunks), seconds, device))
+        workers = max(1, min(workers, max(1, len(chunks)), cores()))
+    return DryRun(cost, len(stored), chunks.pending, len(chunks), seconds, workers)
+
+
 class NeedsConfirmation(SpecError):
     """A sweep whose estimate passes a limit: it starts only when asked again with yes=True (--yes)."""
 

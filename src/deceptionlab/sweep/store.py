@@ -421,7 +421,10 @@ class Store:
         """Run SQL over the verified runs (the view is called `runs`) with DuckDB; StoreError when a chunk
         is damaged, unlisted or a duplicate (`skip_bad`: left out, each named to `warn`)."""
         con = duckdb.connect()
-        con.execute("SET enable_progress_bar = false")  # a progress bar on stdout would corrupt --format json
+        try:
+            con.execute("SET enable_progress_bar = false")  # a progress bar on stdout would corrupt --format json
+        except duckdb.InvalidInputException:  # in Jupyter without ipywidgets DuckDB refuses the setting: it has no bar to show there
+            pass
         parts = self.verified_parts(skip_bad, warn)
         if not parts:
             raise StoreError(f"{self.root}: no results (run `deceptionlab run SPEC --out {self.root}` first)")
