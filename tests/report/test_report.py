@@ -30,7 +30,17 @@ def report(tmp_path_factory) -> Path:
     assert run.returncode == 0, run.stderr
     res = subprocess.run([*CLI, "report", root / "r", "-o", root / "out" / "report.html"], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
+    (root / "out" / "stderr.txt").write_text(res.stderr)
     return root / "out" / "report.html"
+
+
+def test_report_names_each_stage_as_it_begins(report):
+    """Off a terminal, `report` prints one line per stage with the seconds so far (a spinner on a terminal)."""
+    lines = [l for l in (report.parent / "stderr.txt").read_text().splitlines() if l.startswith("report: ")]
+    stages = [re.sub(r" \(\d+ s\)$", "", l) for l in lines]
+    assert [s.split(":")[1].split()[0] for s in stages] == ["loading", "paths", "the", "the", "the"], lines
+    assert "the class prior: 20,000 random draws" in stages[2] and stages[-1].endswith("report.html")
+    assert all(re.search(r"\(\d+ s\)$", l) for l in lines)
 
 
 def test_claims_table_covers_c1_to_c11_with_rules(report):

