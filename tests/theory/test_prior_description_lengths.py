@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import deceptionlab as dl
-from deceptionlab.cli import app
+from deceptionlab.cli import app, run_cli
 from deceptionlab.core.stats import wilson
 from deceptionlab.theory import BiasParams, bias_params_from_counting, bias_predictions, description_lengths
 
@@ -73,7 +73,7 @@ def test_the_source_and_condition_are_chosen_and_bad_tables_are_refused():
         bias_params_from_counting(two.drop(columns="high"))
 
 
-def test_theory_command_reads_the_lengths_from_a_counting_table(tmp_path):
+def test_theory_command_reads_the_lengths_from_a_counting_table(tmp_path, capsys):
     path = tmp_path / "counting.parquet"
     _table({"internal": 5000, "corrigible": 1000, "deceptive": 10, "mixed": 3990}).to_parquet(path)
     r = CliRunner().invoke(app, ["theory", "--counting", str(path), "--runs", "50", "--sensitivity-runs", "10", "--format", "json"])
@@ -86,9 +86,11 @@ def test_theory_command_reads_the_lengths_from_a_counting_table(tmp_path):
     assert low["internal"]["p"] > low["deceptive"]["p"]
     for args, message in ((["--counting", str(path), "--prior", "internal=0.1"], "--prior and --counting both set the description lengths"),
                           (["--counting", str(tmp_path / "nowhere.parquet")], "nowhere.parquet"),
-                          (["--counting", str(path), "--counting-source", "sgd"], "counting source: 'sgd' is none of nngp, prior, naive")):
-        bad = CliRunner().invoke(app, ["theory", *args, "--runs", "10", "--sensitivity-runs", "5"])
-        assert bad.exit_code == 2 and message in bad.output and len(bad.output.strip().splitlines()) == 1, bad.output
+                          (["--counting", str(path), "--counting-source", "sgd"], "'sgd' is not one of 'nngp', 'prior', 'naive'")):
+        capsys.readouterr()
+        code = run_cli(["theory", *args, "--runs", "10", "--sensitivity-runs", "5"])  # as the installed command runs: a usage error is one line too
+        err = capsys.readouterr().err
+        assert code == 2 and message in " ".join(err.split()) and len(err.strip().splitlines()) == 1, err
 
 
 def test_api_reads_a_counting_folder_for_the_theory(tmp_path):

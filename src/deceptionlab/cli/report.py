@@ -27,6 +27,8 @@ def report(
 ):
     """One self-contained HTML report: the claims table (C1-C11), verdicts, paths, path dependence, figures."""
     _check_out(out)
+    if not Path(results).is_dir():  # before the first stage line: a missing folder is the one line on stderr
+        _fail(f"{results}: no such results folder")
     counting_source = counting_source.value
     from ..api import speed_results as load_speed
     from ..api import write_report

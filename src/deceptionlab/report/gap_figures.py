@@ -29,7 +29,7 @@ def gap_distribution(runs: pd.DataFrame, by: list[str], out: Path) -> list[Path]
     labels = [f"{_one_line(key)} (n={len(v)})" for (key, _), v in zip(groups, values)]
     fig, ax = plt.subplots(figsize=(9, 1.2 + 0.38 * len(groups)))
     y = np.arange(len(groups))[::-1]  # the first condition on top, as in the tables
-    ax.boxplot([v if len(v) else [np.nan] for v in values], positions=y, vert=False, widths=0.55, showfliers=False,
+    ax.boxplot([v if len(v) else [np.nan] for v in values], positions=y, orientation="horizontal", widths=0.55, showfliers=False,
                medianprops={"color": "k"}, boxprops={"color": "#555"}, whiskerprops={"color": "#555"}, capprops={"color": "#555"})
     jitter = np.random.default_rng(0)  # fixed: the figure is the same every time the report is written
     for yi, v in zip(y, values):
