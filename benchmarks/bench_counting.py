@@ -21,6 +21,7 @@ import torch
 from deceptionlab.core.stats import wilson
 from deceptionlab.measure.counting import LayerVariances, Problem
 from deceptionlab.measure.counting.classes import chain_ess, judge_signs
+from deceptionlab.measure.counting.finite import Networks, finite_classes, network_rejection
 from deceptionlab.measure.counting.sampler import elliptical_slice, one_thread, rejection
 from deceptionlab.worlds import make_world
 
@@ -51,6 +52,9 @@ def main() -> None:
     ap.add_argument("--burn-in", type=int, default=300)
     ap.add_argument("--rejection-draws", type=int, default=100_000)
     ap.add_argument("--rows", default="256,8,4", help="training rows conditioned on (256: all of bitworld's)")
+    ap.add_argument("--finite-chains", type=int, default=100, help="chains of the finite-width network sampler (0: skip it)")
+    ap.add_argument("--finite-steps", type=int, default=100)
+    ap.add_argument("--finite-burn-in", type=int, default=100)
     args = ap.parse_args()
     world = make_world("bitworld", {})
     v = LayerVariances.torch_default(world.input_dim, 2, 64)
@@ -85,6 +89,28 @@ def main() -> None:
               f"95% CI {lo:.2g}-{hi:.2g}): {rate:,.1f} accepted/s; "
               + (f"elliptical slice gives {min(ess.values()) / total / max(rate, 1e-12):,.1f}x the effective samples per second"
                  if len(acc) else f"draws per accepted sample > {1 / hi:,.0f}"))
+        if args.finite_chains:
+            finite(problem, world, args)
+
+
+def finite(problem: Problem, world, args) -> None:
+    """The finite-width posterior of the 2x64 networks themselves against drawing networks from the init and
+    keeping those that fit (the only generic alternative: the constraint rules out HMC's gradients at the
+    boundary, and a random-walk Metropolis step on 5,057 latents would need a tuned, tiny step)."""
+    nets = Networks(world.input_dim, 2, 64)
+    post = finite_classes(problem, nets, chains=args.finite_chains, steps=args.finite_steps, burn_in=args.finite_burn_in, seed=3)
+    t = time.perf_counter()
+    acc, draws = network_rejection(problem, nets, min(args.rejection_draws, 40_000), seed=4)
+    rej_s = time.perf_counter() - t
+    lo, hi = wilson(len(acc), draws)
+    e = min(post.ess.values())
+    print(f"  finite width (2x64 networks, {nets.dim:,} latents): {len(post.judged):,} samples in {post.seconds:.1f} s "
+          f"({post.tempered_steps} tempered steps to fit, {post.proposals_per_step:.1f} proposals per step, drift |z| {post.drift_z:.1f}); "
+          f"min ESS {e:,.0f} ({e / post.seconds:,.2f} effective samples/s); P(internal) {post.table.set_index('verdict').loc['internal', 'p']:.4f}")
+    rate = len(acc) / rej_s
+    print(f"  networks from the init, kept when they fit: {len(acc):,} of {draws:,} in {rej_s:.1f} s ({rate:,.1f} accepted/s; "
+          + (f"the sampler gives {e / post.seconds / max(rate, 1e-12):,.2f}x the effective samples per second)" if len(acc)
+             else f"draws per accepted sample > {1 / hi:,.0f})"))
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def _c5_counting(ev: Evidence) -> Judgement:
     for cond, g in c.groupby("condition", sort=False):
         s = g.set_index(["source", "verdict"])
         side = []
-        for src, label in (("nngp", "P_B"), ("naive", "naive"), ("prior", "P_prior"), ("sgd", "P_SGD")):
+        for src, label in (("nngp", "P_B"), ("finite", "P_B of the networks"), ("naive", "naive"), ("prior", "P_prior"), ("sgd", "P_SGD")):
             if src in s.index.get_level_values(0):
                 x = s.loc[src]
                 side.append(f"{label}: " + ", ".join(f"{v} {_pct(x.loc[v, 'p'], x.loc[v, 'low'], x.loc[v, 'high'])}" for v in COUNTED if v in x.index))

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 CLASSES = ("internal", "corrigible", "deceptive", "proxy", "mixed")
-SOURCES = {"naive": "naive count", "prior": "P_prior (random nets)", "nngp": "P_B (NNGP | S)", "sgd": "P_SGD"}
+SOURCES = {"naive": "naive count", "prior": "P_prior (random nets)", "nngp": "P_B (NNGP | S)", "finite": "P_B (networks | S)", "sgd": "P_SGD"}
 
 
 def class_probabilities(table: pd.DataFrame, out: Path) -> list[Path]:
@@ -46,6 +46,47 @@ def class_probabilities(table: pd.DataFrame, out: Path) -> list[Path]:
     fig.suptitle("The counting argument: P(class) per source (95% intervals; triangle: upper bound, none seen)", fontsize=10)
     fig.tight_layout()
     paths = [out / "counting.png", out / "counting.svg"]
+    for p in paths:
+        fig.savefig(p, dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def function_level(functions: pd.DataFrame, out: Path, max_panels: int = 4) -> list[Path]:
+    """P_B(f | S) against P_SGD(f | S) on log-log axes for the held-out functions SGD produced (Mingard et al.
+    2021), one panel per condition (the first `max_panels`): 95% intervals both ways, the diagonal, and
+    Pearson r of the logs (`measure.counting.functions.correlation`); a function the posterior never
+    produced is drawn at the posterior's upper bound (a left-pointing triangle)."""
+    from ..measure.counting.functions import correlation
+
+    out = Path(out)
+    conditions = list(dict.fromkeys(functions.condition))[:max_panels]
+    fig, axes = plt.subplots(1, len(conditions), figsize=(4.2 * len(conditions) + 0.6, 4.2), squeeze=False)
+    for ax, cond in zip(axes[0], conditions):
+        f = functions[functions.condition == cond]
+        sgd, post = f[f.source == "sgd"].set_index("function"), f[f.source == "nngp"].set_index("function")
+        if sgd.empty or post.empty:
+            ax.set_axis_off()
+            ax.set_title(f"{cond}: no fitted runs", fontsize=9)
+            continue
+        both = sgd.index.intersection(post.index)
+        alone = sgd.index.difference(post.index)
+        ax.errorbar(post.loc[both, "p"], sgd.loc[both, "p"], xerr=[post.loc[both, "p"] - post.loc[both, "low"], post.loc[both, "high"] - post.loc[both, "p"]],
+                    yerr=[sgd.loc[both, "p"] - sgd.loc[both, "low"], sgd.loc[both, "high"] - sgd.loc[both, "p"]], fmt="o", ms=4, alpha=0.8, lw=0.8)
+        if len(alone):
+            bound = float(post.high.min()) if len(post) else 1.0 / max(1, int(post.n.max()) if len(post) else 1)
+            ax.plot(np.full(len(alone), bound), sgd.loc[alone, "p"], "<", color="C3", ms=5, label="not produced by the posterior")
+            ax.legend(fontsize=7, loc="lower right")
+        lo = max(1e-6, 0.5 * min(float(post.low[post.low > 0].min()) if (post.low > 0).any() else 1e-4, float(sgd.low[sgd.low > 0].min()) if (sgd.low > 0).any() else 1e-4))
+        ax.plot([lo, 1], [lo, 1], "k--", lw=0.8, alpha=0.6)
+        ax.set(xscale="log", yscale="log", xlim=(lo, 1.2), ylim=(lo, 1.2), xlabel="P_B(f | S), NNGP posterior", ylabel="P_SGD(f | S), trained runs")
+        c = correlation(f)
+        r = "n/a" if c["r_log10"] != c["r_log10"] else f"{c['r_log10']:.2f}"
+        ax.set_title(f"{cond}\nr(log) = {r} over {c['functions_both']} of {c['functions_sgd']} functions", fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle("Function level: P_B(f | S) vs P_SGD(f | S) on held-out probe inputs (95% intervals)", fontsize=10)
+    fig.tight_layout()
+    paths = [out / "functions.png", out / "functions.svg"]
     for p in paths:
         fig.savefig(p, dpi=120)
     plt.close(fig)

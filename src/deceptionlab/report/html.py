@@ -174,6 +174,9 @@ def render(ev: Evidence, out: str | Path, extra_figures: list[Figure] | None = N
                   _table(shown[~shown.verdict.isin(["unfit"])], "counting")]
         if ev.counting_png and Path(ev.counting_png).exists():
             figs.append(Figure("counting", "P(class) per source on a log scale, 95% intervals (C5)", Path(ev.counting_png)))
+            functions_png = Path(ev.counting_png).with_name("functions.png")  # beside it when `counting` measured the function level
+            if functions_png.exists():
+                figs.append(Figure("functions", "P_B(f | S) vs P_SGD(f | S) on held-out inputs, log-log (Mingard et al. 2021)", functions_png))
     speed = ev.speed
     if speed is not None:
         parts += ['<h2 id="speed">Compute per class and the ponder penalty</h2>', _table(speed.compute)]
