@@ -71,8 +71,8 @@ def function_level(functions: pd.DataFrame, out: Path, max_panels: int = 4) -> l
             continue
         both = sgd.index.intersection(post.index)
         alone = sgd.index.difference(post.index)
-        ax.errorbar(post.loc[both, "p"], sgd.loc[both, "p"], xerr=[post.loc[both, "p"] - post.loc[both, "low"], post.loc[both, "high"] - post.loc[both, "p"]],
-                    yerr=[sgd.loc[both, "p"] - sgd.loc[both, "low"], sgd.loc[both, "high"] - sgd.loc[both, "p"]], fmt="o", ms=4, alpha=0.8, lw=0.8)
+        bar = lambda t: np.clip([t.p - t.low, t.high - t.p], 0, None)  # noqa: E731  (clipped: an interval end rounded past p)
+        ax.errorbar(post.loc[both, "p"], sgd.loc[both, "p"], xerr=bar(post.loc[both]), yerr=bar(sgd.loc[both]), fmt="o", ms=4, alpha=0.8, lw=0.8)
         if len(alone):
             bound = float(post.high.min()) if len(post) else 1.0 / max(1, int(post.n.max()) if len(post) else 1)
             ax.plot(np.full(len(alone), bound), sgd.loc[alone, "p"], "<", color="C3", ms=5, label="not produced by the posterior")
