@@ -4,6 +4,7 @@ itself that every detector must fail on, a user's detector from a file, and the 
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import textwrap
@@ -96,6 +97,10 @@ def test_behaviour_baseline_is_at_chance_on_a_real_set_and_the_cli_writes_its_fi
     scores = pd.read_parquet(tmp_path / "out" / "scores.parquet")
     assert set(scores.detector) == {"behaviour", "probe"} and {"run_id", "label", "set", "score"} <= set(scores.columns)
     assert (tmp_path / "out" / "roc.png").stat().st_size > 0 and (tmp_path / "out" / "roc.svg").exists()
+    csv = cli("detect", folder, "--detector", "behaviour", "--out", tmp_path / "out2", "--format", "csv")
+    assert csv.returncode == 0, csv.stderr
+    rows = pd.read_csv(io.StringIO(csv.stdout))  # stdout is the table alone: it reads straight into pandas
+    assert list(rows.detector) == ["behaviour"] * len(rows) and {"auroc", "auroc_low", "auroc_high", "set"} <= set(rows.columns)
 
 
 def test_a_folder_without_weights_fails_in_one_line_naming_save_weights(folder, tmp_path):

@@ -88,6 +88,8 @@ def test_the_check_sees_a_posterior_of_other_training_data(reduced, world):
 
 
 def test_cli_adds_the_finite_width_source(tmp_path):
+    import io
+
     import pandas as pd
 
     import deceptionlab as dl
@@ -105,6 +107,12 @@ def test_cli_adds_the_finite_width_source(tmp_path):
     assert fin.n.eq(36).all() and fin.p.sum() == pytest.approx(1.0) and fin.loc["unfit", "count"] == 0  # every sample fits S
     diag = pd.read_csv(tmp_path / "res" / "counting" / "counting_diagnostics.csv")
     assert diag.finite_samples.iloc[0] == 36 and diag.finite_dropped.iloc[0] == 0 and diag.finite_stuck.iloc[0] == 0
+    csv = cli("counting", tmp_path / "res", "--chains", "10", "--steps", "4", "--burn-in", "2", "--prior-samples", "0", "--naive-samples", "50",
+              "--function-inputs", "0", "-o", tmp_path / "c2", "--format", "csv")
+    assert csv.returncode == 0, csv.stderr
+    long = pd.read_csv(io.StringIO(csv.stdout))  # the counting table alone on stdout
+    assert set(long.source) == {"naive", "nngp", "sgd"} and (long.groupby("source").p.sum() - 1).abs().max() < 1e-9
+    assert not (tmp_path / "c2" / "functions.parquet").exists()  # --function-inputs 0 skips the function level
     bad = cli("counting", tmp_path / "res", "--finite-chains", "-1")
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "--finite-chains" in bad.stderr
 

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from ._common import _check_out, _fail, _table, app, console, err_console
+from ._common import Format, _check_out, _fail, _table, _write_frame, app, console, err_console
 
 SOURCES = ("naive", "prior", "nngp", "finite", "sgd")
 
@@ -38,6 +38,7 @@ def counting(
     finite_steps: int = typer.Option(50, min=4, help="Kept steps per finite-width chain."),
     finite_burn_in: int = typer.Option(100, min=0, help="Exact steps per finite-width chain discarded after it first fits."),
     function_inputs: int = typer.Option(8, min=0, max=16, help="Held-out probe inputs of the function-level comparison P_B(f | S) vs P_SGD(f | S); 0 skips it."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv or json (csv/json: the counting table, one row per condition, source and verdict)."),
 ):
     """P(class | S) per source: the naive count, P_prior, the NNGP posterior P_B and P_SGD, with -log2 P."""
     _check_out(out)
@@ -62,6 +63,9 @@ def counting(
         files = [*write(c, out), *class_probabilities(c.table, out), *(function_level(c.functions, out) if not c.functions.empty else [])]
     except OSError as e:
         _fail(f"{out}: {e.strerror or e}")
+    if _write_frame(c.table, fmt):
+        err_console.print(f"{', '.join(p.name for p in files)} -> {out} ({time.perf_counter() - t0:.0f} s)")
+        return
     for cond, g in c.table.groupby("condition", sort=False):
         t = g.set_index(["verdict", "source"])
         sources = [s for s in SOURCES if s in set(g.source)]

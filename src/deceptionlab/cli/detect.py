@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import _check_out, _fail, _table, app, console
+from ._common import Format, _check_out, _fail, _table, _write_frame, app, console
 
 
 @app.command()
@@ -14,6 +14,7 @@ def detect(
     results: list[Path] = typer.Argument(..., help="Results folders with saved weights (e.g. `deceptionlab run experiments/detection.toml`)."),
     detector: list[str] = typer.Option([], "--detector", "-d", help="A detector: built in, an entry point, or \"module:name\" (repeatable; default: every built-in)."),
     out: Path = typer.Option(None, "--out", "-o", help="Folder for sets, scores, table (Parquet) and ROC curves (PNG, SVG); default: RESULTS/detection."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv or json (csv/json: the detection table, one row per set and detector)."),
 ):
     """Can anyone tell a deceptive model from an aligned one that behaves the same in training? AUROC with
     bootstrap 95% intervals, TPR at 1% FPR and seconds per model, per set (natural and installed apart)."""
@@ -29,6 +30,8 @@ def detect(
     except (SetError, DetectorError, StoreError, WorldError) as e:
         _fail(str(e))
     t = res["table"]
+    if _write_frame(t, fmt):
+        return
     _table(
         "detection: AUROC (95% bootstrap interval), TPR at 1% FPR, seconds per model; privileged detectors use the cue's meaning; "
         "matched sets compare deceptive runs with controls of their own condition (AUROC stratified by condition), unmatched sets with aligned runs of any condition",
