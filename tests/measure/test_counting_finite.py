@@ -107,6 +107,11 @@ def test_cli_adds_the_finite_width_source(tmp_path):
     assert fin.n.eq(36).all() and fin.p.sum() == pytest.approx(1.0) and fin.loc["unfit", "count"] == 0  # every sample fits S
     diag = pd.read_csv(tmp_path / "res" / "counting" / "counting_diagnostics.csv")
     assert diag.finite_samples.iloc[0] == 36 and diag.finite_dropped.iloc[0] == 0 and diag.finite_stuck.iloc[0] == 0
+    assert (tmp_path / "res" / "counting" / "functions.png").stat().st_size > 0
+    rep = cli("report", tmp_path / "res", "--counting", tmp_path / "res" / "counting" / "counting.parquet", "--prior-samples", "0", "-o", tmp_path / "r.html")
+    assert rep.returncode == 0, rep.stderr
+    html = (tmp_path / "r.html").read_text()
+    assert "P_B(f | S) vs P_SGD(f | S) on held-out inputs" in html and "P_B of the networks" in html  # the figure and C5's evidence
     csv = cli("counting", tmp_path / "res", "--chains", "10", "--steps", "4", "--burn-in", "2", "--prior-samples", "0", "--naive-samples", "50",
               "--function-inputs", "0", "-o", tmp_path / "c2", "--format", "csv")
     assert csv.returncode == 0, csv.stderr
