@@ -43,13 +43,7 @@ def class_probabilities(table: pd.DataFrame, out: Path) -> list[Path]:
         ax.set_title(cond, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    fig.suptitle("The counting argument: P(class) per source (95% intervals; triangle: upper bound, none seen)", fontsize=10)
-    fig.tight_layout()
-    paths = [out / "counting.png", out / "counting.svg"]
-    for p in paths:
-        fig.savefig(p, dpi=120)
-    plt.close(fig)
-    return paths
+    return _save(fig, "The counting argument: P(class) per source (95% intervals; triangle: upper bound, none seen)", out, "counting")
 
 
 def function_level(functions: pd.DataFrame, out: Path, max_panels: int = 4) -> list[Path]:
@@ -84,9 +78,14 @@ def function_level(functions: pd.DataFrame, out: Path, max_panels: int = 4) -> l
         r = "n/a" if c["r_log10"] != c["r_log10"] else f"{c['r_log10']:.2f}"
         ax.set_title(f"{cond}\nr(log) = {r} over {c['functions_both']} of {c['functions_sgd']} functions", fontsize=8)
         ax.grid(alpha=0.3)
-    fig.suptitle("Function level: P_B(f | S) vs P_SGD(f | S) on held-out probe inputs (95% intervals)", fontsize=10)
+    return _save(fig, "Function level: P_B(f | S) vs P_SGD(f | S) on held-out probe inputs (95% intervals)", out, "functions")
+
+
+def _save(fig, title: str, out: Path, stem: str) -> list[Path]:
+    """Title, lay out and write `fig` as out/stem.png and .svg; close it."""
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    paths = [out / "functions.png", out / "functions.svg"]
+    paths = [Path(out) / f"{stem}.png", Path(out) / f"{stem}.svg"]
     for p in paths:
         fig.savefig(p, dpi=120)
     plt.close(fig)

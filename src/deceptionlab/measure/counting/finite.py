@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from .classes import Problem, chain_ess, drift, judge_signs, shares
-from .sampler import MAX_SHRINK, one_thread
+from .sampler import MAX_SHRINK, one_thread, shrink
 
 SQRT2 = math.sqrt(2.0)
 
@@ -95,16 +95,16 @@ class FinitePosterior:
     seconds: float
 
 
-def _ess_move(z: torch.Tensor, loglik, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+def _ess_move(z: torch.Tensor, loglik, gen: torch.Generator) -> tuple[torch.Tensor, int, int]:
     """One elliptical slice step of every chain z (C, D) under N(0, I) prior and `loglik(z, rows) -> (len(rows),)`.
-    Returns (new z, its log-likelihood, proposals evaluated, chains kept in place after MAX_SHRINK)."""
+    Returns (new z, proposals evaluated, chains kept in place after MAX_SHRINK)."""
     c = len(z)
     rows = torch.arange(c)
     thresh = loglik(z, rows) + torch.log(torch.rand(c, generator=gen))
     nu = torch.randn(z.shape, generator=gen)
     theta = torch.rand(c, generator=gen) * (2 * math.pi)
     lo, hi = theta - 2 * math.pi, theta.clone()
-    out, out_ll = z.clone(), torch.full((c,), -math.inf)
+    out = z.clone()
     pending, proposals = rows, 0
     for _ in range(MAX_SHRINK):
         th = theta[pending]
@@ -112,18 +112,12 @@ def _ess_move(z: torch.Tensor, loglik, gen: torch.Generator) -> tuple[torch.Tens
         ll = loglik(prop, pending)
         ok = ll > thresh[pending]
         proposals += len(pending)
-        out[pending[ok]], out_ll[pending[ok]] = prop[ok], ll[ok]
+        out[pending[ok]] = prop[ok]
         pending = pending[~ok]
         if not len(pending):
             break
-        tb = theta[pending]
-        neg = tb < 0
-        lo[pending] = torch.where(neg, tb, lo[pending])
-        hi[pending] = torch.where(neg, hi[pending], tb)
-        theta[pending] = lo[pending] + torch.rand(len(pending), generator=gen) * (hi[pending] - lo[pending])
-    if len(pending):
-        out_ll[pending] = loglik(z[pending], pending)
-    return out, out_ll, proposals, len(pending)
+        shrink(theta, lo, hi, pending, gen)
+    return out, proposals, len(pending)
 
 
 def finite_classes(problem: Problem, nets: Networks, *, chains: int = 200, steps: int = 100, burn_in: int = 200, thin: int = 1,
@@ -152,7 +146,7 @@ def finite_classes(problem: Problem, nets: Networks, *, chains: int = 200, steps
             exact |= fits
             if bool(exact.all()):
                 break
-            z, _, _, _ = _ess_move(z, loglik, gen)
+            z, _, _ = _ess_move(z, loglik, gen)
             beta = torch.where(exact, beta, beta * 1.02)  # geometric: 1 to ~4e25 over 3,000 steps
             tempered_steps += 1
         dropped = int((~exact).sum())
@@ -162,7 +156,7 @@ def finite_classes(problem: Problem, nets: Networks, *, chains: int = 200, steps
         exact = exact[exact]
         kept, proposals, stuck = [], 0, 0
         for step in range(burn_in + steps * thin):
-            z, _, p, s = _ess_move(z, loglik, gen)
+            z, p, s = _ess_move(z, loglik, gen)
             proposals, stuck = proposals + p, stuck + s
             if step >= burn_in and (step - burn_in) % thin == thin - 1:
                 kept.append(torch.where(nets.logits(z, x_all) > 0, 1, -1).to(torch.int8))  # as the evaluator: logit 0 decides -1

@@ -94,6 +94,16 @@ class Conditional:
         return out
 
 
+def shrink(theta: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, pending: torch.Tensor, gen: torch.Generator) -> None:
+    """Elliptical slice sampling's bracket step, in place for the `pending` chains: the rejected angle becomes
+    the bracket's end on its side of 0, and a new angle is drawn uniformly inside the shrunk bracket."""
+    tb = theta[pending]
+    neg = tb < 0
+    lo[pending] = torch.where(neg, tb, lo[pending])
+    hi[pending] = torch.where(neg, hi[pending], tb)
+    theta[pending] = lo[pending] + torch.rand(len(pending), generator=gen) * (hi[pending] - lo[pending])
+
+
 def ess_step(f: torch.Tensor, y: torch.Tensor, chol: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, int, int]:
     """One elliptical slice step of every chain f (C, T) on N(0, chol chol^T) truncated to y * f > 0.
     Returns (new f, proposals evaluated, chains left where they were after MAX_SHRINK shrinks)."""
@@ -113,11 +123,7 @@ def ess_step(f: torch.Tensor, y: torch.Tensor, chol: torch.Tensor, gen: torch.Ge
         pending = pending[~ok]
         if not len(pending):
             break
-        tb = theta[pending]
-        neg = tb < 0
-        lo[pending] = torch.where(neg, tb, lo[pending])
-        hi[pending] = torch.where(neg, hi[pending], tb)
-        theta[pending] = lo[pending] + torch.rand(len(pending), generator=gen) * (hi[pending] - lo[pending])
+        shrink(theta, lo, hi, pending, gen)
     return out, proposals, len(pending)
 
 
