@@ -6,54 +6,26 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 import ray  # noqa: F401  (the test extra installs it: this file must fail, not skip, without it)
 
 from tests.conftest import N_RUNS, assert_same_runs, cli, start, stored_parts, tiny_spec_text, wait_for
-
-RAY = str(Path(sys.executable).parent / "ray")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.sweep.ray_local import LocalRay, ray_task_pids
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    """(address, environment) of a two-node Ray cluster, token-authenticated, torn down afterwards by killing
-    the process groups of its two `ray start`s (`ray stop` would stop every Ray on the machine)."""
-    temp = tempfile.mkdtemp(prefix="dlray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
-    address = f"127.0.0.1:{_free_port()}"
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0",
-           "HOME": temp}  # no ~/.ray of the user's: the token is the environment's alone
-    env.pop("RAY_ADDRESS", None)
-    node = ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--object-store-memory=80000000", "--disable-usage-stats"]
-    groups = []
+    """(address, environment) of a two-node Ray cluster (tests/sweep/ray_local.py), torn down afterwards."""
+    ray_cluster = LocalRay()
     try:
-        for args in (["--head", f"--port={address.rsplit(':', 1)[1]}", "--include-dashboard=false", f"--temp-dir={temp}"], [f"--address={address}"]):
-            ray_start = subprocess.Popen([RAY, "start", *args, *node], env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            groups.append(ray_start.pid)  # its daemons stay in its new process group
-            log, _ = ray_start.communicate(timeout=120)
-            assert ray_start.returncode == 0, log
-        yield address, env
+        ray_cluster.start()
+        yield ray_cluster.address, ray_cluster.env
     finally:
-        for group in groups:
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        shutil.rmtree(temp, ignore_errors=True)
+        ray_cluster.close()
 
 
 def test_a_sweep_on_a_ray_cluster_stores_what_the_local_executor_stores(cluster, reference, tmp_path):
@@ -66,24 +38,12 @@ def test_a_sweep_on_a_ray_cluster_stores_what_the_local_executor_stores(cluster,
     assert_same_runs(out, ref)
 
 
-def _ray_task_pids() -> list[int]:
-    """Ray worker processes running a chunk now (Ray titles a busy worker `ray::<task>`)."""
-    pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            if cmdline.read_bytes().startswith(b"ray::_train_on_ray"):
-                pids.append(int(cmdline.parent.name))
-        except OSError:
-            continue
-    return pids
-
-
 def test_a_ray_worker_killed_mid_chunk_is_retried_and_ray_address_is_read(cluster, reference, tmp_path):
     address, env = cluster
     spec, ref = reference
     out = tmp_path / "killed-on-ray"
     proc = start("run", spec, "--out", out, "--chunk-size", 2, "--executor", "ray", "--no-show", env={**env, "RAY_ADDRESS": address})
-    victim = wait_for(_ray_task_pids, what="a Ray worker training a chunk")[0]
+    victim = wait_for(ray_task_pids, what="a Ray worker training a chunk")[0]
     os.kill(victim, signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err

@@ -1,7 +1,7 @@
 """A bounded soak (issue 20): a sweep with worker processes killed again and again at random moments (the
 driver or one of its workers, SIGKILL), resumed each time, ends with exactly the runs of an uninterrupted
-sweep. Stops by itself: DECEPTIONLAB_SOAK_SECONDS (default 45) of killing, then one run to the end. Prints
-kills survived / tried. (Ray's head and workers: test_ray.py kills Ray workers; not soaked here.)"""
+sweep. Stops by itself: DECEPTIONLAB_SOAK_SECONDS (default 30) of killing, then one run to the end. Prints
+kills survived / tried. (Ray: test_soak_ray.py.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from deceptionlab.sweep import Store
 from tests.conftest import assert_same_runs, cli, start, stored_parts
 from tests.sweep.test_faults import alive, worker_pids
 
-SECONDS = float(os.environ.get("DECEPTIONLAB_SOAK_SECONDS", "45"))
+SECONDS = float(os.environ.get("DECEPTIONLAB_SOAK_SECONDS", "30"))
 WORKERS = 2
 
 

@@ -117,3 +117,25 @@ class _Broken(Bitworld):
 def test_broken_worlds_are_rejected_with_the_reason(fault, message):
     with pytest.raises(ValueError, match=message):
         _Broken(fault).check()
+
+
+# -- the catalogue `deceptionlab worlds` lists without building a world ----------------------------------
+def test_the_worlds_catalogue_is_what_the_classes_say():
+    """catalogue.json is what the built-in classes describe now: regenerate it with
+    `python -m deceptionlab.worlds.catalogue` after changing a world's knobs, doc or heads."""
+    import json
+
+    from deceptionlab.worlds import catalogue
+
+    assert json.loads(catalogue.PATH.read_text()) == catalogue.live()
+
+
+def test_listing_the_worlds_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom deceptionlab.cli import main\nsys.argv = ['deceptionlab', 'worlds']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\nprint('torch imported:', 'torch' in sys.modules)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.rstrip().endswith("torch imported: False") and "goal_moved_in_training" in res.stdout

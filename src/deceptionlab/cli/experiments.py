@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
@@ -257,37 +258,47 @@ def worlds(
     name: Optional[str] = typer.Argument(None, help='Check one world and describe it: a name, or "module:Class" (on sys.path or in the working directory).'),
 ):
     """List the worlds (built in, and those installed packages declare) and their knobs; or check one."""
+    if name is None:  # the built-ins from their catalogue (no torch); an installed package's world is imported to be described
+        import json
+        from importlib.metadata import entry_points
+
+        builtin = json.loads((Path(__file__).parents[1] / "worlds" / "catalogue.json").read_text())
+        for world in builtin:
+            _describe_world(world)
+        installed = {ep.name: ep for ep in entry_points(group="deceptionlab.worlds")}
+        if not installed:
+            return
     from ..worlds import REGISTRY, WorldError, entry_point_worlds, get_world
+    from ..worlds.catalogue import describe
 
     if name is not None:
         try:
             cls = get_world(name)
         except WorldError as e:
             _fail(str(e))
-        _describe_world(cls, "" if name == cls.name else f" [dim]({name})[/]")
+        _describe_world(describe(cls), "" if name == cls.name else f" [dim]({name})[/]")
         console.print(f"  {name}: passes World.check (shapes, templates, references) with its default knobs")
         return
-    for cls in REGISTRY.values():
-        _describe_world(cls)
     for name, ep in sorted(entry_point_worlds().items()):
         if name in REGISTRY:
             err_console.print(f"[yellow]warning:[/] entry point {name!r} ({ep.value}) is hidden by the built-in world of that name")
             continue
         try:
-            _describe_world(get_world(name), f" [dim](entry point {name} = {ep.value})[/]")
+            _describe_world(describe(get_world(name)), f" [dim](entry point {name} = {ep.value})[/]")
         except WorldError as e:
             err_console.print(f"[bold red]broken:[/] {e}", highlight=False, soft_wrap=True)
 
 
-def _describe_world(cls, origin: str = "") -> None:
-    table = Table(title=f"{cls.name}: {cls.doc}{origin}", title_justify="left")
+def _describe_world(world: dict, origin: str = "") -> None:
+    """One world's table (worlds.catalogue.describe's dict): knobs, defaults, meanings, then its heads."""
+    table = Table(title=f"{escape(world['name'])}: {escape(world['doc'])}{origin}", title_justify="left")
     table.add_column("knob")
     table.add_column("default")
     table.add_column("meaning")
-    for row in cls().describe_knobs():
-        table.add_row(*row)
+    for row in world["knobs"]:
+        table.add_row(*map(escape, row))
     console.print(table)
-    console.print(f"  heads: {', '.join(cls.all_heads)}")
+    console.print(f"  heads: {', '.join(world['heads'])}", markup=False, highlight=False)
 
 
 # -- prior: function frequencies of random networks and prior volume of classes (claim C5) -------------

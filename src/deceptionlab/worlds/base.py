@@ -174,10 +174,11 @@ class World:
                 pairs.append(CuePair(t.name, d.name, torch.tensor(tr), torch.tensor(dr)))
         return pairs
 
-    def describe_knobs(self) -> list[tuple[str, str, str]]:
-        """(knob, default, description) rows for `deceptionlab worlds`."""
+    @classmethod
+    def describe_knobs(cls) -> list[tuple[str, str, str]]:
+        """(knob, default, description) rows for `deceptionlab worlds` (of the class: nothing is built)."""
         rows = []
-        for name, f in self.Knobs.model_fields.items():
+        for name, f in cls.Knobs.model_fields.items():
             rows.append((name, repr(f.default), f.description or ""))
         return rows
 

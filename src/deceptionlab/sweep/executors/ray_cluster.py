@@ -2,7 +2,9 @@
 
 Ray retries a task whose worker or node dies (up to MAX_ATTEMPTS tries in all). Every task checks that
 its node runs the driver's code: run ids name what a run computes, not which code computed it.
-Ray is imported only when a sweep uses it.
+The driver watches the cluster's head (its GCS port) while it waits: a head that stops answering for
+HEAD_GRACE seconds ends the sweep with one line, the chunks stored until then kept (Ray itself would hang
+for a minute and then end the process with a log line of its own). Ray is imported only when a sweep uses it.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ import functools
 import hashlib
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from ...core.process import tune_process
 from .base import MAX_ATTEMPTS, Chunk, ExecutorError, Progress, Work, lost
+
+HEAD_GRACE = 5.0  # seconds the head may not answer before the sweep stops (a head restart takes longer)
+POLL = 1.0  # seconds between looks at the head while no chunk comes back
 
 
 @functools.cache
@@ -64,9 +70,14 @@ class RayCluster:
         self._connect(ray)
         task = ray.remote(_train_on_ray).options(num_cpus=1, max_retries=MAX_ATTEMPTS - 1, retry_exceptions=False)
         refs = {task.remote(work, chunk, device, code_fingerprint()): key for key, chunk in enumerate(chunks)}
+        head = _Head(self.address or ray.get_runtime_context().gcs_address)
         try:
             while refs:
-                (ref,), _ = ray.wait(list(refs), num_returns=1)
+                ready, _ = ray.wait(list(refs), num_returns=1, timeout=POLL)
+                if not ready:
+                    head.check()
+                    continue
+                (ref,) = ready
                 chunk = chunks[refs.pop(ref)]
                 try:
                     result = ray.get(ref)
@@ -77,9 +88,10 @@ class RayCluster:
                 progress.advance(len(chunk))
                 yield chunk, result
         finally:
-            for ref in refs:
-                ray.cancel(ref, force=True)
-            ray.shutdown()
+            if not head.lost:  # a cancel would wait for the dead head
+                for ref in refs:
+                    ray.cancel(ref, force=True)
+            ray.shutdown()  # without the head it gives up after about 5 s
 
     def _connect(self, ray) -> None:
         quiet = dict(logging_level="ERROR", log_to_driver=False)
@@ -91,6 +103,31 @@ class RayCluster:
         except Exception as e:  # Ray's own message, first line: version mismatch, refused, ...
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray instance"
             raise ExecutorError(f"cannot start or reach {where}: {str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+
+
+class _Head:
+    """The cluster head's GCS port, looked at while the driver waits: `check` raises ExecutorError once the
+    head has not accepted a connection for HEAD_GRACE seconds (one refused connection is not yet a loss)."""
+
+    def __init__(self, gcs_address: str) -> None:
+        host, port = _host_port(gcs_address)
+        self.address, self.where = (host, int(port)), gcs_address
+        self.silent_since: float | None = None
+        self.lost = False
+
+    def check(self) -> None:
+        try:
+            socket.create_connection(self.address, timeout=POLL).close()
+            self.silent_since = None
+            return
+        except OSError:
+            now = time.monotonic()
+            self.silent_since = self.silent_since or now
+            if now - self.silent_since < HEAD_GRACE:
+                return
+        self.lost = True
+        raise ExecutorError(f"the Ray cluster's head at {self.where} stopped answering; the chunks stored until now are kept: "
+                            "start the cluster again and run the same command to resume")
 
 
 def _task_error(e) -> Exception:
@@ -115,11 +152,16 @@ def _import_ray():
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
     """Fail at once, with one line, on an address nothing listens at (Ray itself retries for minutes)."""
-    hostport = address.split("://", 1)[-1].rstrip("/")
-    host, _, port = hostport.rpartition(":")
+    host, port = _host_port(address)
     if not host or not port.isdigit():
         raise ExecutorError(f"Ray address {address!r}: expected HOST:PORT (e.g. 10.0.0.1:6379, as `ray start --head` prints)")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as e:
         raise ExecutorError(f"no Ray cluster at {address}: {e.strerror or e} (start one with `ray start --head`, see docs/cluster.md)") from None
+
+
+def _host_port(address: str) -> tuple[str, str]:
+    """("10.0.0.1", "6379") of "10.0.0.1:6379", "ray://10.0.0.1:6379/" or "[::1]:6379"."""
+    host, _, port = address.split("://", 1)[-1].rstrip("/").rpartition(":")
+    return host.strip("[]"), port
