@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sys
+import textwrap
 import time
 from contextlib import contextmanager
 from enum import Enum
@@ -23,7 +26,8 @@ from rich.table import Table
 from rich.text import Text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Does SGD produce deceptively aligned models? Run the experiments.")
-console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)  # tables stay whole when piped; ":b:" in a name stays ":b:"
+# tables stay whole when piped (160 columns; $COLUMNS when set); ":b:" in a name stays ":b:"
+console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 160, emoji=False)
 err_console = Console(stderr=True, emoji=False)
 
 
@@ -147,7 +151,70 @@ def _table(title: str, columns: list[str], rows: list[list[str]], left: int = 0)
         table.add_column(Text(literal(c)), justify="left" if i < left else "right", overflow="fold")
     for r in rows:
         table.add_row(*(Text(literal(c)) if i < left and isinstance(c, str) else c for i, c in enumerate(r)))
-    console.print(table)
+    emit(table)
+
+
+def emit(table: Table) -> None:
+    """Print `table` on stdout so that it fits the terminal, no value cut and no header split mid-word. When
+    it is wider than the console: every header longer than its column's widest cell is abbreviated to its
+    words' initials (situational_awareness: sa), with a legend line below; if it is still too wide, its
+    columns are printed in parts, each repeating the key columns (the leading left-justified ones: the condition)."""
+    from rich.measure import Measurement
+
+    wide = console.options.update_width(10_000)  # the natural widths, not those squeezed into the console
+
+    def width(t: Table) -> int:
+        return Measurement.get(console, wide, t).maximum
+
+    if width(table) <= console.width:
+        console.print(table)
+        return
+    legend, taken = [], set()
+    for col in table.columns:
+        name = col.header.plain if isinstance(col.header, Text) else str(col.header)
+        widest = max((Text.from_markup(c).cell_len if isinstance(c, str) else Measurement.get(console, wide, c).maximum for c in col._cells),
+                     default=0)
+        if len(name) <= max(widest, 6):
+            taken.add(name)
+            continue
+        words = [w for w in re.split(r"[_\s]+", name) if w and w[0].isalnum()]
+        short = "".join(w[0] for w in words) if len(words) > 1 else name[:4] + "."
+        while short in taken:
+            short += "'"
+        taken.add(short)
+        col.header = Text(short)
+        legend.append(f"{short} = {name}")
+    keys = []
+    for i, c in enumerate(table.columns):
+        if c.justify != "left" or i == len(table.columns) - 1:
+            break
+        keys.append(i)
+    values = [i for i in range(len(table.columns)) if i not in keys]
+    parts, part = [], []
+    for i in values:  # greedily: as many value columns per part as fit beside the keys
+        if part and width(_columns(table, keys + part + [i])) > console.width:
+            parts.append(part)
+            part = []
+        part.append(i)
+    parts.append(part)
+    for n, part in enumerate(parts):
+        t = _columns(table, keys + part)
+        if len(parts) > 1 and n:
+            t.title = None
+        console.print(t)
+    if legend:
+        console.print(textwrap.fill("  columns: " + "; ".join(legend), console.width, subsequent_indent="    "), markup=False, highlight=False)
+
+
+def _columns(table: Table, which: list[int]) -> Table:
+    """A copy of `table` with only the columns `which` (their headers, cells and settings)."""
+    import copy
+
+    t = copy.copy(table)
+    t.columns = [copy.copy(table.columns[i]) for i in which]
+    for c, i in zip(t.columns, which):
+        c._index = which.index(i)
+    return t
 
 
 def _progress_bar() -> Progress:

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from ._common import Executor, Penalty, _check_out, _fail, _progress_bar, app, console, err_console
+from ._common import Executor, Format, Penalty, _check_out, _fail, _progress_bar, _write_frame, app, console, emit, err_console
 
 
 def _numbers(text: str, kind, what: str) -> tuple:
@@ -56,7 +56,7 @@ def _print_compute(compute, n_seeds: int, folder) -> None:
             continue
         lo, hi = wilson(round(share * n_seeds), n_seeds)
         t.add_row(cls, f"{depth:.0f}", f"{width:.0f}", f"{flops:,.0f}", f"{100 * share:.0f} ({100 * lo:.0f}-{100 * hi:.0f})")
-    console.print(t)
+    emit(t)
 
 
 def _print_prior(wide, title: str, note: str) -> None:
@@ -65,7 +65,7 @@ def _print_prior(wide, title: str, note: str) -> None:
         t.add_column(c, justify="left" if c == "verdict" else "right")
     for r in wide.itertuples(index=False):
         t.add_row(*map(str, r))
-    console.print(t)
+    emit(t)
     console.print(note)
 
 
@@ -85,12 +85,12 @@ def _print_speed(res, folder: Path) -> None:
         title_justify="left",
     )
     for c in ("width", "beta", "runs", *VERDICTS, "train acc", "deploy base", "exit layer"):
-        t.add_column(c, justify="right")
+        t.add_column(c, justify="left" if c in ("width", "beta") else "right")  # left: the keys a narrow terminal repeats
     for (width, beta), g in freq.groupby(["width", "beta"], sort=True):  # width by width, beta ascending
         s = summary.loc[(width, beta)]
         cells = [f"{100 * r.p:.0f} ({100 * r.low:.0f}-{100 * r.high:.0f})" for r in g.itertuples()]
         t.add_row(str(width), f"{beta:g}", str(int(s.n)), *cells, f"{s.train_accuracy:.3f}", f"{s.deploy_base:.3f}", f"{s.expected_exit:.2f}")
-    console.print(t)
+    emit(t)
 
 
 def _run_hooks(bar, task):
@@ -147,6 +147,7 @@ def speed(
     workers: Optional[int] = typer.Option(None, min=1, help="Local worker processes (default: one per core, at most one per chunk)."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address HOST:PORT."),
     threads: int = typer.Option(1, min=1, help="Torch threads in this process (the matmuls are tiny: one thread is fastest on a shared machine)."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv or json (csv/json: both tables in one long frame, a column 'table' naming each row's; progress on stderr)."),
 ):
     """Speed prior (C6, C7): compute each class needs, and what a compute penalty does to verdicts and performance.
 
@@ -209,8 +210,27 @@ def speed(
         _fail(str(e))
     except OSError as e:
         _fail(f"{out}: {e.strerror or e}")
-    _print_speed(res, out)
+    if fmt is Format.table:
+        _print_speed(res, out)
+    else:
+        _write_frame(_speed_frame(res), fmt)
     err_console.print(f"{len(files)} figures in {out}")
+
+
+def _speed_frame(res):
+    """Both speed tables in one long frame: the compute each class needs ('compute') and the early-exit
+    sweep's verdict shares with Wilson intervals per (width, beta) with its performance ('ponder')."""
+    import pandas as pd
+
+    from ..measure import frequencies, ponder_summary
+
+    parts = [res.compute.assign(table="compute")]
+    if res.meta["ponder"] is not None:
+        freq = frequencies(res.ponder_runs, by=["width", "beta"])
+        summary = ponder_summary(res.ponder_runs).drop(columns="n")  # n: the runs, as freq's n
+        parts.append(freq.merge(summary, on=["width", "beta"], how="left").assign(table="ponder"))
+    frame = pd.concat(parts, ignore_index=True)
+    return frame[["table", *[c for c in frame.columns if c != "table"]]]
 
 
 # -- theory (issue 5): the argument of the texts as a quantitative model ------------------------------
@@ -262,6 +282,7 @@ def prior(
     target: Optional[str] = typer.Option(None, help="Target truth table (hex) for --sgd-runs (default: the first input bit x_0)."),
     spec: Optional[Path] = typer.Option(None, "--spec", help="A spec of kind \"prior\" or \"function_prior\" (docs/measurements.md) to run instead of the options."),
     workers: Optional[int] = typer.Option(None, min=1, help="With --world or --spec: local worker processes (default: one per core, at most one per chunk)."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, csv or json (csv/json: every function drawn, or the class prior's long table; progress on stderr)."),
 ):
     """The prior of random networks: function frequencies vs LZ complexity, or P_prior(class) on a world."""
 
@@ -272,10 +293,11 @@ def prior(
     if spec is not None:
         given = _load_kind_spec(spec, ("prior", "function_prior"))
         if given.kind == "prior":
-            _prior_classes(None, n, widths, init_obj, seed, out, fit_rows, fit_threshold, results, spec_path=spec, workers=workers)
+            _prior_classes(None, n, widths, init_obj, seed, out, fit_rows, fit_threshold, results, spec_path=spec, workers=workers, fmt=fmt)
             return
     if world is not None and given is None:
-        _prior_classes(_world_from_knobs(world, knob), n, widths or [64, 64], init_obj, seed, out, fit_rows, fit_threshold, results, workers=workers)
+        _prior_classes(_world_from_knobs(world, knob), n, widths or [64, 64], init_obj, seed, out, fit_rows, fit_threshold, results, workers=workers,
+                       fmt=fmt)
         return
     if given is None:
         kind, _, arg = inputs.partition(":")
@@ -306,19 +328,23 @@ def prior(
     functions, name, x = _function_prior(given, out, workers)
     n = int(functions["count"].sum())
     corr = P.complexity_correlation(functions)
+    if sgd_runs and kind != "boolean":
+        _fail("--sgd-runs compares on a Boolean input set (--inputs boolean:n)")
+    if fmt is not Format.table:
+        _write_frame(functions, fmt)
     table = Table(title=f"P_prior(f), {name}: {n:,} draws, {len(functions):,} distinct functions", title_justify="left")
     for c in ("rank", "truth table (hex)", "count", "frequency", "LZ complexity"):
         table.add_column(c, justify="left" if c.startswith("truth") else "right", overflow="fold")
     for r in functions.head(top).itertuples():
         shown = r.function if len(r.function) <= 40 else r.function[:39] + "…"  # full tables are in functions.parquet
         table.add_row(str(r.Index + 1), shown, f"{r.count:,}", f"{r.frequency:.3g}", "-" if r.complexity != r.complexity else f"{r.complexity:.1f}")
-    console.print(table)
-    console.print(f"log10 P(f) vs LZ complexity over {corr['n_functions']:,} functions: Spearman {corr['spearman']:.3f}, Pearson {corr['pearson']:.3f}")
+    say = console.print if fmt is Format.table else err_console.print  # csv/json: the frame alone on stdout
+    if fmt is Format.table:
+        emit(table)
+    say(f"log10 P(f) vs LZ complexity over {corr['n_functions']:,} functions: Spearman {corr['spearman']:.3f}, Pearson {corr['pearson']:.3f}")
     if min_count > 1:
         often = P.complexity_correlation(functions, min_count)
-        console.print(f"  over the {often['n_functions']:,} functions seen at least {min_count} times: Spearman {often['spearman']:.3f}, Pearson {often['pearson']:.3f}")
-    if sgd_runs and kind != "boolean":
-        _fail("--sgd-runs compares on a Boolean input set (--inputs boolean:n)")
+        say(f"  over the {often['n_functions']:,} functions seen at least {min_count} times: Spearman {often['spearman']:.3f}, Pearson {often['pearson']:.3f}")
     if sgd_runs:
         fp = given["function_prior"] if isinstance(given, dict) else given.function_prior.model_dump()
         _prior_vs_sgd(x, functions, fp["widths"], sgd_runs, train_size, target, fp["seed"], out)
@@ -380,7 +406,7 @@ def _print_functions(functions, folder) -> None:
     for r in functions.head(15).itertuples():
         t.add_row(str(r.Index + 1), r.function if len(r.function) <= 40 else r.function[:39] + "…", f"{r.count:,}", f"{r.frequency:.3g}",
                   "-" if r.complexity != r.complexity else f"{r.complexity:.1f}")
-    console.print(t)
+    emit(t)
     console.print(f"log10 P(f) vs LZ complexity over {corr['n_functions']:,} functions: Spearman {corr['spearman']:.3f}, Pearson {corr['pearson']:.3f}")
 
 
@@ -403,7 +429,7 @@ def _print_counting(table, diagnostics, folder) -> None:
             t_rich.add_column(c, justify="left" if c == "verdict" else "right")
         for v in dict.fromkeys(g.verdict):
             t_rich.add_row(v, *[_counting_cell(t.loc[(v, s)]) for s in sources])
-        console.print(t_rich)
+        emit(t_rich)
     for d in diagnostics.to_dict("records"):
         console.print(f"  NNGP posterior of {d['condition']}: {d['samples']:,} samples over {d['runs']} runs, ESS min {d['min_ess']:,.0f}, "
                       f"internal {d['ess_internal']:,.0f}, deceptive {d['ess_deceptive']:,.0f}; drift |z| at most {d['drift_z_max']:.1f}; "
@@ -440,7 +466,7 @@ def _prior_vs_sgd(x, functions, widths, runs, train_size, target, seed, out) -> 
         sgd_vs_prior_plot(both, stats, out)
 
 
-def _prior_classes(w, n, widths, init_obj, seed, out, fit_rows, fit_threshold, results, spec_path=None, workers=None) -> None:
+def _prior_classes(w, n, widths, init_obj, seed, out, fit_rows, fit_threshold, results, spec_path=None, workers=None, fmt=None) -> None:
     """`prior --world` (or `--spec` of kind "prior"): the draws as a spec run into OUT (resumable; without
     --out, a temporary folder), P_prior(class) from its loaded frame."""
     import tempfile
@@ -482,7 +508,11 @@ def _prior_classes(w, n, widths, init_obj, seed, out, fit_rows, fit_threshold, r
     prior_cfg = spec.prior.model_dump() if spec_path is not None else spec["prior"]
     family = make_world(world_name, spec.world.knobs if spec_path is not None else spec["world"]["knobs"]).family
     shape = f"{prior_cfg['depth']}x{prior_cfg['width']} {'transformers (depth x width)' if family == 'transformer' else 'MLPs'}"
-    _print_prior(wide, f"Prior volume in % with 95% Wilson intervals: {world_name}, {shape}, {acc['samples']:,} draws", acc["note"])
+    if fmt not in (None, Format.table):
+        _write_frame(table, fmt)  # the long table class_prior.csv holds
+        err_console.print(acc["note"], markup=False, highlight=False, soft_wrap=True)
+    else:
+        _print_prior(wide, f"Prior volume in % with 95% Wilson intervals: {world_name}, {shape}, {acc['samples']:,} draws", acc["note"])
     if out is not None:
         try:
             table.to_csv(out / "class_prior.csv", index=False)
