@@ -38,7 +38,7 @@ def test_speed_tables_as_one_long_csv(tmp_path):
 
 
 def test_show_fits_80_columns_with_abbreviated_headers_a_legend_and_no_value_cut(tmp_path):
-    """A narrow terminal ($COLUMNS=80): no line wider, no header split mid-word (abbreviated, with a legend),
+    """A narrow console ($DECEPTIONLAB_WIDTH=80, as an 80-column terminal): no line wider, no header split mid-word (abbreviated, with a legend),
     every verdict share printed whole (the table in parts, each repeating the condition's columns)."""
     import os
 
@@ -48,7 +48,7 @@ def test_show_fits_80_columns_with_abbreviated_headers_a_legend_and_no_value_cut
     spec.write_text(tiny_spec_text(seeds=2, steps=40).replace(
         'values = ["off", "cue"] }', 'values = ["off", "cue"] }\noverseer_model = { path = "world.knobs.overseer_model", values = [false, true] }'))
     assert cli("run", spec, "-o", tmp_path / "res", "--no-show").returncode == 0
-    narrow = cli("show", tmp_path / "res", env={**os.environ, "COLUMNS": "80"})
+    narrow = cli("show", tmp_path / "res", env={**os.environ, "DECEPTIONLAB_WIDTH": "80"})
     assert narrow.returncode == 0, narrow.stderr
     lines = narrow.stdout.splitlines()
     assert max(map(len, lines)) <= 80
@@ -57,5 +57,5 @@ def test_show_fits_80_columns_with_abbreviated_headers_a_legend_and_no_value_cut
     shares = pd.read_csv(io.StringIO(cli("show", tmp_path / "res", "--format", "csv").stdout))
     for r in shares.itertuples():  # each share as the table writes it: "p (low-high)" in %
         assert f"{100 * r.p:.0f} ({100 * r.low:.0f}-{100 * r.high:.0f})" in narrow.stdout
-    wide = cli("show", tmp_path / "res", env={k: v for k, v in os.environ.items() if k != "COLUMNS"})  # piped: 160 columns
+    wide = cli("show", tmp_path / "res", env={k: v for k, v in os.environ.items() if k != "DECEPTIONLAB_WIDTH"})  # piped: 160 columns
     assert "┃ situational_awareness ┃ overseer_model ┃" in wide.stdout.split("compliance gap")[0]  # the shares' table whole

@@ -26,8 +26,10 @@ from rich.table import Table
 from rich.text import Text
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Does SGD produce deceptively aligned models? Run the experiments.")
-# tables stay whole when piped (160 columns; $COLUMNS when set); ":b:" in a name stays ":b:"
-console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 160, emoji=False)
+# a terminal's own width; piped, 160 columns (tables stay whole), or $DECEPTIONLAB_WIDTH ($COLUMNS is not read
+# off a terminal: test runners and CI set it); ":b:" in a name stays ":b:"
+_WIDTH = os.environ.get("DECEPTIONLAB_WIDTH", "")
+console = Console(width=None if sys.stdout.isatty() else int(_WIDTH) if _WIDTH.isdigit() and int(_WIDTH) >= 40 else 160, emoji=False)
 err_console = Console(stderr=True, emoji=False)
 
 
