@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 
 from .classes import Problem, chain_ess, drift, judge_signs, shares
-from .sampler import MAX_SHRINK, one_thread, shrink
+from .sampler import one_thread, slice_on_ellipses
 
 SQRT2 = math.sqrt(2.0)
 
@@ -98,26 +98,10 @@ class FinitePosterior:
 def _ess_move(z: torch.Tensor, loglik, gen: torch.Generator) -> tuple[torch.Tensor, int, int]:
     """One elliptical slice step of every chain z (C, D) under N(0, I) prior and `loglik(z, rows) -> (len(rows),)`.
     Returns (new z, proposals evaluated, chains kept in place after MAX_SHRINK)."""
-    c = len(z)
-    rows = torch.arange(c)
-    thresh = loglik(z, rows) + torch.log(torch.rand(c, generator=gen))
+    rows = torch.arange(len(z))
+    thresh = loglik(z, rows) + torch.log(torch.rand(len(z), generator=gen))
     nu = torch.randn(z.shape, generator=gen)
-    theta = torch.rand(c, generator=gen) * (2 * math.pi)
-    lo, hi = theta - 2 * math.pi, theta.clone()
-    out = z.clone()
-    pending, proposals = rows, 0
-    for _ in range(MAX_SHRINK):
-        th = theta[pending]
-        prop = z[pending] * torch.cos(th)[:, None] + nu[pending] * torch.sin(th)[:, None]
-        ll = loglik(prop, pending)
-        ok = ll > thresh[pending]
-        proposals += len(pending)
-        out[pending[ok]] = prop[ok]
-        pending = pending[~ok]
-        if not len(pending):
-            break
-        shrink(theta, lo, hi, pending, gen)
-    return out, proposals, len(pending)
+    return slice_on_ellipses(z, nu, lambda prop, pending: loglik(prop, pending) > thresh[pending], gen)
 
 
 def finite_classes(problem: Problem, nets: Networks, *, chains: int = 200, steps: int = 100, burn_in: int = 200, thin: int = 1,

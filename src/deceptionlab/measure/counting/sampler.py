@@ -107,8 +107,16 @@ def shrink(theta: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, pending: tor
 def ess_step(f: torch.Tensor, y: torch.Tensor, chol: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, int, int]:
     """One elliptical slice step of every chain f (C, T) on N(0, chol chol^T) truncated to y * f > 0.
     Returns (new f, proposals evaluated, chains left where they were after MAX_SHRINK shrinks)."""
+    nu = torch.randn(len(f), f.shape[1], generator=gen) @ chol.T
+    return slice_on_ellipses(f, nu, lambda prop, pending: (prop * y > 0).all(1), gen)
+
+
+def slice_on_ellipses(f: torch.Tensor, nu: torch.Tensor, accept, gen: torch.Generator) -> tuple[torch.Tensor, int, int]:
+    """The shrinking search of elliptical slice sampling, for every chain at once: proposals
+    f cos(theta) + nu sin(theta) on each chain's ellipse until `accept(proposals, chains) -> bool mask` takes one
+    (the NNGP's sign constraint; the finite-width sampler's slice of its log-likelihood). Returns (new f,
+    proposals evaluated, chains left where they were after MAX_SHRINK shrinks)."""
     c = len(f)
-    nu = torch.randn(c, f.shape[1], generator=gen) @ chol.T
     theta = torch.rand(c, generator=gen) * (2 * math.pi)
     lo, hi = theta - 2 * math.pi, theta.clone()
     out = f.clone()
@@ -117,7 +125,7 @@ def ess_step(f: torch.Tensor, y: torch.Tensor, chol: torch.Tensor, gen: torch.Ge
     for _ in range(MAX_SHRINK):
         th = theta[pending]
         prop = f[pending] * torch.cos(th)[:, None] + nu[pending] * torch.sin(th)[:, None]
-        ok = (prop * y > 0).all(1)
+        ok = accept(prop, pending)
         proposals += len(pending)
         out[pending[ok]] = prop[ok]
         pending = pending[~ok]
