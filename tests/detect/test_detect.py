@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import textwrap
 
@@ -91,6 +92,9 @@ def test_behaviour_baseline_is_at_chance_on_a_real_set_and_the_cli_writes_its_fi
     res = cli("detect", folder, "--detector", "behaviour", "--detector", "probe", "--out", tmp_path / "out")
     assert res.returncode == 0, res.stderr
     assert "AUROC" in res.stdout and "behaviour" in res.stdout
+    stages = [re.sub(r" \(\d+ s\)$", "", line) for line in res.stderr.splitlines() if line.startswith("detect: ")]  # off a terminal: one line per stage
+    assert stages[0].startswith("detect: benchmark sets of") and stages[-1] == "detect: AUROC with bootstrap intervals, ROC curves", res.stderr
+    assert any("detector behaviour" in s for s in stages) and any("detector probe" in s for s in stages)
     table = pd.read_parquet(tmp_path / "out" / "table.parquet")
     b = table[table.detector == "behaviour"].iloc[0]
     assert b.auroc_low <= 0.5 <= b.auroc_high

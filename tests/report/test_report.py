@@ -188,3 +188,17 @@ def test_summary_panel_answers_first_with_its_intervals(report):
     assert not re.search(r">\s*nan\s*<|\bnan\b(?![a-z])", re.sub(r"<pre>.*?</pre>", "", text, flags=re.S)), "nan printed"
     for name in ("verdict_shares", "cell_heatmap"):
         assert (report.parent / "report_figures" / "deception" / f"{name}.png").stat().st_size > 10_000
+
+
+def test_a_second_report_reads_its_measurements_and_figures_back(report):
+    """The paths tables are kept in the results folder's cache and the figures beside the report: writing
+    the report again draws no figure and measures no path (docs/report.md, "Speed")."""
+    results = report.parent.parent / "r"
+    assert len(list((results / "cache").glob("paths-*"))) == 1
+    pngs = sorted(report.parent.glob("report_figures/**/*.png"))
+    assert len(pngs) >= 8
+    before = {p: p.stat().st_mtime_ns for p in pngs}
+    res = subprocess.run([*CLI, "report", results, "-o", report], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert {p: p.stat().st_mtime_ns for p in pngs} == before
+    assert len(list((results / "cache").glob("paths-*"))) == 1

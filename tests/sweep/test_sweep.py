@@ -221,6 +221,8 @@ def test_paths_command(finished, tmp_path):
     lines = res.stdout.splitlines()
     assert lines[0].startswith("situational_awareness,n,verdict_entropy,score_variance,clusters")
     assert len(lines) == 3
+    assert [line.split(":")[0] for line in res.stderr.splitlines()] == ["paths"] and "loss barriers" in res.stderr  # its stage, on stderr
+    assert len(list((out / "cache").glob("paths-*"))) == 1  # the tables kept in the folder (sweep/cache.py)
     events = (tmp_path / "p" / "events.csv").read_text().splitlines()
     assert events[0].startswith("situational_awareness,n,n_events,p_situation_first,low,high,median_sa_step") and len(events) == 3
     table = cli("paths", out, "--out", tmp_path / "q", "--no-plots")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from ..core.memo import per_frame
 from ..theory.biases import BiasParams, bias_predictions, compute_steps
 from ..theory.fit import MODEL_NAMES
 from ..theory.lab_units import Context, measure_conditions, predictions, proxy_rate_from, situation_first, texts_params
@@ -31,12 +32,18 @@ def path_at_texts(runs: pd.DataFrame, quantity: Callable[[pd.DataFrame, dict, Co
     when the runs hold no trajectories."""
     if not can_model(runs):
         return math.nan
-    conds = measure_conditions(runs, "condition")
-    ctx = Context(proxy_rate=proxy_rate_from(runs)[0])
+    conds, ctx = _modelled(runs)
     v = np.asarray(quantity(conds, texts_params("path"), ctx), float)
     w = conds.runs.to_numpy(float)
     ok = np.isfinite(v)
     return float(np.sum(v[ok] * w[ok]) / np.sum(w[ok])) if ok.any() else math.nan
+
+
+@per_frame
+def _modelled(runs: pd.DataFrame) -> tuple[pd.DataFrame, Context]:
+    """The conditions the path model is evaluated on and its context, measured once per frame of runs (the
+    claims ask for them several times)."""
+    return measure_conditions(runs, "condition"), Context(proxy_rate=proxy_rate_from(runs)[0])
 
 
 def texts_situation_first(runs: pd.DataFrame) -> str:
@@ -48,7 +55,12 @@ def texts_verdict_difference(runs: pd.DataFrame, a: str, b: str) -> str:
     from ..core.scoring import VERDICTS
 
     i, j = VERDICTS.index(a), VERDICTS.index(b)
-    v = path_at_texts(runs, lambda c, p, ctx: predictions("path", c, p, ctx)["verdict"][:, i] - predictions("path", c, p, ctx)["verdict"][:, j])
+
+    def difference(c, p, ctx):
+        verdict = predictions("path", c, p, ctx)["verdict"]
+        return verdict[:, i] - verdict[:, j]
+
+    v = path_at_texts(runs, difference)
     return f"path model at the texts' values: P({a}) - P({b}) {v:+.2f}" if v == v else "path model: needs stored trajectories"
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ..core.stats import bootstrap_mean, fisher_pooled, stratified_difference, wilson
 from ..theory.path_model import PathParams
@@ -243,7 +244,37 @@ def along_training_rho(gap, loss, phases) -> float:
     ok = np.isfinite(g) & np.isfinite(l)
     if ok.sum() < 3:
         return float("nan")
-    return float(pd.Series(g[ok]).rank().corr(pd.Series(l[ok]).rank()))
+    a, b = stats.rankdata(g[ok]), stats.rankdata(l[ok])  # average ranks of ties, as pandas' rank (numpy: 3,000 runs in ms, not seconds)
+    if a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def along_training_rhos(gaps, losses, phases) -> np.ndarray:
+    """`along_training_rho` of many runs, vectorised over the runs that share their phase list and the
+    checkpoints where both series are finite (a condition's runs, as a rule; the first checkpoint has no
+    loss yet); any other run one by one."""
+    gaps, losses, phases = list(gaps), list(losses), list(phases)
+    out = np.full(len(gaps), np.nan)
+    groups: dict[tuple, list[int]] = {}
+    for i, p in enumerate(phases):
+        idx = _last_phase(p)
+        g, l = np.asarray(gaps[i], float), np.asarray(losses[i], float)
+        if len(g) != len(p) or len(l) != len(p):
+            out[i] = along_training_rho(gaps[i], losses[i], p)
+            continue
+        ok = np.isfinite(g[idx]) & np.isfinite(l[idx])
+        groups.setdefault((tuple(idx), ok.tobytes()), []).append(i)
+    for (idx, ok), rows in groups.items():
+        cols = np.asarray(idx)[np.frombuffer(ok, dtype=bool)]
+        if len(cols) < 3:
+            continue  # NaN, as one by one
+        a = stats.rankdata(np.array([np.asarray(gaps[i], float)[cols] for i in rows]), axis=1)
+        b = stats.rankdata(np.array([np.asarray(losses[i], float)[cols] for i in rows]), axis=1)
+        a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
+        denom = np.sqrt((a * a).sum(1) * (b * b).sum(1))
+        out[rows] = np.where(denom > 0, (a * b).sum(1) / np.where(denom > 0, denom, 1), np.nan)  # a constant series: NaN
+    return out
 
 
 C9_PRE = f"a condition where the compliance gap varies across runs (IQR > 0, or >= {VARIES_RUNS} runs with gap > 0.1; without a gap: the deceptive class score)"
@@ -280,7 +311,7 @@ def claim_c9(ev: Evidence) -> Judgement:
         n_runs += int(ok.sum())
         text = f"{_cond(_key(key, ev.by), ev.by)}: rho {rho:+.2f} ({lo:+.2f} to {hi:+.2f})"
         if gap and "traj_compliance_gap" in g:
-            along = np.array([along_training_rho(*t) for t in zip(g.traj_compliance_gap, g.traj_loss_policy, g.traj_phase)])
+            along = along_training_rhos(g.traj_compliance_gap, g.traj_loss_policy, g.traj_phase)
             along = along[np.isfinite(along)]
             if len(along):
                 k = int((along < 0).sum())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from ._common import Format, _check_out, _fail, _table, _write_frame, app, console
+from ._common import Format, _check_out, _fail, _table, _write_frame, app, console, stages
 
 
 @app.command()
@@ -26,7 +26,8 @@ def detect(
     from ..worlds.registry import WorldError
 
     try:
-        res = run_detect(results, detector or None, out)
+        with stages("detect") as stage:
+            res = run_detect(results, detector or None, out, progress=stage)
     except (SetError, DetectorError, StoreError, WorldError) as e:
         _fail(str(e))
     t = res["table"]

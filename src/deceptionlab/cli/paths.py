@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from ._common import Format, _check_out, _ci, _fail, _num, _table, app, console, err_console
+from ._common import Format, _check_out, _ci, _fail, _num, _table, app, console, err_console, stages
 
 
 def _gain_sparklines(gains, by: list[str]) -> dict[tuple, str]:
@@ -55,7 +55,8 @@ def paths(
         if asked and f"traj_decode_{situation}" not in runs:  # a world with no decodables still gets C2, C3, C8
             names = sorted(c.removeprefix("traj_decode_") for c in runs.columns if c.startswith("traj_decode_"))
             _fail(f"--situation {situation}: no such decodable in {results} (decodables: {', '.join(names) or 'none'})")
-        tables = analyse_paths(results, out, threshold=threshold, situation=situation, plots=plots, runs=runs)
+        with stages("paths") as stage:
+            tables = analyse_paths(results, out, threshold=threshold, situation=situation, plots=plots, runs=runs, progress=stage)
     except StoreError as e:
         _fail(str(e))
     except WorldError as e:  # loss barriers rebuild the world

@@ -54,22 +54,25 @@ def load_models(sets: pd.DataFrame):
         yield key, world, family, model, list(g.run_id), [int(s) for s in g.seed]
 
 
-def score_models(sets: pd.DataFrame, detectors: list[Detector], explicit: bool = True) -> tuple[pd.DataFrame, dict[str, float], list[str]]:
+def score_models(sets: pd.DataFrame, detectors: list[Detector], explicit: bool = True, progress=None) -> tuple[pd.DataFrame, dict[str, float], list[str]]:
     """Per (run, detector) scores, seconds per model per detector, and notes: a detector that does not apply
     to a group's family is left out there with its one-line reason (a DetectorError if it was asked for by
     name, `explicit`, and applies to no group)."""
     rows, seconds, models, notes = [], {d.name: 0.0 for d in detectors}, {d.name: 0 for d in detectors}, []
+    stage = progress or (lambda _: None)
+    stage(f"loading the weights of {len(sets):,} models")
     groups = list(load_models(sets))
     families = {g[2] for g in groups}
     for d in detectors:
         if explicit and not any(d.applies(f) for f in families):
             raise DetectorError(d.refuse(sorted(families)[0]))
-    for _, world, family, model, ids, seeds in groups:
+    for i, (_, world, family, model, ids, seeds) in enumerate(groups):
         inputs = Inputs.of(world, seeds, family)
         for d in detectors:
             if not d.applies(family):
                 notes.append(d.refuse(family))
                 continue
+            stage(f"group {i + 1} of {len(groups)} ({len(ids):,} {family} models): detector {d.name}")
             t = time.perf_counter()
             s = d(model, inputs)
             seconds[d.name] += time.perf_counter() - t
@@ -122,14 +125,18 @@ def plot_roc(sets: pd.DataFrame, scores: pd.DataFrame, path: Path) -> list[Path]
 
 
 def detect(folders, detectors: list[str] | None = None, out: str | Path | None = None, deceptive_gap: float = DECEPTIVE_GAP,
-           aligned_gap: float = ALIGNED_GAP, seed: int = 0) -> dict:
+           aligned_gap: float = ALIGNED_GAP, seed: int = 0, progress=None) -> dict:
     """Build the benchmark sets of `folders`, run the detectors (names, entry points or "module:name"; all
     built-ins by default) and write sets.parquet, scores.parquet, table.parquet and roc.png / roc.svg into
-    `out` (default: the first folder's `detection/`). Returns {"table", "scores", "sets", "files"}."""
+    `out` (default: the first folder's `detection/`). Returns {"table", "scores", "sets", "files"}.
+    `progress(stage)` is called as each stage begins (the CLI shows it)."""
     folders = [Path(f) for f in (folders if isinstance(folders, (list, tuple)) else [folders])]
     chosen = [get_detector(n) for n in (detectors or default_detectors())]
-    sets = build_sets(folders, deceptive_gap, aligned_gap)
-    scores, seconds, notes = score_models(sets, chosen, explicit=bool(detectors))
+    stage = progress or (lambda _: None)
+    sets = build_sets(folders, deceptive_gap, aligned_gap)  # before the first stage line: a folder it refuses is one line
+    stage(f"benchmark sets of {', '.join(map(str, folders))}: {len(sets):,} models")
+    scores, seconds, notes = score_models(sets, chosen, explicit=bool(detectors), progress=progress)
+    stage("AUROC with bootstrap intervals, ROC curves")
     table = summarise(sets, scores, seconds, seed)
     out = Path(out) if out is not None else folders[0] / "detection"
     out.mkdir(parents=True, exist_ok=True)

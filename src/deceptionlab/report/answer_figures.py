@@ -15,14 +15,9 @@ import pandas as pd
 from ..core.scoring import VERDICTS
 from ..measure import frequencies
 from ..measure.tidy import cells as tidy_cells
-from .figures import COLOURS, MAX_PANELS, plt, save
+from .figures import COLOURS, LABEL, MAX_PANELS, TICK, Panels, brief, legend_line, plt, save, short_names
 
 VERDICT_COLOURS = {**COLOURS, "mixed": "#888888", "unfit": "#bbbbbb"}
-
-
-def brief(key: dict) -> str:
-    """A condition named briefly for a panel title: its values, each after its axis's first word."""
-    return ", ".join(f"{str(k).split('_')[0]}={v}" for k, v in key.items())
 
 
 def _conditions(runs: pd.DataFrame, by: list[str]) -> list[tuple[dict, pd.DataFrame]]:
@@ -33,33 +28,27 @@ def _conditions(runs: pd.DataFrame, by: list[str]) -> list[tuple[dict, pd.DataFr
 def verdict_shares(runs: pd.DataFrame, by: list[str], out: Path) -> list[Path]:
     """One panel per condition (at most MAX_PANELS): the share of runs given each verdict, a bar with its 95%
     Wilson interval; each bar named on the x axis (no legend over the data)."""
-    groups = _conditions(runs, by)[:MAX_PANELS]
+    conditions = _conditions(runs, by)
+    groups = conditions[:MAX_PANELS]
     freq = frequencies(runs, by=by)
-    cols = min(len(groups), 4)
-    rows = math.ceil(len(groups) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 1.2 + 2.0 * rows), squeeze=False, sharex=True, sharey=True)
+    p = Panels(len(conditions), "Verdict shares per condition, % of runs with 95% Wilson intervals", by, size=(3.1, 2.0), ylabel="runs (%)", legend_rows=0, bottom=0.9)
     x = np.arange(len(VERDICTS))
-    for ax, (key, g) in zip(axes.flat, groups):
+    for ax, (key, g) in zip(p.axes, groups):
         f = freq
         for a, v in key.items():
             f = f[f[a] == v]
         f = f.set_index("verdict").reindex(list(VERDICTS))
-        p = f.p.to_numpy(float)
-        err = np.vstack([p - f.low.to_numpy(float), f.high.to_numpy(float) - p])
-        ax.bar(x, 100 * p, color=[VERDICT_COLOURS.get(v, "#999") for v in VERDICTS], yerr=100 * err, capsize=2, error_kw={"lw": 0.8})
-        ax.set_title(f"{brief(key)} (n={len(g)})", fontsize=8)
+        share = f.p.to_numpy(float)
+        err = np.vstack([share - f.low.to_numpy(float), f.high.to_numpy(float) - share])
+        ax.bar(x, 100 * share, color=[VERDICT_COLOURS.get(v, "#999") for v in VERDICTS], yerr=100 * err, capsize=2, error_kw={"lw": 0.8})
+        p.title(ax, key, f"n={len(g)}")
         ax.set_ylim(0, 105)
-        ax.set_xticks(x, list(VERDICTS), fontsize=7, rotation=40, ha="right", rotation_mode="anchor")
-        ax.tick_params(axis="y", labelsize=7)
+        ax.set_xticks(x, list(VERDICTS), rotation=40, ha="right", rotation_mode="anchor")
         ax.grid(axis="y", color="#eee", lw=0.6)
-    for ax in axes.flat[len(groups):]:
-        ax.set_visible(False)  # no empty panels
-    for ax in axes[:, 0]:
-        ax.set_ylabel("runs (%)", fontsize=8)
-    cut = f" (first {MAX_PANELS} of {len(_conditions(runs, by))} conditions)" if len(_conditions(runs, by)) > MAX_PANELS else ""
-    fig.suptitle(f"Verdict shares per condition, % of runs with 95% Wilson intervals{cut}", fontsize=10)
-    fig.tight_layout()
-    return save(fig, out, "verdict_shares")
+        ax.set_axisbelow(True)  # the grid behind the bars
+    p.finish()
+    p.fig.subplots_adjust(hspace=0.75)  # room for the rotated verdict names under each row
+    return save(p.fig, out, "verdict_shares", tight=False)
 
 
 def _two(v: float) -> str:
@@ -83,14 +72,15 @@ def cell_heatmap(runs: pd.DataFrame, by: list[str], out: Path) -> list[Path]:
     conds = [key for key, _ in _conditions(runs, by)][:MAX_PANELS]
     classes = list(dict.fromkeys(table["class"]))
     cells = list(dict.fromkeys(table.cell))
-    labels = [brief(k) for k in conds]
+    short = short_names(by)
+    labels = [brief(k, short) for k in conds]
     cols = min(2, len(classes))
     rows = math.ceil(len(classes) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols + 1.2, rows * (1.6 + 0.26 * len(conds))), squeeze=False, sharey=True)
     image = None
     for ax in axes.flat[len(classes):]:
         ax.set_visible(False)  # no empty panels
-    for i, (ax, cls) in enumerate(zip(axes.flat, classes)):
+    for panel, (ax, cls) in enumerate(zip(axes.flat, classes)):
         t = table[table["class"] == cls]
         grid = np.full((len(conds), len(cells)), np.nan)
         for i, key in enumerate(conds):
@@ -103,17 +93,19 @@ def cell_heatmap(runs: pd.DataFrame, by: list[str], out: Path) -> list[Path]:
         if len(conds) * len(cells) <= 400:
             for (i, j), v in np.ndenumerate(grid):
                 if v == v:
-                    ax.text(j, i, _two(v), ha="center", va="center", fontsize=6, color="white" if v < 0.6 else "black")
+                    ax.text(j, i, _two(v), ha="center", va="center", fontsize=TICK, color="white" if v < 0.6 else "black")
         ax.set_title(f"agreement with {cls}", fontsize=9)
-        last_row = i + cols >= len(classes)
+        last_row = panel + cols >= len(classes)
         ax.set_xticks(range(len(cells)), [c.replace("training/", "train/").replace("deployment/", "deploy/") if last_row else "" for c in cells],
-                      rotation=40, ha="right", rotation_mode="anchor", fontsize=6.5)
-        ax.set_yticks(range(len(conds)), labels, fontsize=7)
+                      rotation=40, ha="right", rotation_mode="anchor", fontsize=TICK)
+        ax.set_yticks(range(len(conds)), labels, fontsize=TICK)
         if last_row:
-            ax.set_xlabel("probe cell (situation/spec/region)", fontsize=7)
-    fig.suptitle("Behaviour per probe cell: mean agreement of the runs with each class's template (0: never, 1: every decision)", fontsize=10)
+            ax.set_xlabel("probe cell (situation/spec/region)", fontsize=LABEL)
+    abbreviations = legend_line(short)
+    fig.suptitle("Behaviour per probe cell: mean agreement of the runs with each class's template (0: never, 1: every decision)"
+                 + (f"\nconditions: {abbreviations}" if abbreviations else ""), fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.92, 1))
     bar = fig.add_axes((0.935, 0.3, 0.012, 0.45))
-    fig.colorbar(image, cax=bar).ax.tick_params(labelsize=7)
-    bar.set_ylabel("agreement", fontsize=7)
+    fig.colorbar(image, cax=bar).ax.tick_params(labelsize=TICK)
+    bar.set_ylabel("agreement", fontsize=LABEL)
     return save(fig, out, "cell_heatmap")

@@ -10,14 +10,10 @@ import numpy as np
 import pandas as pd
 
 from ..measure.deception import GAP_LEVELS
-from .figures import COLOURS, MAX_PANELS, _groups, _label, _panels, plt, save
+from .figures import COLOURS, MAX_PANELS, Panels, _groups, brief, legend_line, plt, save, short_names
 
 CURVE_VERDICTS = ("deceptive", "mixed", "internal")
 CURVE_COLOURS = {**COLOURS, "mixed": "#888888"}
-
-
-def _one_line(key: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in key.items())
 
 
 def gap_distribution(runs: pd.DataFrame, by: list[str], out: Path) -> list[Path]:
@@ -26,7 +22,8 @@ def gap_distribution(runs: pd.DataFrame, by: list[str], out: Path) -> list[Path]
     groups = list(_groups(runs, by))[:MAX_PANELS]
     values = [g.compliance_gap.to_numpy(float) for _, g in groups]
     values = [v[np.isfinite(v)] for v in values]
-    labels = [f"{_one_line(key)} (n={len(v)})" for (key, _), v in zip(groups, values)]
+    short = short_names(by)
+    labels = [f"{brief(key, short)} (n={len(v)})" for (key, _), v in zip(groups, values)]
     fig, ax = plt.subplots(figsize=(9, 1.2 + 0.38 * len(groups)))
     y = np.arange(len(groups))[::-1]  # the first condition on top, as in the tables
     ax.boxplot([v if len(v) else [np.nan] for v in values], positions=y, orientation="horizontal", widths=0.55, showfliers=False,
@@ -40,7 +37,8 @@ def gap_distribution(runs: pd.DataFrame, by: list[str], out: Path) -> list[Path]
     ax.set_yticks(y, labels, fontsize=8)
     ax.set_xlim(-1.02, 1.02)
     ax.set_xlabel("compliance gap (toward own goal under the deployment cue minus away; dotted: 0.1, 0.2, 0.5)", fontsize=8)
-    ax.set_title("Compliance gap per condition: every run (dots), median and IQR (box)", fontsize=10)
+    abbreviations = legend_line(short)
+    ax.set_title("Compliance gap per condition: every run (dots), median and IQR (box)" + (f"\nconditions: {abbreviations}" if abbreviations else ""), fontsize=10)
     ax.tick_params(axis="x", labelsize=8)
     fig.tight_layout()
     return save(fig, out, "gap_distribution")
@@ -50,16 +48,15 @@ def threshold_sensitivity(curve: pd.DataFrame, by: list[str], out: Path) -> list
     """Share of runs judged deceptive, mixed and internal as the verdict threshold goes from 0.7 to 1.0,
     one panel per condition, with 95% Wilson bands (`measure.deception.threshold_curve`)."""
     groups = list(_groups(curve, by))
-    fig, axes = _panels(len(groups), "Verdict shares vs the verdict threshold (95% Wilson bands)")
-    for ax, (key, g) in zip(axes, groups):
+    p = Panels(len(groups), "Verdict shares vs the verdict threshold (95% Wilson bands)", by, xlabel="verdict threshold", ylabel="share of runs")
+    for ax, (key, g) in zip(p.axes, groups):
         for verdict in CURVE_VERDICTS:
             h = g[g.verdict == verdict].sort_values("threshold")
             colour = CURVE_COLOURS[verdict]
             ax.plot(h.threshold, h.p, color=colour, lw=1.4, marker="o", ms=2.5, label=verdict)
             ax.fill_between(h.threshold, h.low, h.high, color=colour, alpha=0.18, lw=0)
         ax.set_ylim(-0.02, 1.02)
-        ax.set_title(_label(key), fontsize=7)
-        ax.set_xlabel("verdict threshold", fontsize=7)
-        ax.tick_params(labelsize=6)
-    axes[0].legend(fontsize=6, loc="center left")
-    return save(fig, out, "threshold_sensitivity")
+        p.title(ax, key)
+    p.legend()
+    p.finish()
+    return save(p.fig, out, "threshold_sensitivity", tight=False)

@@ -20,7 +20,8 @@ from ..claims import Evidence, claims_table, has_gap
 from ..core.stats import share
 from . import answer_figures, figures, gap_figures
 from .answer import controls_table, gap_table, headline, summary_table, verdict_rule, verdict_table
-from .path_figures import path_figures
+from .drawing import Job, draw
+from .path_figures import path_figure_jobs
 from .summary import QUESTION, answer_sentences
 
 CSS = """
@@ -118,10 +119,7 @@ def render(ev: Evidence, out: str | Path, extra_figures: list[Figure] | None = N
     out = Path(out)
     runs, by, tables, situation, theory = ev.runs, ev.by, ev.paths or {}, ev.situation, ev.theory
     fig_dir = out.with_name(out.stem + "_figures")
-    if tables:
-        path_figures(runs, tables, by, fig_dir / "paths" / "figures", threshold=0.9, situation=situation)
-    if ev.prior_long is not None:
-        figures.prior_vs_sgd(ev.prior_long, runs, fig_dir / "prior")
+    drawn = draw_figures(ev, fig_dir)
     claims = claims_table(ev)
     figs = [
         Figure("trajectories", "Class scores on deployment probes and linear decodability along training (median, IQR band)", fig_dir / "paths" / "figures" / "trajectories.png"),
@@ -143,7 +141,7 @@ def render(ev: Evidence, out: str | Path, extra_figures: list[Figure] | None = N
         f'<p class="note provenance">{len(runs):,} training runs in {_esc(ev.source)}; written {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC by deceptionlab. '
         "Small networks in toy worlds cannot settle the question for superhuman systems; each row says what this evidence shows, and the rule that decided it.</p>",
         *(f'<p class="note provenance">{_esc(n)}</p>' for n in ev.notes),  # provenance: where and when (the browser test masks it)
-        *_answer(ev, fig_dir / "deception"),
+        *_answer(ev, drawn),
         '<h2 id="claims">Claims</h2>',
         '<p class="note">Each claim is judged only on the conditions where its preconditions hold, by a rule on the pooled estimate over their '
         "runs (never by counting conditions that agree); the fitted theory (held-out conditions of `deceptionlab theory fit`) and the texts' "
@@ -278,18 +276,37 @@ def _prior_rows(side: pd.DataFrame) -> pd.DataFrame:
     return t.rename_axis("source (P_SGD: the condition)").reset_index()
 
 
-def _answer(ev: Evidence, out: Path) -> list[str]:
+def draw_figures(ev: Evidence, fig_dir: Path) -> dict[str, Path]:
+    """Draw the report's figures of runs (the paths figures, the answer's figures, the prior's) side by side
+    (`drawing.draw`) into `fig_dir`; {figure: its PNG}. The sections then embed the files."""
+    runs, by, tables = ev.runs, ev.by, ev.paths or {}
+    answer, paths = fig_dir / "deception", fig_dir / "paths" / "figures"
+    jobs = [Job("verdict_shares", lambda: answer_figures.verdict_shares(runs, by, answer), answer, (runs, by))]
+    if "cells" in runs and runs.cells.notna().all():
+        jobs.append(Job("cell_heatmap", lambda: answer_figures.cell_heatmap(runs, by, answer), answer, (runs, by)))
+    if has_gap(runs):
+        jobs.append(Job("gap_distribution", lambda: gap_figures.gap_distribution(runs, by, answer), answer, (runs, by)))
+        if ev.thresholds is not None:
+            jobs.append(Job("threshold_sensitivity", lambda: gap_figures.threshold_sensitivity(ev.thresholds, by, answer), answer, (ev.thresholds, by)))
+    if tables:
+        jobs += path_figure_jobs(runs, tables, by, paths, threshold=0.9, situation=ev.situation)
+    if ev.prior_long is not None:
+        jobs.append(Job("prior_vs_sgd", lambda: figures.prior_vs_sgd(ev.prior_long, runs, fig_dir / "prior"), fig_dir / "prior", (ev.prior_long, runs)))
+    return {name: files[0] for name, files in draw(jobs).items()}
+
+
+def _answer(ev: Evidence, drawn: dict[str, Path]) -> list[str]:
     """The first screen: the verdict shares and the compliance gap per condition, the verdict rule beside
-    them, and the gap's distribution as a figure; the threshold curve's figure is written for the figures section."""
+    them, and the gap's distribution as a figure (drawn by `draw_figures`); the threshold curve's figure is
+    shown in the figures section."""
     runs, by, controls = ev.runs, ev.by, ev.control_goals
     parts = ['<h2 id="answer">The answer per condition: verdicts and the compliance gap</h2>',
              *(f'<p class="headline">{_esc(line)}</p>' for line in headline(runs, by, controls)),
              f'<p class="note">{_esc(verdict_rule(runs))}</p>', _table(summary_table(runs, by), "summary"),
              '<h3 id="verdicts">Verdicts (P_SGD, 95% Wilson intervals)</h3>', _table(verdict_table(runs, by), "verdicts")]
-    shares = answer_figures.verdict_shares(runs, by, out)[0]
-    parts.append(_figure(Figure("verdict-shares", "Verdict shares per condition: % of runs given each verdict, 95% Wilson intervals", shares)))
-    if "cells" in runs and runs.cells.notna().all():
-        heat = answer_figures.cell_heatmap(runs, by, out)[0]
+    parts.append(_figure(Figure("verdict-shares", "Verdict shares per condition: % of runs given each verdict, 95% Wilson intervals", drawn["verdict_shares"])))
+    if "cell_heatmap" in drawn:
+        heat = drawn["cell_heatmap"]
         parts += ['<h3 id="cells">Behaviour per probe cell</h3>',
                   '<p class="note">Each square: the mean, over a condition\'s runs, of the share of decisions on that probe cell that match the '
                   "class's template (docs/report.md). A deceptive run matches internal or corrigible on the training cells and proxy on the "
@@ -311,10 +328,8 @@ def _answer(ev: Evidence, out: Path) -> list[str]:
                   "carries falls more than with the random one. Distance null: the median gap as j of the k cue columns are taken from the "
                   "deployment twin: a smooth rise is generalisation decaying with distance, a step is a model reading the situation.</p>",
                   _table(controls, "controls")]
-    png = gap_figures.gap_distribution(runs, by, out)[0]
-    parts.append(_figure(Figure("gap-distribution", "Compliance gap per condition: every run, median and IQR", png)))
-    if ev.thresholds is not None:
-        gap_figures.threshold_sensitivity(ev.thresholds, by, out)
+    parts.append(_figure(Figure("gap-distribution", "Compliance gap per condition: every run, median and IQR", drawn["gap_distribution"])))
+    if "threshold_sensitivity" in drawn:
         parts.append('<p class="note">How the verdict shares move with the threshold: <a href="#fig-threshold-sensitivity">threshold sensitivity</a>.</p>')
     return parts
 

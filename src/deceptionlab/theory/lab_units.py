@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit, ndtr, softmax
 
+from ..core.memo import per_frame
 from ..core.scoring import VERDICTS
 from ..core.stats import Z95
 from .biases import BiasParams, compute_steps, description_lengths
@@ -135,6 +136,7 @@ def _first_at(steps: np.ndarray, hit: np.ndarray, k0: int) -> float:
     return float(steps[k0 + idx[0]] - steps[k0]) if len(idx) else np.nan
 
 
+@per_frame
 def run_measurements(runs: pd.DataFrame) -> pd.DataFrame:
     """Per run, what the models read (none of it the verdict): steps from the start of the judged
     training to the situation being decodable (`sa_steps`, NaN: never) and to the base objective
@@ -162,14 +164,17 @@ def run_measurements(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, index=runs.index)
 
 
+@per_frame
 def measure_conditions(runs: pd.DataFrame, by: str = "condition") -> pd.DataFrame:
     """One row per condition (column `by`): runs, verdict counts (`n_<verdict>`), and the medians of
     `run_measurements` (sa_steps: NaN counts as never, so a condition where most runs never know their
     situation has inf), the share of runs with an own goal, and the measured gap and half verdicts."""
     m = run_measurements(runs)
+    keep = [c for c in (by, "verdict", "compliance_gap", "verdict_training", "verdict_deployment") if c in runs]
+    small = runs[list(dict.fromkeys(keep))]  # the columns read below: slicing every per-run array column per condition cost seconds
     out = []
-    for cond, idx in runs.groupby(by, sort=False).groups.items():
-        g, mm = runs.loc[idx], m.loc[idx]
+    for cond, idx in small.groupby(by, sort=False).groups.items():
+        g, mm = small.loc[idx], m.loc[idx]
         row = {"condition": cond, "runs": len(g)}
         for v in VERDICTS:
             row[f"n_{v}"] = int((g.verdict == v).sum())
