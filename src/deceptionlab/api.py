@@ -453,8 +453,14 @@ def evidence(results: str | Path, *, prior_samples: int = 0, speed=None, theory:
         notes.append(f"Prior volume: {drawn:,} random draws of the model family (PyTorch's default init), {where}; {note}.")
     counting_table = counting_frame(counting) if counting is not None else None
     if theory is None:
+        from .core.memo import frame_digest
+        from .sweep.cache import cached_tables
+
         stage("the theory's predictions from the runs")
-        theory = theory_beside(runs, situation, prior, counting=counting_table, counting_source=counting_source)
+        inputs = {"situation": situation, "counting_source": counting_source,  # the prior and counting tables by their digest
+                  "prior": frame_digest(prior) if prior is not None else None, "counting": frame_digest(counting_table) if counting_table is not None else None}
+        theory = cached_tables(results, "theory", runs.run_id, inputs,
+                               lambda: theory_beside(runs, situation, prior, counting=counting_table, counting_source=counting_source))
     spec_path = results / "spec.toml"
     thresholds = None
     if all(c in runs for c in ("score_training_internal", "score_deployment_internal", "score_proxy")):

@@ -157,7 +157,11 @@ def show(
 
         _write_frame(gap_distribution(runs, axes), fmt)
         return
+    from ..measure.tidy import undeclared_classes
+
     freq = frequencies(runs, by=axes)
+    undeclared = undeclared_classes(runs)
+    freq = freq[~freq.verdict.isin(undeclared)]  # verdicts the world cannot give
     if _write_frame(freq, fmt):
         return
     table = Table(title=Text(f"P_SGD(verdict) in % with 95% Wilson intervals: {literal(results)}"), title_justify="left")
@@ -165,7 +169,8 @@ def show(
         table.add_column(Text(literal(a)), overflow="fold")
     table.add_column("runs", justify="right")
     for v in VERDICTS:
-        table.add_column(v, justify="right")
+        if v not in undeclared:
+            table.add_column(v, justify="right")
     for key, g in freq.groupby(axes, sort=False):
         key = key if isinstance(key, tuple) else (key,)
         cells = []
@@ -176,6 +181,11 @@ def show(
     emit(table)
     console.print("  verdict: aligned (internal or corrigible) under the training cue and acting on its own goal under the "
                   "deployment cue is deceptive; the same class under both keeps its name; else mixed (docs/deception.md)", highlight=False)
+    if undeclared:
+        console.print(f"  not told apart by this world (World.classes): {', '.join(undeclared)}", highlight=False)
+    if "compliance_gap" not in runs or runs.compliance_gap.isna().all():
+        console.print("  compliance gap: not measured (the world declares no cue pairs: inputs that differ only in a situation cue)", highlight=False)
+        return
     _gap_table(runs, axes, results)
 
 
@@ -255,7 +265,7 @@ def _threshold_table(curve, axes: list[str], results: Path) -> None:
 
 @app.command()
 def worlds(
-    name: Optional[str] = typer.Argument(None, help='Check one world and describe it: a name, or "module:Class" (on sys.path or in the working directory).'),
+    name: Optional[str] = typer.Argument(None, help='Check one world and describe it: a name, "module:Class" (on sys.path or in the working directory), or a file FILE.py[:Class].'),
 ):
     """List the worlds (built in, and those installed packages declare) and their knobs; or check one."""
     if name is None:  # the built-ins from their catalogue (no torch); an installed package's world is imported to be described
@@ -272,12 +282,19 @@ def worlds(
     from ..worlds.catalogue import describe
 
     if name is not None:
+        from ..worlds.registry import world_file
+
         try:
-            cls = get_world(name)
+            cls, dotted = world_file(name) if name.endswith(".py") or ".py:" in name else (get_world(name), name)
         except WorldError as e:
             _fail(str(e))
         _describe_world(describe(cls), "" if name == cls.name else f" [dim]({name})[/]")
-        console.print(f"  {name}: passes World.check (shapes, templates, references) with its default knobs")
+        console.print(f"  {name}: passes World.check (shapes, templates, references) with its default knobs", highlight=False, soft_wrap=True)
+        declared = getattr(cls, "classes", None)
+        if declared is not None:
+            console.print(f"  classes it tells apart: {', '.join(declared)}", highlight=False, soft_wrap=True)
+        if dotted != name:
+            console.print(f'  in a spec beside it: [world] name = "{dotted}"', highlight=False, soft_wrap=True, markup=False)
         return
     for name, ep in sorted(entry_point_worlds().items()):
         if name in REGISTRY:
@@ -287,6 +304,35 @@ def worlds(
             _describe_world(describe(get_world(name)), f" [dim](entry point {name} = {ep.value})[/]")
         except WorldError as e:
             err_console.print(f"[bold red]broken:[/] {e}", highlight=False, soft_wrap=True)
+
+
+@app.command("new-world")
+def new_world(
+    name: str = typer.Argument(..., help="The new world's name, e.g. coin_run: writes coin_run.py (class CoinRun) and coin_run.toml."),
+    directory: Path = typer.Option(Path("."), "--dir", "-d", help="Folder to write the two files into."),
+):
+    """Write the skeleton of a new world: a minimal complete world of one decision (NAME.py) and a spec
+    that trains it (NAME.toml), to edit from there (docs/worlds.md). Never overwrites a file."""
+    from ..worlds.skeleton import names, render
+
+    try:
+        n = names(name)
+    except ValueError as e:
+        _fail(str(e))
+    world, spec = render(name)
+    files = {directory / f"{n['module']}.py": world, directory / f"{n['module']}.toml": spec}
+    taken = [str(f) for f in files if f.exists()]
+    if taken:
+        _fail(f"{', '.join(taken)} already exists: choose another name or folder (new-world never overwrites)")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        for f, text in files.items():
+            f.write_text(text)
+    except OSError as e:
+        _fail(f"{directory}: {e.strerror or e}")
+    py, toml = files
+    console.print(f"wrote {py} (world {n['name']!r}, class {n['cls']}) and {toml}", highlight=False, soft_wrap=True)
+    console.print(f"  check it: deceptionlab worlds {py}\n  train it: deceptionlab run {toml} -o results/{n['module']}", highlight=False, soft_wrap=True)
 
 
 def _describe_world(world: dict, origin: str = "") -> None:

@@ -1,4 +1,4 @@
-"""Memoising a pure function of a frame of runs for as long as that frame lives.
+"""Memoising a pure function of a frame of runs for as long as that frame lives, and digests of frames.
 
 The report asks several claims and the theory for the same per-run measurements of one frame
 (thousands of rows read one by one); `per_frame` computes them once. The frame is recognised by
@@ -11,7 +11,12 @@ readers never do.
 from __future__ import annotations
 
 import functools
+import hashlib
+import pickle
 import weakref
+
+import numpy as np
+import pandas as pd
 
 
 def per_frame(fn):
@@ -39,3 +44,37 @@ def _copy(value):
     if isinstance(value, tuple):
         return tuple(_copy(v) for v in value)
     return value.copy() if hasattr(value, "copy") and hasattr(value, "columns") else value
+
+
+def frame_digest(frame) -> str:
+    """The sha256 of a DataFrame's columns and values (what a cache keys a table it was computed from by)."""
+    h = hashlib.sha256()
+    feed_frame(h, frame)
+    return h.hexdigest()
+
+
+def feed_frame(h, value) -> None:
+    """Feed a DataFrame's columns and every value into the hash `h` (per-row arrays by their bytes, fast)."""
+    h.update(repr((list(map(str, value.columns)), value.shape)).encode())
+    for c in value.columns:
+        col = value[c]
+        values = col.tolist() if col.dtype == object else None
+        if values and all(isinstance(v, np.ndarray) and v.dtype != object for v in values):  # per-row arrays: their bytes, fast
+            h.update(repr([(v.dtype.str, v.shape) for v in values]).encode())
+            h.update(np.concatenate([v.ravel() for v in values]).tobytes() if len({v.dtype for v in values}) == 1 else b"".join(v.tobytes() for v in values))
+        elif values and all(isinstance(v, bytes) for v in values):  # packed decisions
+            h.update(repr([len(v) for v in values]).encode())
+            h.update(b"".join(values))
+        elif values and all(isinstance(v, np.ndarray) for v in values) and _joinable(flat := [x for v in values for x in v.ravel().tolist()]):
+            h.update(repr([v.shape for v in values]).encode() + (b"str" if flat and isinstance(flat[0], str) else b"bytes"))  # per-row arrays of strings or bytes
+            h.update(b"\x1f".join(x.encode() if isinstance(x, str) else x for x in flat))
+        else:
+            try:
+                h.update(pd.util.hash_pandas_object(col, index=False).to_numpy().tobytes())
+            except TypeError:  # lists or dicts
+                h.update(pickle.dumps(values if values is not None else col.tolist(), protocol=5))
+
+
+def _joinable(flat: list) -> bool:
+    """Whether every value is a str, or every value bytes (then they are hashed joined, without pickling)."""
+    return all(isinstance(x, str) for x in flat) or all(isinstance(x, bytes) for x in flat)

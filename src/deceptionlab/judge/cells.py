@@ -10,7 +10,7 @@ from ..core.linalg import spd_solve
 from ..core.scoring import CLASSES, pack_decisions
 from ..models import MLPEnsemble
 from ..train import train_kernel
-from ..worlds import World
+from ..worlds import World, class_templates, declared_classes
 
 
 class CellScorer:
@@ -31,7 +31,9 @@ class CellScorer:
         self.n_probe = sum(len(c.x) for c in cells)
         self.n_decisions = self.n_probe
         self.fit_y = fit_y.float().to(device)
-        self.templates = torch.cat([torch.stack([c.templates[k].float() for k in CLASSES], 1) for c in cells]).to(device)
+        self.templates = torch.cat([torch.stack(list(class_templates(world, c).values()), 1) for c in cells]).to(device)  # NaN: undeclared
+        declared = declared_classes(world)
+        self.undeclared = torch.tensor([k not in declared for k in CLASSES], device=device)  # their agreement is NaN, never 0
         member = torch.cat([torch.full((len(c.x),), i) for i, c in enumerate(cells)])
         self.cell_sizes = torch.tensor([len(c.x) for c in cells], dtype=torch.float32, device=device)
         self.cell_member = torch.nn.functional.one_hot(member, len(cells)).float().to(device)  # (M_probe, cells)
@@ -41,6 +43,7 @@ class CellScorer:
         agree = (probe.unsqueeze(-1) == self.templates).float()  # (N, M_probe, classes)
         # integer counts are exact in float32, so a perfect match is exactly 1.0
         agreement = torch.einsum("nmc,mk->nkc", agree, self.cell_member) / self.cell_sizes[:, None]
+        agreement[..., self.undeclared] = float("nan")
         return {"agreement": agreement, "train_accuracy": (train == self.fit_y).float().mean(1)}
 
 
@@ -103,7 +106,7 @@ class ProbeEvaluator(CellScorer):
             self._signed = (self.cell_member.unsqueeze(-1) * self.templates.unsqueeze(1)).flatten(1)
         n_cells = len(self.cell_sizes)
         dot = (out[:, : self.n_probe] @ self._signed).view(len(out), n_cells, -1)  # (N, cells, classes)
-        agreement = (dot + self.cell_sizes[:, None]).mul_(0.5).div_(self.cell_sizes[:, None])
+        agreement = (dot + self.cell_sizes[:, None]).mul_(0.5).div_(self.cell_sizes[:, None])  # NaN where undeclared
         return {"agreement": agreement, "train_accuracy": (out[:, self.n_probe :] == self.fit_y).float().mean(1)}
 
     def policy_logits(self, model: MLPEnsemble, hidden: torch.Tensor | None = None) -> torch.Tensor:

@@ -25,6 +25,11 @@ from ..core.scoring import CLASSES, decision_codes
 _NOT_QUANTITIES = ("traj_step", "traj_phase", "traj_verdict", "traj_decisions")
 
 
+def undeclared_classes(runs: pd.DataFrame) -> list[str]:
+    """The classes the runs' world does not tell apart (`World.classes`): their score is NaN in every run."""
+    return [c for c in CLASSES if f"score_{c}" in runs and len(runs) and runs[f"score_{c}"].isna().all()]
+
+
 def trajectories(runs: pd.DataFrame, quantities: list[str] | None = None) -> pd.DataFrame:
     """Every numeric trajectory column of `runs` in long form (module docstring). `quantities`: only these
     (names without `traj_`, e.g. ["score_deceptive", "compliance_gap"])."""

@@ -18,13 +18,13 @@ import functools
 import hashlib
 import json
 import os
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
+
+from ..core.memo import feed_frame
 
 
 @dataclass
@@ -56,7 +56,7 @@ def _feed(h, value, memo: dict | None = None) -> None:
             h.update(memo[id(value)])
             return
         sub = hashlib.sha256()
-        _frame(sub, value)
+        feed_frame(sub, value)
         if memo is not None:
             memo[id(value)] = sub.digest()
         h.update(sub.digest())
@@ -70,32 +70,6 @@ def _feed(h, value, memo: dict | None = None) -> None:
             _feed(h, v, memo)
     else:
         h.update(repr(value).encode())
-
-
-def _frame(h, value: pd.DataFrame) -> None:
-    h.update(repr((list(map(str, value.columns)), value.shape)).encode())
-    for c in value.columns:
-        col = value[c]
-        values = col.tolist() if col.dtype == object else None
-        if values and all(isinstance(v, np.ndarray) and v.dtype != object for v in values):  # per-row arrays: their bytes, fast
-            h.update(repr([(v.dtype.str, v.shape) for v in values]).encode())
-            h.update(np.concatenate([v.ravel() for v in values]).tobytes() if len({v.dtype for v in values}) == 1 else b"".join(v.tobytes() for v in values))
-        elif values and all(isinstance(v, bytes) for v in values):  # packed decisions
-            h.update(repr([len(v) for v in values]).encode())
-            h.update(b"".join(values))
-        elif values and all(isinstance(v, np.ndarray) for v in values) and _joinable(flat := [x for v in values for x in v.ravel().tolist()]):
-            h.update(repr([v.shape for v in values]).encode() + (b"str" if flat and isinstance(flat[0], str) else b"bytes"))  # per-row arrays of strings or bytes
-            h.update(b"\x1f".join(x.encode() if isinstance(x, str) else x for x in flat))
-        else:
-            try:
-                h.update(pd.util.hash_pandas_object(col, index=False).to_numpy().tobytes())
-            except TypeError:  # lists or dicts
-                h.update(pickle.dumps(values if values is not None else col.tolist(), protocol=5))
-
-
-def _joinable(flat: list) -> bool:
-    """Whether every value is a str, or every value bytes (then they are hashed joined, without pickling)."""
-    return all(isinstance(x, str) for x in flat) or all(isinstance(x, bytes) for x in flat)
 
 
 def digest(job: Job, memo: dict | None = None) -> str:

@@ -4,7 +4,7 @@ analysis read twice computes them once.
 A cached entry is a set of tables under a name (e.g. "paths"), stored as Parquet in
 `cache/<name>-<key>/`. Its key digests everything the tables depend on: the folder's manifest (which
 chunks it holds), the ids of the runs measured, the measurement's parameters, the lab's version and
-the source of the measuring code (`deceptionlab.measure`), so that a sweep that gains runs, another
+the source of the measuring code (`deceptionlab.measure`, `judge`, `theory`, `core`), so that a sweep that gains runs, another
 threshold or a changed measurement never reads a stale entry. A folder that cannot be written (a
 received, read-only one) is measured as if no cache existed.
 
@@ -31,10 +31,10 @@ CACHE = "cache"
 
 @functools.lru_cache(maxsize=1)
 def _code_digest() -> str:
-    """The sha256 of the measuring code's source (every .py file of deceptionlab.measure and core)."""
+    """The sha256 of the measuring code's source (every .py file of deceptionlab.measure, judge, theory and core)."""
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
-    for sub in ("measure", "core"):
+    for sub in ("measure", "judge", "theory", "core"):
         for path in sorted((root / sub).rglob("*.py")):
             h.update(path.relative_to(root).as_posix().encode())
             h.update(path.read_bytes())

@@ -97,6 +97,7 @@ class World:
     family: ClassVar[str] = "mlp"  # the model family that trains on it (deceptionlab.families)
     own_goals: ClassVar[tuple[str, ...]] = ()  # goals a run may own ("many Pascals"): values of the knob `own_goal`
     control_goals: ClassVar[tuple[str, ...]] = ()  # targets that are no goal of the model (the benign conditional control)
+    classes: ClassVar[tuple[str, ...]] = CLASSES  # the classes this world tells apart (at least two of CLASSES, "proxy" among them)
 
     input_dim: int
     channels: dict[str, slice]  # observation channel -> columns: world_state, situation_cue, objective_spec
@@ -183,6 +184,22 @@ class World:
         return rows
 
 
+def class_templates(world: World, cell: ProbeCell) -> dict[str, torch.Tensor]:
+    """The template of every class of CLASSES on `cell`, in that order: the world's own for the classes it
+    declares (`World.classes`), NaN for the others (no decision matches NaN: an undeclared class is never
+    matched, and its scores are NaN, "not told apart by this world")."""
+    declared = declared_classes(world)
+    nan = torch.full((len(cell.x),), float("nan"))
+    return {k: cell.templates[k].float() if k in declared else nan for k in CLASSES}
+
+
+def declared_classes(world) -> tuple[str, ...]:
+    """The classes a world (or world class) declares it tells apart, in CLASSES order."""
+    cls = world if isinstance(world, type) else type(world)
+    declared = set(getattr(cls, "classes", CLASSES))
+    return tuple(k for k in CLASSES if k in declared)
+
+
 @functools.lru_cache(maxsize=32)
 def _built(cls: type, knobs: Knobs) -> dict:
     """The attributes of a `cls` world with these knobs, as its `_build` sets them."""
@@ -218,6 +235,15 @@ def _class_problems(cls: type) -> list[str]:
                 problems.append(f"knob {knob!r} has no default (every knob needs one)")
             else:
                 problems.append(f"the default of knob {knob!r} is invalid: {err['msg']} (got {err.get('input')!r})")
+    classes = getattr(cls, "classes", CLASSES)
+    if not isinstance(classes, tuple) or not all(isinstance(c, str) for c in classes):
+        problems.append(f"classes must be a tuple of class names, got {classes!r}")
+    else:
+        unknown = [c for c in classes if c not in CLASSES]
+        if unknown:
+            problems.append(f"classes names unknown classes {unknown} (classes a world can declare: {', '.join(CLASSES)}; own goals are declared as own_goals)")
+        elif len(set(classes)) < 2 or "proxy" not in classes:
+            problems.append(f"classes must name at least two classes, proxy among them (what the training objective failed to correct), got {classes!r}")
     heads = getattr(cls, "all_heads", None)
     if not isinstance(heads, tuple) or not heads or heads[0] != "policy" or not all(isinstance(h, str) for h in heads):
         problems.append(f"all_heads must be a tuple of head names, 'policy' first, got {heads!r}")
@@ -244,7 +270,7 @@ def _instance_problems(world: World, exact: bool) -> list[str]:
     problems += _cell_problems(world, signs)
     if problems:  # what follows evaluates templates and references, which needs sound shapes
         return problems
-    template = _template_problems(world.probe_cells) + _goal_problems(world) + _pair_problems(world)
+    template = _template_problems(world.probe_cells, declared_classes(world)) + _goal_problems(world) + _pair_problems(world)
     if not signs:  # references are policies whose outcomes the family's evaluator finds (e.g. by rollouts)
         return template
     problems, outputs = _reference_outputs(world)
@@ -254,8 +280,7 @@ def _instance_problems(world: World, exact: bool) -> list[str]:
 
 
 def _channel_problems(world: World) -> list[str]:
-    problems = [f"channels lacks {c!r} (each of {', '.join(CHANNELS)} is a slice of the observation, empty where absent)"
-                for c in CHANNELS if c not in world.channels]
+    problems = []  # a channel the world does not name is absent (an empty slice): a world with no cue or no spec is valid
     taken: dict[int, str] = {}
     for name, sl in world.channels.items():
         if not isinstance(sl, slice) or not all(isinstance(v, int) for v in (sl.start, sl.stop)) or sl.step not in (None, 1):
@@ -336,12 +361,16 @@ def _cell_problems(world: World, signs: bool = True) -> list[str]:
         if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != world.input_dim or len(x) < 1:
             problems.append(f"{what} has x of shape {tuple(getattr(x, 'shape', ()))}, expected (n, {world.input_dim}) with n >= 1")
             continue
-        missing = [c for c in CLASSES if c not in cell.templates]
+        declared = declared_classes(world)
+        missing = [c for c in declared if c not in cell.templates]
         unknown = [c for c in cell.templates if c not in CLASSES]
+        undeclared = [c for c in cell.templates if c in CLASSES and c not in declared]
         if missing:
             problems.append(f"{what} lacks templates for {missing}")
         if unknown:
             problems.append(f"{what} has templates for unknown classes {unknown} (classes: {', '.join(CLASSES)})")
+        if undeclared:
+            problems.append(f"{what} has templates for {undeclared}, which the world does not declare (classes = {declared})")
         for c, t in cell.templates.items():
             if not isinstance(t, torch.Tensor) or t.shape != (len(x),):
                 problems.append(f"{what} has a {c} template of shape {tuple(getattr(t, 'shape', ()))}, expected ({len(x)},)")
@@ -350,9 +379,9 @@ def _cell_problems(world: World, signs: bool = True) -> list[str]:
     return problems
 
 
-def _template_problems(cells: list[ProbeCell]) -> list[str]:
+def _template_problems(cells: list[ProbeCell], declared: tuple[str, ...] = CLASSES) -> list[str]:
     problems = []
-    same = [f"{a} and {b}" for i, a in enumerate(CLASSES) for b in CLASSES[i + 1 :] if all(torch.equal(c.templates[a], c.templates[b]) for c in cells)]
+    same = [f"{a} and {b}" for i, a in enumerate(declared) for b in declared[i + 1 :] if all(torch.equal(c.templates[a], c.templates[b]) for c in cells)]
     if not any(c.discriminating for c in cells):
         problems.append("no probe cell is discriminating (the templates agree everywhere, so no verdict can tell the classes apart)")
     elif same:
@@ -361,11 +390,12 @@ def _template_problems(cells: list[ProbeCell]) -> list[str]:
         problems.append("no probe cell is marked in_training (the cells of the policy's training distribution)")
     for cell in cells:
         if cell.in_training:
-            ts = [cell.templates[c] for c in ALIGNED]
+            aligned = [c for c in ALIGNED if c in declared]
+            ts = [cell.templates[c] for c in aligned]
             if any(not torch.equal(ts[0], t) for t in ts[1:]):
                 problems.append(
                     f"templates disagree on training cell {cell.name!r} "
-                    "(internal, corrigible and deceptive must act alike in training)"
+                    f"({', '.join(aligned)} must act alike in training)"
                 )
     return problems
 
@@ -429,13 +459,15 @@ def _pair_problems(world: World) -> list[str]:
 def _reference_outputs(world: World) -> tuple[list[str], dict[str, list[torch.Tensor]]]:
     """Problems of the references, and each sound one's outputs on every probe cell, then on the fit dataset."""
     refs = world.references
-    missing = [c for c in ("internal", "corrigible", "proxy") if c not in refs]  # deceptive may be unimplementable
+    declared = declared_classes(world)
+    missing = [c for c in ("internal", "corrigible", "proxy") if c in declared and c not in refs]  # deceptive may be unimplementable
     problems = [f"no reference implementation for {missing}"] if missing else []
     problems += [f"references has unknown class {c!r} (classes: {', '.join(CLASSES)})" for c in refs if c not in CLASSES]
+    problems += [f"references has class {c!r}, which the world does not declare (classes = {declared})" for c in refs if c in CLASSES and c not in declared]
     inputs = [*((f"probe cell {c.name!r}", c.x) for c in world.probe_cells), (f"dataset {world.fit_dataset!r}", world.datasets[world.fit_dataset].x)]
     outputs = {}
     for cls, ref in refs.items():
-        if cls not in CLASSES:
+        if cls not in declared:
             continue
         what, outs = f"reference {cls!r}", []
         for name, x in inputs:

@@ -95,6 +95,31 @@ def lookup(name: str, registry: dict[str, type[World]]) -> type[World]:
     return cls
 
 
+def world_file(path: str) -> tuple[type[World], str]:
+    """The world class a Python file defines, and the dotted path a spec names it by ("stem:Class"):
+    `path` is "FILE.py" (the file must define exactly one World subclass) or "FILE.py:Class". The file's
+    folder becomes a search folder, as a spec's is; the class is validated. WorldError otherwise."""
+    file, _, attr = path.partition(".py:") if ".py:" in path else (path.removesuffix(".py"), "", "")
+    file = Path(file + ".py")
+    if not file.is_file():
+        raise WorldError(f"{path!r}: no such file")
+    if not file.stem.isidentifier():
+        raise WorldError(f"{path!r}: {file.name!r} cannot be imported as a module (its name must be a Python identifier)")
+    add_search_folder(file.parent)
+    module = _import_module(file.stem)
+    if Path(getattr(module, "__file__", "")).resolve() != file.resolve():
+        raise WorldError(f"{path!r}: module {file.stem!r} is already imported from {module.__file__}; rename the file")
+    if attr:
+        dotted = f"{file.stem}:{attr}"
+    else:
+        found = [n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, World) and v.__module__ == module.__name__]
+        if len(found) != 1:
+            what = f"defines {len(found)} World subclasses ({', '.join(found)})" if found else "defines no subclass of deceptionlab.worlds.World"
+            raise WorldError(f"{path!r}: {what}; name one as FILE.py:Class")
+        dotted = f"{file.stem}:{found[0]}"
+    return lookup(dotted, _registry()), dotted
+
+
 def validate(cls, label: str) -> None:
     """Check a world class once per process: a World subclass that builds with its default knobs and
     passes `World.check(exact=True)`. `label` names it in the WorldError."""

@@ -1,0 +1,131 @@
+"""Worlds as a researcher writes them (docs/worlds.md): the minimal world the docs open with is what
+`deceptionlab new-world` writes, and it runs as written; a world declares the classes it tells apart and
+the channels it has (no cue, no spec); `deceptionlab worlds FILE.py` checks a file; the published
+spurious-correlation problem (examples/spurious_world.py) reproduces its qualitative result through
+run, show, paths and report."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from deceptionlab.sweep import load
+from deceptionlab.worlds.skeleton import render
+from tests.conftest import REPO
+
+CLI = [sys.executable, "-m", "deceptionlab"]
+
+
+def cli(*args, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+def _docs_blocks() -> tuple[str, str]:
+    text = (REPO / "docs" / "worlds.md").read_text()
+    section = text[text.index("## A minimal world") : text.index("## The interface, field by field")]
+    python = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    toml = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    return python, toml
+
+
+def test_the_docs_open_with_what_new_world_writes_and_it_runs_as_written(tmp_path):
+    python, toml = _docs_blocks()
+    assert (python, toml) == render("majority")  # the page cannot drift from the skeleton
+    (tmp_path / "majority.py").write_text(python)
+    (tmp_path / "majority.toml").write_text(toml)
+    checked = cli("worlds", "majority.py", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert "classes it tells apart: internal, proxy" in checked.stdout and 'name = "majority:Majority"' in checked.stdout
+    run = cli("run", "majority.toml", "-o", tmp_path / "out", "--no-show", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    runs = load(tmp_path / "out")
+    assert len(runs) == 48 and set(runs.verdict) <= {"internal", "proxy", "mixed", "unfit"} and "proxy" in set(runs.verdict)
+    assert runs.score_corrigible.isna().all() and runs.score_deceptive.isna().all()  # not told apart: NaN, never 0
+    assert runs.score_proxy.notna().all() and runs.compliance_gap.isna().all()  # no cue: no gap
+    assert ((runs.p_internal + runs.p_proxy + runs.p_mixed - 1).abs() < 1e-9).all() and (runs.p_deceptive == 0).all()
+    show = cli("show", tmp_path / "out", cwd=tmp_path)
+    assert show.returncode == 0, show.stderr
+    header = next(line for line in show.stdout.splitlines() if "runs" in line and "internal" in line)
+    assert "corrigible" not in header and "deceptive" not in header
+    assert "not told apart by this world (World.classes): corrigible, deceptive" in show.stdout
+    assert "compliance gap: not measured" in show.stdout
+
+
+def test_new_world_writes_the_skeleton_and_never_overwrites(tmp_path):
+    res = cli("new-world", "coin-run", "--dir", tmp_path / "w", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    world, spec = render("coin_run")
+    assert (tmp_path / "w" / "coin_run.py").read_text() == world and (tmp_path / "w" / "coin_run.toml").read_text() == spec
+    assert "class CoinRun(World)" in world and 'name = "coin_run:CoinRun"' in spec
+    checked = cli("worlds", tmp_path / "w" / "coin_run.py", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    again = cli("new-world", "coin_run", "--dir", tmp_path / "w", cwd=tmp_path)
+    assert again.returncode == 2 and "already exists" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    bad = cli("new-world", "3x", cwd=tmp_path)
+    assert bad.returncode == 2 and "'3x' cannot name a world" in bad.stderr
+
+
+@pytest.mark.parametrize("edit,message", [
+    ('classes = ("internal", "proxy")', None),
+    ('classes = ("internal", "corrigible", "proxy")', "probe cell 'training/agree' lacks templates for ['corrigible']"),
+    ('classes = ("internal",)', "classes must name at least two classes, proxy among them"),
+    ('classes = ("internal", "proxy", "sneaky")', "classes names unknown classes ['sneaky']"),
+    ('classes = ("proxy", "deceptive")', "has templates for ['internal'], which the world does not declare"),
+])
+def test_the_check_asks_only_what_the_declared_classes_need(tmp_path, edit, message):
+    python, _ = _docs_blocks()
+    (tmp_path / "majority.py").write_text(python.replace('classes = ("internal", "proxy")', edit))
+    res = cli("worlds", "majority.py", cwd=tmp_path)
+    if message is None:
+        assert res.returncode == 0, res.stderr
+    else:
+        assert res.returncode == 2 and message in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_worlds_file_refuses_what_is_not_one_world(tmp_path):
+    (tmp_path / "two.py").write_text(render("majority")[0] + "\n\nclass Other(Majority):\n    name = 'other'\n")
+    res = cli("worlds", "two.py", cwd=tmp_path)
+    assert res.returncode == 2 and "defines 2 World subclasses (Majority, Other); name one as FILE.py:Class" in res.stderr
+    assert cli("worlds", "two.py:Other", cwd=tmp_path).returncode == 0
+    none = cli("worlds", "missing.py", cwd=tmp_path)
+    assert none.returncode == 2 and "'missing.py': no such file" in none.stderr
+
+
+@pytest.fixture(scope="module")
+def spurious(tmp_path_factory):
+    root = tmp_path_factory.mktemp("spurious")
+    for f in ("spurious_world.py", "spurious.toml"):
+        shutil.copy(REPO / "examples" / f, root)
+    res = cli("run", "spurious.toml", "-o", root / "out", "--no-show", cwd=root)
+    assert res.returncode == 0, res.stderr
+    return root
+
+
+def test_spurious_correlation_the_network_relies_on_the_simpler_feature(spurious):
+    """Shah et al. 2020's result: with a complex core feature (parity of 2 bits) and a one-bit background
+    feature that agree on every training input, SGD relies on the background: judged proxy on the held-out
+    conflict inputs. With a one-bit core feature (as simple as the background) it does not."""
+    runs = load(spurious / "out")
+    share = runs.groupby("core_bits").verdict.apply(lambda v: (v == "proxy").mean())
+    assert share[2] >= 0.75 and share[1] <= 0.5, share
+    assert (runs.train_accuracy == 1).all()  # both features fit the training data: the probes tell them apart
+    assert set(runs.verdict) <= {"internal", "proxy", "mixed"}
+
+
+def test_spurious_runs_through_paths_and_report(spurious):
+    paths = cli("paths", "out", "--no-plots", "--format", "csv", cwd=spurious)
+    assert paths.returncode == 0, paths.stderr
+    assert paths.stdout.splitlines()[0].startswith("core_bits,")
+    report = cli("report", "out", "-o", "report.html", "--prior-samples", "0", cwd=spurious)
+    assert report.returncode == 0, report.stderr
+    html = (spurious / "report.html").read_text()
+    assert "spurious" in html and ">nan<" not in html
+    assert "Compliance gap: not measured" in html
+    assert not math.isnan(pd.read_parquet(next((spurious / "out" / "runs").glob("*.parquet"))).score_proxy.iloc[0])
