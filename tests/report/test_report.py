@@ -35,7 +35,7 @@ def report(tmp_path_factory) -> Path:
 
 
 def test_report_names_each_stage_as_it_begins(report):
-    """Off a terminal, `report` prints one line per stage with the seconds so far (a spinner on a terminal)."""
+    """Off a terminal, `report` prints one line per stage with the seconds at which it began, once it is over (a spinner on a terminal)."""
     lines = [l for l in (report.parent / "stderr.txt").read_text().splitlines() if l.startswith("report: ")]
     stages = [re.sub(r" \(\d+ s\)$", "", l) for l in lines]
     assert [s.split(":")[1].split()[0] for s in stages] == ["loading", "paths", "the", "the", "the"], lines

@@ -102,7 +102,7 @@ def test_a_received_results_folder_runs_no_code_unless_trusted(trained, tmp_path
     unless the reader passes --trust-folder."""
     _, out = trained
     received, theirs = tmp_path / "received", tmp_path / "theirs"
-    shutil.copytree(out, received)
+    shutil.copytree(out, received, ignore=shutil.ignore_patterns("cache"))  # measured here first: the world must be rebuilt
     theirs.mkdir()
     marker = tmp_path / "their-code-ran"
     (theirs / "gate_world.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n" + EXAMPLE.read_text())
@@ -114,6 +114,12 @@ def test_a_received_results_folder_runs_no_code_unless_trusted(trained, tmp_path
     assert not marker.exists()
     shown = cli("show", received, "--format", "csv", cwd=tmp_path)  # what needs no world reads without it
     assert shown.returncode == 0 and not marker.exists()
+    cached = tmp_path / "cached"  # a folder sent with its measurement cache (Parquet and JSON: data, no code) reads without its world
+    shutil.copytree(out, cached)
+    (cached / "experiment.json").write_text(json.dumps({**meta, "world_folders": [str(theirs)]}))
+    if (out / "cache").is_dir():
+        res = cli("paths", cached, "--no-plots", "--out", tmp_path / "c", cwd=tmp_path)
+        assert res.returncode == 0 and not marker.exists(), res.stderr
     trusted = cli("--trust-folder", "paths", received, "--no-plots", "--out", tmp_path / "p", cwd=tmp_path)
     assert trusted.returncode == 0, trusted.stderr
     assert marker.exists()

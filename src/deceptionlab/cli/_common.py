@@ -229,13 +229,22 @@ def _progress_bar() -> Progress:
 @contextmanager
 def stages(command: str):
     """A spinner on stderr naming the stage a multi-stage command is in, with the time it has taken:
-    yields `stage(text)`, to be called as each stage begins. Off a terminal each stage is one line."""
+    yields `stage(text)`, to be called as each stage begins. Off a terminal each stage is one line, printed
+    once the stage is over (so that a command that fails prints only its error)."""
     start = time.monotonic()
     if not err_console.is_terminal:
+        # each stage's line is printed when the next begins (or the command ends well), stamped with the time
+        # it began: a command that fails prints its one error line and nothing else
+        pending: list[str] = []
+
         def stage(text: str) -> None:
-            err_console.print(f"{command}: {literal(text)} ({time.monotonic() - start:.0f} s)", highlight=False, soft_wrap=True)
+            for line in pending:
+                err_console.print(line, highlight=False, soft_wrap=True)
+            pending[:] = [f"{command}: {literal(text)} ({time.monotonic() - start:.0f} s)"]
 
         yield stage
+        for line in pending:
+            err_console.print(line, highlight=False, soft_wrap=True)
         return
     with err_console.status(f"{command}: starting") as status:
         def stage(text: str) -> None:
