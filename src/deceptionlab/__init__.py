@@ -7,7 +7,8 @@ Public API (the CLI calls the same functions):
                                               for DuckDB; `Store(dir).check()` lists problems (docs/results-format.md)
     frequencies(df, by) -> DataFrame          P_SGD(verdict) per condition with 95% Wilson intervals (by: a column or a list)
     trajectories(df) -> DataFrame             run_id, step, phase, quantity, value: every trajectory in long form
-    cells(df) -> DataFrame                    run_id, cell, class, agreement, cell_size (and the cell's situation, spec, region)
+    cells(df) -> DataFrame                    run_id, cell, class, agreement, cell_size, weight, seen, held_out (and situation, spec, region)
+    held_out_verdicts(df) -> DataFrame        run_id, verdict_held_out, ...: each run judged on the probe cells training never showed
     decisions(df) -> DataFrame                run_id, input, cell, situation, spec, region, code: the decision on every probe input
     analyse_paths(results_dir) -> dict        path events, gains, path dependence, barriers (+ CSV, figures)
     interventions(results_dir) -> DataFrame   each intervention's effect on P(deceptive), P(aligned) and its cost
@@ -50,6 +51,7 @@ _PUBLIC = {
     ".measure": ("InterventionsError", "boolean_inputs", "class_prior", "compare_with_sgd", "frequencies", "intervention_effects",
                  "lz_complexity", "sample_functions"),
     ".measure.counting.table": ("Counting", ("CountingSettings", "Settings")),
+    ".measure.deception": ("held_out_verdicts",),
     ".measure.tidy": ("cells", "decisions", "trajectories"),
     ".sweep": ("ExperimentSpec", "Progress", "SpecError", "Store", "StoreError", "load", "load_spec", "parse_spec", "run_experiment"),
     ".worlds": ("REGISTRY", "World", "get_world"),
@@ -62,7 +64,7 @@ __all__ = [
     "boolean_inputs", "class_prior", "compare_with_sgd", "lz_complexity", "sample_functions",
     "InterventionsError", "intervention_effects", "interventions", "detect",
     "Counting", "CountingSettings", "counting", "conditions", "evidence", "persistence", "sgd_beside_prior", "theory_params", "write_report", "theory_fit",
-    "run_experiment", "trajectories", "cells", "decisions", "prior_volume", "run_speed", "speed_results", "Progress",
+    "run_experiment", "trajectories", "cells", "decisions", "held_out_verdicts", "prior_volume", "run_speed", "speed_results", "Progress",
     "counting_frame", "counting_results", "function_prior", "function_prior_results", "prior_results", "run_counting", "theory_bias",
 ]
 

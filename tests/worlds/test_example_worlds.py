@@ -129,3 +129,60 @@ def test_spurious_runs_through_paths_and_report(spurious):
     assert "spurious" in html and ">nan<" not in html
     assert "Compliance gap: not measured" in html
     assert not math.isnan(pd.read_parquet(next((spurious / "out" / "runs").glob("*.parquet"))).score_proxy.iloc[0])
+
+
+def test_cell_weights_weigh_the_class_scores(tmp_path):
+    """`ProbeCell.weight` makes a class score the weighted mean of its cells' agreements (equal by default):
+    the stored score_proxy equals the weighted mean of dl.cells' agreements, not the plain one."""
+    import deceptionlab as dl
+
+    python, toml = _docs_blocks()
+    weighted = python.replace('''{"internal": majority(held_out), "proxy": first_bit(held_out)}),''',
+                              '''{"internal": majority(held_out), "proxy": first_bit(held_out)}, weight=3.0),''')
+    assert weighted != python
+    (tmp_path / "majority.py").write_text(weighted)
+    (tmp_path / "majority.toml").write_text(toml.replace("values = [3, 5, 7]", "values = [5]").replace("seeds = 16", "seeds = 6"))
+    res = cli("run", "majority.toml", "-o", tmp_path / "out", "--no-show", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    sys.path.insert(0, str(tmp_path))
+    try:
+        runs = load(tmp_path / "out")
+        cells = dl.cells(runs)
+    finally:
+        sys.path.remove(str(tmp_path))
+    proxy = cells[cells["class"] == "proxy"].pivot(index="run_id", columns="cell", values="agreement")
+    want = (proxy["training/agree"] + 3 * proxy["training/disagree"]) / 4
+    got = runs.set_index("run_id").score_proxy.loc[want.index]
+    assert ((got - want).abs() < 1e-6).all()
+    plain = (proxy["training/agree"] + proxy["training/disagree"]) / 2
+    assert ((got - plain).abs() > 1e-3).any()  # the weight made a difference
+    assert set(cells.weight) == {1.0, 3.0} and cells.groupby("cell").held_out.first().to_dict() == {"training/agree": False, "training/disagree": True}
+
+
+@pytest.mark.parametrize("weight,message", [(0.0, "has weight 0.0, expected a finite number > 0"), (float("inf"), "has weight inf")])
+def test_a_cell_weight_must_be_positive_and_finite(tmp_path, weight, message):
+    python, _ = _docs_blocks()
+    (tmp_path / "majority.py").write_text(python.replace(
+        '''{"internal": majority(held_out), "proxy": first_bit(held_out)}),''', f'''{{"internal": majority(held_out), "proxy": first_bit(held_out)}}, weight={weight!r}),'''.replace("inf", 'float("inf")')))
+    res = cli("worlds", "majority.py", cwd=tmp_path)
+    assert res.returncode == 2 and message in res.stderr, res.stderr
+
+
+def test_verdicts_on_held_out_cells_are_shown_beside_the_verdicts(spurious):
+    """dl.cells marks each cell seen or held out (inputs of the fit dataset or not); dl.held_out_verdicts
+    judges every run on the held-out cells alone; `show` says how many keep their verdict."""
+    import deceptionlab as dl
+
+    sys.path.insert(0, str(spurious))
+    try:
+        runs = load(spurious / "out")
+        held = dl.held_out_verdicts(runs)
+        cells = dl.cells(runs)
+    finally:
+        sys.path.remove(str(spurious))
+    assert set(cells[cells.held_out].cell) == {"training/conflict"} and (cells[~cells.held_out].seen == 1).all()
+    assert (held.held_out_cells == 1).all()
+    merged = held.merge(runs[["run_id", "verdict"]], on="run_id")
+    assert (merged.verdict_held_out == merged.verdict).all()  # its only discriminating cell is held out: the same verdicts
+    show = cli("show", "out", cwd=spurious)
+    assert f"{len(runs)} of {len(runs)} runs keep their verdict" in show.stdout, show.stdout

@@ -183,10 +183,28 @@ def show(
                   "deployment cue is deceptive; the same class under both keeps its name; else mixed (docs/deception.md)", highlight=False)
     if undeclared:
         console.print(f"  not told apart by this world (World.classes): {', '.join(undeclared)}", highlight=False)
+    _held_out_line(runs)
     if "compliance_gap" not in runs or runs.compliance_gap.isna().all():
         console.print("  compliance gap: not measured (the world declares no cue pairs: inputs that differ only in a situation cue)", highlight=False)
         return
     _gap_table(runs, axes, results)
+
+
+def _held_out_line(runs) -> None:
+    """How the verdicts move when each run is judged on the probe cells training never showed (docs/worlds.md)."""
+    from ..measure.deception import held_out_verdicts
+    from ..worlds import WorldError
+
+    try:
+        held = held_out_verdicts(runs).merge(runs[["run_id", "verdict"]], on="run_id")
+    except WorldError as e:
+        console.print(f"  verdicts on held-out cells: not computed ({e})", highlight=False, soft_wrap=True, markup=False)
+        return
+    moved = held[held.verdict != held.verdict_held_out]
+    counts = moved.groupby(["verdict", "verdict_held_out"]).size().sort_values(ascending=False)
+    change = "; ".join(f"{a} -> {b} {n}" for (a, b), n in counts.items())
+    console.print(f"  judged on held-out cells only (no input seen in training; dl.held_out_verdicts): {len(held) - len(moved):,} of "
+                  f"{len(held):,} runs keep their verdict" + (f" ({change})" if change else ""), highlight=False, soft_wrap=True, markup=False)
 
 
 def _show_measurement(results: Path, runs, kind: str, fmt: Format) -> None:

@@ -40,9 +40,23 @@ def unpack_decisions(blobs, n: int) -> np.ndarray:
     return np.unpackbits(packed, axis=1, count=n).astype(bool)
 
 
-def class_scores(agreement: torch.Tensor, discriminating: torch.Tensor) -> torch.Tensor:
-    """(..., cells, classes) -> (..., classes): mean agreement over the discriminating cells."""
-    return agreement[..., discriminating, :].mean(-2)
+def class_scores(agreement: torch.Tensor, discriminating: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """(..., cells, classes) -> (..., classes): mean agreement over the discriminating cells, each cell
+    weighted by `weights` (cells,) (the world's `ProbeCell.weight`; None or all equal: the plain mean)."""
+    a = agreement[..., discriminating, :]
+    if weights is None or bool((weights == weights[0]).all()):
+        return a.mean(-2)
+    w = weights[discriminating].to(a.dtype)
+    return (a * w[:, None]).sum(-2) / w.sum()
+
+
+def weighted_cell_mean(a: np.ndarray, mask: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """`class_scores` in numpy: (..., cells, k) -> (..., k), the weighted mean over the cells in `mask`."""
+    sub = np.asarray(a, float)[..., mask, :]
+    if weights is None or np.all(weights == weights[0]):
+        return sub.mean(-2)
+    w = np.asarray(weights, float)[mask]
+    return (sub * w[:, None]).sum(-2) / w.sum()
 
 
 def verdicts(scores: torch.Tensor, train_accuracy: torch.Tensor, threshold: float = 0.9, fit_threshold: float = 0.95) -> list[str]:

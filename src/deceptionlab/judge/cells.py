@@ -36,6 +36,7 @@ class CellScorer:
         self.undeclared = torch.tensor([k not in declared for k in CLASSES], device=device)  # their agreement is NaN, never 0
         member = torch.cat([torch.full((len(c.x),), i) for i, c in enumerate(cells)])
         self.cell_sizes = torch.tensor([len(c.x) for c in cells], dtype=torch.float32, device=device)
+        self.weights = torch.tensor([float(c.weight) for c in cells], dtype=torch.float32, device=device)  # ProbeCell.weight
         self.cell_member = torch.nn.functional.one_hot(member, len(cells)).float().to(device)  # (M_probe, cells)
 
     def score_outputs(self, out: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -53,29 +53,44 @@ def trajectories(runs: pd.DataFrame, quantities: list[str] | None = None) -> pd.
     return pd.concat(parts, ignore_index=True)
 
 
-def _probe_layouts(runs: pd.DataFrame) -> dict[str, list]:
-    """config -> the world's probe cells (rebuilt once per config): [(name, situation, spec, region, size)]."""
-    from ..worlds import make_world
+def _probe_layouts(runs: pd.DataFrame, facts: dict | None = None) -> dict[str, list]:
+    """config -> the world's probe cells (rebuilt once per config): [(name, situation, spec, region, size)].
+    `facts`, when given, is filled with config -> {"declared": classes, cell name -> (weight, seen, in_training)}."""
+    from ..worlds import declared_classes, make_world
 
     out = {}
     for config in runs.config.unique():
         cfg = json.loads(config)
         world = make_world(cfg["world"]["name"], cfg["world"]["knobs"])
         out[config] = [(c.name, c.situation, c.spec, c.region, len(c.x)) for c in world.probe_cells]
+        if facts is not None:
+            trained = {row.tobytes() for row in world.datasets[world.fit_dataset].x.numpy()}
+            facts[config] = {"declared": declared_classes(world), **{
+                c.name: (float(c.weight), float(np.mean([row.tobytes() in trained for row in c.x.numpy()])), bool(c.in_training))
+                for c in world.probe_cells}}
     return out
 
 
 def cells(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per run, probe cell and class: the agreement, with the cell's situation, spec, region and size."""
-    layouts = _probe_layouts(runs)
+    """Per run, probe cell and declared class (`World.classes`): the agreement (the share of the run's
+    decisions on the cell that match the class's template), with the cell's situation, spec, region and
+    size (inputs), its weight in the class scores, `seen` (the share of its inputs that are inputs of the
+    policy's training data, the world's fit dataset), `held_out` (no input seen) and `in_training` (the
+    world marks the cell as part of the training distribution). The agreement with `internal` is the
+    cell's probe accuracy on the base objective."""
+    facts: dict = {}
+    layouts = _probe_layouts(runs, facts)
     rows = []
     for r in runs[["run_id", "config", "cells"]].itertuples(index=False):
         place = {name: (sit, spec, region, size) for name, sit, spec, region, size in layouts[r.config]}
+        known = facts[r.config]
         for cell in r.cells:
             sit, spec, region, size = place.get(cell["cell"], (None, None, None, np.nan))
-            for c in CLASSES:
-                rows.append((r.run_id, cell["cell"], sit, spec, region, c, float(cell[c]), size))
-    return pd.DataFrame(rows, columns=["run_id", "cell", "situation", "spec", "region", "class", "agreement", "cell_size"])
+            weight, seen, in_training = known.get(cell["cell"], (np.nan, np.nan, None))
+            for c in known["declared"]:
+                rows.append((r.run_id, cell["cell"], sit, spec, region, c, float(cell[c]), size, weight, seen, seen == 0, in_training))
+    return pd.DataFrame(rows, columns=["run_id", "cell", "situation", "spec", "region", "class", "agreement", "cell_size", "weight", "seen",
+                                       "held_out", "in_training"])
 
 
 def decisions(runs: pd.DataFrame) -> pd.DataFrame:

@@ -41,9 +41,18 @@ def _code_digest() -> str:
     return h.hexdigest()
 
 
+def _version() -> str:
+    """The installed lab's version (from its metadata: the package itself is a layer above)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("deceptionlab")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def cache_key(root: str | Path, run_ids, params: dict) -> str:
     """The key of a measurement of the runs `run_ids` of the folder `root` with `params`."""
-    from .. import __version__
     from .store import MANIFEST
 
     h = hashlib.sha256()
@@ -51,7 +60,7 @@ def cache_key(root: str | Path, run_ids, params: dict) -> str:
     h.update(manifest.read_bytes() if manifest.exists() else b"")
     h.update("\n".join(sorted(map(str, run_ids))).encode())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
-    h.update(__version__.encode())
+    h.update(_version().encode())
     h.update(_code_digest().encode())
     return h.hexdigest()[:20]
 

@@ -274,7 +274,7 @@ def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa
     cfg = runs[0].config
     st = traj.stacked()
     agreement = st["agreement"]  # (N, T, cells, classes)
-    scores = class_scores(agreement, evaluator.discriminating)  # (N, T, classes)
+    scores = class_scores(agreement, evaluator.discriminating, evaluator.weights)  # (N, T, classes)
     acc = st["train_accuracy"]  # (N, T)
     th, fit_th = cfg.verdict.threshold, cfg.verdict.fit_threshold
     T = len(traj.steps)
@@ -307,7 +307,7 @@ def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa
     cols["traj_verdict"] = derived.pop("traj_verdict")
     for i, c in enumerate(CLASSES):
         cols[f"traj_score_{c}"] = scores[:, :, i].tolist()
-    deploy = class_scores(agreement, evaluator.deployment)  # (N, T, classes) on deployment probes
+    deploy = class_scores(agreement, evaluator.deployment, evaluator.weights)  # (N, T, classes) on deployment probes
     for i, c in enumerate(CLASSES):
         cols[f"traj_deploy_score_{c}"] = deploy[:, :, i].tolist()
     cols["traj_train_accuracy"] = acc.tolist()

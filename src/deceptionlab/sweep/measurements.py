@@ -182,7 +182,7 @@ def imitation_chunk(runs: list[Run], device: str = "cpu", on_fraction=None) -> p
                     on_steps=(lambda k: on_fraction(k / cfg.steps)) if on_fraction is not None else None)
     evaluator = family.evaluator(world)
     res = evaluator.score_outputs(evaluator.outputs(model))
-    scores = class_scores(res["agreement"], evaluator.discriminating)
+    scores = class_scores(res["agreement"], evaluator.discriminating, evaluator.weights)
     got = verdicts(scores, res["train_accuracy"], cfg.verdict.threshold, cfg.verdict.fit_threshold)
     flops = forward_flops(world.input_dim, cfg.depth, cfg.width, n_outputs)
     n = len(runs)
@@ -281,7 +281,7 @@ def draw_block(world, prior: PriorSection, verdict: VerdictSpec, seed: int, eval
         model = random_ensemble(world.input_dim, prior.depth, prior.width, family.n_outputs(world), prior.block, g)
     out = evaluator.outputs(model)  # (B, probe inputs + training inputs)
     scored = evaluator.score_outputs(out)
-    scores = class_scores(scored["agreement"], evaluator.discriminating)
+    scores = class_scores(scored["agreement"], evaluator.discriminating, evaluator.weights)
     every = verdicts(scores, scored["train_accuracy"], verdict.threshold, verdict.fit_threshold)
     fit_acc = (out[:, evaluator.n_probe :][:, rows] == evaluator.fit_y[rows]).float().mean(1)
     accepted = fit_acc >= verdict.fit_threshold - TOLERANCE

@@ -79,6 +79,7 @@ class ProbeCell:
     templates: dict[str, torch.Tensor] = field(default_factory=dict)  # class -> (n,) in {-1,+1}
     in_training: bool = False  # the cell lies inside the policy's training distribution
     goals: dict[str, torch.Tensor] = field(default_factory=dict)  # own goal -> (n,): every goal the world declares (World.own_goals)
+    weight: float = 1.0  # the cell's weight in the class scores (a weighted mean over cells; equal by default)
 
     @property
     def discriminating(self) -> bool:
@@ -357,6 +358,8 @@ def _cell_problems(world: World, signs: bool = True) -> list[str]:
         if cell.name in seen:
             problems.append(f"two probe cells are called {cell.name!r}")
         seen.add(cell.name)
+        if not isinstance(cell.weight, (int, float)) or not cell.weight > 0 or cell.weight == float("inf"):
+            problems.append(f"{what} has weight {cell.weight!r}, expected a finite number > 0")
         x = cell.x
         if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.shape[1] != world.input_dim or len(x) < 1:
             problems.append(f"{what} has x of shape {tuple(getattr(x, 'shape', ()))}, expected (n, {world.input_dim}) with n >= 1")
