@@ -131,18 +131,36 @@ def test_spurious_runs_through_paths_and_report(spurious):
     assert not math.isnan(pd.read_parquet(next((spurious / "out" / "runs").glob("*.parquet"))).score_proxy.iloc[0])
 
 
+WEIGHTED = """
+from majority import Majority, first_bit, majority
+
+from deceptionlab.worlds import ProbeCell
+
+
+class Weighted(Majority):
+    name = "weighted"
+
+    def __init__(self, knobs=None):
+        super().__init__(knobs)
+        agree, held = self.probe_cells
+        x, up = held.x, (held.x[:, 1] > 0) & (held.x[:, 2] > 0)  # two cells of unequal size
+        self.probe_cells = [agree] + [
+            ProbeCell(f"training/disagree{i}", "training", "base", f"disagree{i}", x[m], {"internal": majority(x[m]), "proxy": first_bit(x[m])}, weight=w)
+            for i, (m, w) in enumerate(((up, 1.0), (~up, 3.0)))]
+"""
+
+
 def test_cell_weights_weigh_the_class_scores(tmp_path):
-    """`ProbeCell.weight` makes a class score the weighted mean of its cells' agreements (equal by default):
-    the stored score_proxy equals the weighted mean of dl.cells' agreements, not the plain one."""
+    """`ProbeCell.weight` makes a class score the weighted mean of its discriminating cells' agreements (equal
+    by default): the stored score_proxy equals the weighted mean of dl.cells' agreements, not the plain one."""
     import deceptionlab as dl
 
     python, toml = _docs_blocks()
-    weighted = python.replace('''{"internal": majority(held_out), "proxy": first_bit(held_out)}),''',
-                              '''{"internal": majority(held_out), "proxy": first_bit(held_out)}, weight=3.0),''')
-    assert weighted != python
-    (tmp_path / "majority.py").write_text(weighted)
-    (tmp_path / "majority.toml").write_text(toml.replace("values = [3, 5, 7]", "values = [5]").replace("seeds = 16", "seeds = 6"))
-    res = cli("run", "majority.toml", "-o", tmp_path / "out", "--no-show", cwd=tmp_path)
+    (tmp_path / "majority.py").write_text(python)
+    (tmp_path / "weighted_world.py").write_text(WEIGHTED)
+    (tmp_path / "w.toml").write_text(toml.replace('"majority:Majority"', '"weighted_world:Weighted"').replace("values = [3, 5, 7]", "values = [5]")
+                                     .replace("seeds = 16", "seeds = 8"))
+    res = cli("run", "w.toml", "-o", tmp_path / "out", "--no-show", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     sys.path.insert(0, str(tmp_path))
     try:
@@ -151,12 +169,13 @@ def test_cell_weights_weigh_the_class_scores(tmp_path):
     finally:
         sys.path.remove(str(tmp_path))
     proxy = cells[cells["class"] == "proxy"].pivot(index="run_id", columns="cell", values="agreement")
-    want = (proxy["training/agree"] + 3 * proxy["training/disagree"]) / 4
+    want = (proxy["training/disagree0"] + 3 * proxy["training/disagree1"]) / 4  # the agree cell tells no class apart
     got = runs.set_index("run_id").score_proxy.loc[want.index]
-    assert ((got - want).abs() < 1e-6).all()
-    plain = (proxy["training/agree"] + proxy["training/disagree"]) / 2
+    assert ((got - want).abs() < 1e-6).all(), (got, want)
+    plain = (proxy["training/disagree0"] + proxy["training/disagree1"]) / 2
     assert ((got - plain).abs() > 1e-3).any()  # the weight made a difference
-    assert set(cells.weight) == {1.0, 3.0} and cells.groupby("cell").held_out.first().to_dict() == {"training/agree": False, "training/disagree": True}
+    assert set(cells.weight) == {1.0, 3.0}
+    assert cells.groupby("cell").held_out.first().to_dict() == {"training/agree": False, "training/disagree0": True, "training/disagree1": True}
 
 
 @pytest.mark.parametrize("weight,message", [(0.0, "has weight 0.0, expected a finite number > 0"), (float("inf"), "has weight inf")])

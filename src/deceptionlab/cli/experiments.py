@@ -198,13 +198,13 @@ def _held_out_line(runs) -> None:
     try:
         held = held_out_verdicts(runs).merge(runs[["run_id", "verdict"]], on="run_id")
     except WorldError as e:
-        console.print(f"  verdicts on held-out cells: not computed ({e})", highlight=False, soft_wrap=True, markup=False)
+        console.print(f"  verdicts on held-out cells: not computed ({e})", highlight=False, markup=False)
         return
     moved = held[held.verdict != held.verdict_held_out]
     counts = moved.groupby(["verdict", "verdict_held_out"]).size().sort_values(ascending=False)
     change = "; ".join(f"{a} -> {b} {n}" for (a, b), n in counts.items())
     console.print(f"  judged on held-out cells only (no input seen in training; dl.held_out_verdicts): {len(held) - len(moved):,} of "
-                  f"{len(held):,} runs keep their verdict" + (f" ({change})" if change else ""), highlight=False, soft_wrap=True, markup=False)
+                  f"{len(held):,} runs keep their verdict" + (f" ({change})" if change else ""), highlight=False, markup=False)  # wrapped to the console
 
 
 def _show_measurement(results: Path, runs, kind: str, fmt: Format) -> None:
