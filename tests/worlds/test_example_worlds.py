@@ -205,3 +205,26 @@ def test_verdicts_on_held_out_cells_are_shown_beside_the_verdicts(spurious):
     assert (merged.verdict_held_out == merged.verdict).all()  # its only discriminating cell is held out: the same verdicts
     show = cli("show", "out", cwd=spurious)
     assert f"{len(runs)} of {len(runs)} runs keep their verdict" in show.stdout, show.stdout
+
+
+def test_prior_and_speed_specs_name_a_file_world_by_its_dotted_path(spurious):
+    """The specs the lab writes for a world (prior, speed, the report's prior) must find it again: a world
+    from a file is named by "module:Class", not by its `name` (which only the registry knows)."""
+    from deceptionlab.measure.prior_volume import prior_spec
+    from deceptionlab.measure.speed import imitation_spec
+    from deceptionlab.worlds import Bitworld
+    from deceptionlab.worlds.registry import spec_name
+
+    sys.path.insert(0, str(spurious))
+    try:
+        import spurious_world
+
+        world = spurious_world.Spurious()
+        assert prior_spec(world, 64)["world"]["name"] == "spurious_world:Spurious"
+        assert imitation_spec(world)["world"]["name"] == "spurious_world:Spurious"
+    finally:
+        sys.path.remove(str(spurious))
+    assert spec_name(Bitworld()) == "bitworld"
+    res = cli("prior", "--world", "spurious_world:Spurious", "--samples", 500, "-o", "prior_out", cwd=spurious)
+    assert res.returncode == 0, res.stderr
+    assert "spurious_world:Spurious, 2x64 MLPs, 500 draws" in res.stdout

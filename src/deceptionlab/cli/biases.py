@@ -309,7 +309,9 @@ def prior(
             world_table = {}
         elif kind == "probes" and arg:
             w = _world_from_knobs(arg, knob, name_field="--inputs probes:WORLD")
-            world_table = {"world": {"name": w.name, "knobs": w.knobs.model_dump()}}
+            from ..worlds.registry import spec_name
+
+            world_table = {"world": {"name": spec_name(w), "knobs": w.knobs.model_dump()}}
         else:
             _fail(f"--inputs {inputs!r}: expected boolean:n or probes:WORLD")
         widths = widths or [40, 40]
@@ -504,7 +506,7 @@ def _prior_classes(w, n, widths, init_obj, seed, out, fit_rows, fit_threshold, r
         wide = compare_with_sgd(table, results)
     except StoreError as e:
         _fail(str(e))
-    world_name = spec.world.name if spec_path is not None else w.name
+    world_name = spec.world.name if spec_path is not None else spec["world"]["name"]
     prior_cfg = spec.prior.model_dump() if spec_path is not None else spec["prior"]
     family = make_world(world_name, spec.world.knobs if spec_path is not None else spec["world"]["knobs"]).family
     shape = f"{prior_cfg['depth']}x{prior_cfg['width']} {'transformers (depth x width)' if family == 'transformer' else 'MLPs'}"

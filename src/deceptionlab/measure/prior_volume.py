@@ -27,6 +27,7 @@ from ..core.stats import share, wilson
 from ..models import random_ensemble  # noqa: F401  (its old home: measure.prior_volume.random_ensemble)
 from ..sweep.measurements import PriorSpec, blocks_for, expand_measurement, prior_chunk
 from ..worlds import World
+from ..worlds.registry import spec_name
 from .outcomes import frequencies
 
 COLUMNS = ["verdict", "count", "n", "p", "low", "high"]
@@ -81,7 +82,7 @@ def prior_spec(world: World, samples: int, *, depth: int = 2, width: int = 64, s
     prior = {"depth": depth, "width": width, "block": size, "seed": seed}
     if fit_rows is not None:
         prior["fit_rows"] = fit_rows
-    return {"kind": "prior", "name": name, "seeds": runs, "world": {"name": world.name, "knobs": world.knobs.model_dump()},
+    return {"kind": "prior", "name": name, "seeds": runs, "world": {"name": spec_name(world), "knobs": world.knobs.model_dump()},
             "prior": prior, "verdict": {"threshold": threshold, "fit_threshold": fit_threshold}}
 
 

@@ -26,6 +26,7 @@ import pandas as pd
 from ..sweep.measurements import ImitationSpec, expand_measurement, imitation_chunk
 from ..train.imitation import forward_flops
 from ..worlds import CLASSES, World
+from ..worlds.registry import spec_name
 
 # -- 1. compute each class needs ------------------------------------------------------------------
 
@@ -44,7 +45,7 @@ class ImitationConfig:
 def imitation_spec(world: World | str, cfg: ImitationConfig | None = None, knobs: dict | None = None, name: str = "speed_imitation") -> dict:
     """The imitation spec (as parsed TOML) of `cfg` on a world."""
     cfg = cfg or ImitationConfig()
-    world_name = world if isinstance(world, str) else world.name
+    world_name = world if isinstance(world, str) else spec_name(world)
     knobs = knobs if knobs is not None else ({} if isinstance(world, str) else world.knobs.model_dump())
     return {"kind": "imitation", "name": name, "seeds": cfg.seeds, "world": {"name": world_name, "knobs": knobs},
             "imitation": {"depths": list(cfg.depths), "widths": list(cfg.widths), "steps": cfg.steps, "lr": cfg.lr},
@@ -132,7 +133,7 @@ def ponder_spec(world: World, cfg: PonderConfig | None = None, name: str = "spee
         phases.append({"name": "own_goal", "steps": cfg.own_goal_steps, "heads": {"policy": {"data": "own_goal"}, **{h: {} for h in heads[1:]}}})
     phases.append({"name": "training", "steps": cfg.steps, "heads": {h: {} for h in heads}})
     return {
-        "name": name, "seeds": cfg.seeds, "log_every": 500, "world": {"name": world.name, "knobs": world.knobs.model_dump()},
+        "name": name, "seeds": cfg.seeds, "log_every": 500, "world": {"name": spec_name(world), "knobs": world.knobs.model_dump()},
         "model": {"depth": cfg.depth, "width": cfg.widths[0], "compute_penalty": float(cfg.betas[0]), "ponder_penalty": cfg.penalty},
         "optimizer": {"name": "adam", "lr": cfg.lr, "batch_size": cfg.batch_size}, "phases": phases,
         "verdict": {"threshold": cfg.threshold, "fit_threshold": cfg.fit_threshold},

@@ -120,6 +120,20 @@ def world_file(path: str) -> tuple[type[World], str]:
     return lookup(dotted, _registry()), dotted
 
 
+def spec_name(world) -> str:
+    """The name a spec gives `world` (an instance or class) by, so that a spec the lab writes for it (prior,
+    speed, the report's prior) finds it again: its own name when that is how the registry or an entry
+    point knows it, else its dotted path "module:Class" (a world from a file or found by dotted path)."""
+    cls = world if isinstance(world, type) else type(world)
+    name = getattr(cls, "name", "")
+    if _registry().get(name) is cls:
+        return name
+    ep = entry_point_worlds().get(name)
+    if ep is not None and ep.value.replace(":", ".").endswith(cls.__qualname__) and ep.value.startswith(cls.__module__):
+        return name
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
 def validate(cls, label: str) -> None:
     """Check a world class once per process: a World subclass that builds with its default knobs and
     passes `World.check(exact=True)`. `label` names it in the WorldError."""
