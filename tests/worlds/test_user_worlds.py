@@ -115,11 +115,14 @@ def test_a_received_results_folder_runs_no_code_unless_trusted(trained, tmp_path
     shown = cli("show", received, "--format", "csv", cwd=tmp_path)  # what needs no world reads without it
     assert shown.returncode == 0 and not marker.exists()
     cached = tmp_path / "cached"  # a folder sent with its measurement cache (Parquet and JSON: data, no code) reads without its world
+    folder, _ = trained
+    measured = cli("paths", out, "--no-plots", "--out", tmp_path / "m", cwd=folder)  # the sender measures it: its cache is written
+    assert measured.returncode == 0, measured.stderr
     shutil.copytree(out, cached)
+    assert list((cached / "cache").glob("paths-*"))
     (cached / "experiment.json").write_text(json.dumps({**meta, "world_folders": [str(theirs)]}))
-    if (out / "cache").is_dir():
-        res = cli("paths", cached, "--no-plots", "--out", tmp_path / "c", cwd=tmp_path)
-        assert res.returncode == 0 and not marker.exists(), res.stderr
+    res = cli("paths", cached, "--no-plots", "--out", tmp_path / "c", cwd=tmp_path)
+    assert res.returncode == 0 and not marker.exists(), res.stderr
     trusted = cli("--trust-folder", "paths", received, "--no-plots", "--out", tmp_path / "p", cwd=tmp_path)
     assert trusted.returncode == 0, trusted.stderr
     assert marker.exists()
