@@ -18,14 +18,20 @@ def _tables() -> dict[str, pd.DataFrame]:
     }
 
 
-def test_measured_once_and_read_back_equal(tmp_path):
-    (tmp_path / MANIFEST).write_text("one chunk\n")
+def _counted():
+    """A compute function that returns `_tables()` and the list it appends to on every call."""
     calls = []
 
     def compute():
         calls.append(1)
         return _tables()
 
+    return compute, calls
+
+
+def test_measured_once_and_read_back_equal(tmp_path):
+    (tmp_path / MANIFEST).write_text("one chunk\n")
+    compute, calls = _counted()
     first = cached_tables(tmp_path, "paths", ["r1", "r2"], {"threshold": 0.9}, compute)
     second = cached_tables(tmp_path, "paths", ["r2", "r1"], {"threshold": 0.9}, compute)  # the same runs in another order
     assert len(calls) == 1
@@ -37,12 +43,7 @@ def test_measured_once_and_read_back_equal(tmp_path):
 
 def test_new_runs_parameters_or_chunks_measure_again(tmp_path):
     (tmp_path / MANIFEST).write_text("one chunk\n")
-    calls = []
-
-    def compute():
-        calls.append(1)
-        return _tables()
-
+    compute, calls = _counted()
     cached_tables(tmp_path, "paths", ["r1"], {"threshold": 0.9}, compute)
     cached_tables(tmp_path, "paths", ["r1", "r3"], {"threshold": 0.9}, compute)
     cached_tables(tmp_path, "paths", ["r1", "r3"], {"threshold": 0.8}, compute)
@@ -53,12 +54,7 @@ def test_new_runs_parameters_or_chunks_measure_again(tmp_path):
 
 
 def test_a_damaged_entry_is_measured_again(tmp_path):
-    calls = []
-
-    def compute():
-        calls.append(1)
-        return _tables()
-
+    compute, calls = _counted()
     cached_tables(tmp_path, "paths", ["r1"], {}, compute)
     entry = next((tmp_path / CACHE).glob("paths-*"))
     (entry / "0.parquet").write_bytes(b"not parquet")
@@ -69,12 +65,7 @@ def test_a_damaged_entry_is_measured_again(tmp_path):
 
 def test_a_folder_that_cannot_hold_a_cache_is_measured_without_one(tmp_path):
     (tmp_path / CACHE).write_text("a file where the cache folder would go")
-    calls = []
-
-    def compute():
-        calls.append(1)
-        return _tables()
-
+    compute, calls = _counted()
     for _ in range(2):
         out = cached_tables(tmp_path, "paths", ["r1"], {}, compute)
         pd.testing.assert_frame_equal(out["plain"], _tables()["plain"])

@@ -46,6 +46,21 @@ def _copy(value):
     return value.copy() if hasattr(value, "copy") and hasattr(value, "columns") else value
 
 
+@functools.lru_cache(maxsize=8)
+def source_digest(packages: tuple[str, ...]) -> str:
+    """The sha256 of the source of these subpackages of deceptionlab (every .py file, by path and bytes):
+    what a cache keys on so that a change of the code that computed an entry makes it stale."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for sub in packages:
+        for path in sorted((root / sub).rglob("*.py")):
+            h.update(path.relative_to(root).as_posix().encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def frame_digest(frame) -> str:
     """The sha256 of a DataFrame's columns and values (what a cache keys a table it was computed from by)."""
     h = hashlib.sha256()

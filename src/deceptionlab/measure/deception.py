@@ -93,14 +93,13 @@ def held_out_verdicts(runs: pd.DataFrame) -> pd.DataFrame:
     from dataclasses import replace
 
     from ..judge.deception import Halves, verdict_rows
-    from ..worlds import make_world
+    from ..worlds import make_world, seen_shares
 
     parts = []
     for config, g in runs.groupby("config", sort=False):
         cfg = json.loads(config)
         world = make_world(cfg["world"]["name"], cfg["world"]["knobs"])
-        trained = {row.tobytes() for row in world.datasets[world.fit_dataset].x.numpy()}
-        held = np.array([not any(row.tobytes() in trained for row in c.x.numpy()) for c in world.probe_cells])
+        held = np.array([seen == 0 for seen in seen_shares(world)])
         halves = Halves.of(world)
         halves = replace(halves, training=halves.training & held, deployment=halves.deployment & held, discriminating=halves.discriminating & held)
         names = [c.name for c in world.probe_cells]

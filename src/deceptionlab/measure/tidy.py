@@ -56,7 +56,7 @@ def trajectories(runs: pd.DataFrame, quantities: list[str] | None = None) -> pd.
 def _probe_layouts(runs: pd.DataFrame, facts: dict | None = None) -> dict[str, list]:
     """config -> the world's probe cells (rebuilt once per config): [(name, situation, spec, region, size)].
     `facts`, when given, is filled with config -> {"declared": classes, cell name -> (weight, seen, in_training)}."""
-    from ..worlds import declared_classes, make_world
+    from ..worlds import declared_classes, make_world, seen_shares
 
     out = {}
     for config in runs.config.unique():
@@ -64,10 +64,8 @@ def _probe_layouts(runs: pd.DataFrame, facts: dict | None = None) -> dict[str, l
         world = make_world(cfg["world"]["name"], cfg["world"]["knobs"])
         out[config] = [(c.name, c.situation, c.spec, c.region, len(c.x)) for c in world.probe_cells]
         if facts is not None:
-            trained = {row.tobytes() for row in world.datasets[world.fit_dataset].x.numpy()}
             facts[config] = {"declared": declared_classes(world), **{
-                c.name: (float(c.weight), float(np.mean([row.tobytes() in trained for row in c.x.numpy()])), bool(c.in_training))
-                for c in world.probe_cells}}
+                c.name: (float(c.weight), seen, bool(c.in_training)) for c, seen in zip(world.probe_cells, seen_shares(world))}}
     return out
 
 

@@ -14,7 +14,6 @@ file is missing. `$DECEPTIONLAB_NO_CACHE` (any value) draws every figure again.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -24,7 +23,7 @@ from typing import Callable
 
 import pandas as pd
 
-from ..core.memo import feed_frame
+from ..core.memo import feed_frame, source_digest
 
 
 @dataclass
@@ -36,18 +35,6 @@ class Job:
     call: Callable[[], list[Path]]
     folder: Path
     inputs: tuple = field(default_factory=tuple)
-
-
-@functools.lru_cache(maxsize=1)
-def _code_digest() -> str:
-    import matplotlib
-
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256(matplotlib.__version__.encode())
-    for sub in ("report", "measure", "core"):
-        for path in sorted((root / sub).rglob("*.py")):
-            h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 def _feed(h, value, memo: dict | None = None) -> None:
@@ -75,7 +62,9 @@ def _feed(h, value, memo: dict | None = None) -> None:
 def digest(job: Job, memo: dict | None = None) -> str:
     """The digest of what `job`'s figure shows: its name, inputs and the drawing code."""
     h = hashlib.sha256(job.name.encode())
-    h.update(_code_digest().encode())
+    import matplotlib
+
+    h.update(source_digest(("report", "measure", "core")).encode() + matplotlib.__version__.encode())
     _feed(h, job.inputs, memo)
     return h.hexdigest()
 

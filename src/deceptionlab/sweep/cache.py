@@ -15,7 +15,6 @@ folder may come from someone else).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -26,19 +25,9 @@ from typing import Callable
 
 import pandas as pd
 
+from ..core.memo import source_digest
+
 CACHE = "cache"
-
-
-@functools.lru_cache(maxsize=1)
-def _code_digest() -> str:
-    """The sha256 of the measuring code's source (every .py file of deceptionlab.measure, judge, theory and core)."""
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for sub in ("measure", "judge", "theory", "core"):
-        for path in sorted((root / sub).rglob("*.py")):
-            h.update(path.relative_to(root).as_posix().encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 def _version() -> str:
@@ -61,7 +50,7 @@ def cache_key(root: str | Path, run_ids, params: dict) -> str:
     h.update("\n".join(sorted(map(str, run_ids))).encode())
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
     h.update(_version().encode())
-    h.update(_code_digest().encode())
+    h.update(source_digest(("measure", "judge", "theory", "core")).encode())
     return h.hexdigest()[:20]
 
 

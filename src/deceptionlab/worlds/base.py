@@ -15,6 +15,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -192,6 +193,13 @@ def class_templates(world: World, cell: ProbeCell) -> dict[str, torch.Tensor]:
     declared = declared_classes(world)
     nan = torch.full((len(cell.x),), float("nan"))
     return {k: cell.templates[k].float() if k in declared else nan for k in CLASSES}
+
+
+def seen_shares(world: World) -> list[float]:
+    """Per probe cell, the share of its inputs that are inputs of the policy's training data (the fit
+    dataset): 0 for a held-out cell, which training never showed."""
+    trained = {row.tobytes() for row in world.datasets[world.fit_dataset].x.numpy()}
+    return [float(np.mean([row.tobytes() in trained for row in c.x.numpy()])) for c in world.probe_cells]
 
 
 def declared_classes(world) -> tuple[str, ...]:
