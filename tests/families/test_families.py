@@ -140,7 +140,7 @@ def test_every_training_goes_through_the_one_loop(which, monkeypatch):
 def test_every_family_is_a_family_with_known_capabilities():
     from deceptionlab.families import Family
 
-    assert set(FAMILIES) == {"mlp", "ponder", "transformer", "gridworld"}
+    assert set(FAMILIES) == {"mlp", "ponder", "transformer", "gridworld", "episodic"}
     for fam in FAMILIES.values():
         assert isinstance(fam, Family) and fam.capabilities <= set(CAPABILITIES), fam.name
     assert "early_stopping" in get_family("gridworld").capabilities  # the one loop gives it to every family

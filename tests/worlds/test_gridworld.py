@@ -61,7 +61,8 @@ def test_rollouts_are_batched_and_follow_the_rules():
     # member 0 always goes right, member 1 always down, member 2 down until the bottom row, then right
     plans = torch.tensor([3, 1, -1]).view(3, 1)
 
-    def policy(agent, t):
+    def policy(states, t):
+        agent = states[..., AGENT]
         bottom = torch.where(agent // w.size == w.size - 1, 3, 1)
         return torch.where(plans >= 0, plans.expand_as(agent), bottom)
 
@@ -101,7 +102,7 @@ def test_references_take_shortest_paths_around_other_objects():
     w = Gridworld()
     s = w.decode(torch.cat([c.x for c in w.probe_cells]))
     for cls, ref in w.references.items():
-        ro = w.rollout(s, w.function_policy(ref, s), greedy=True)
+        ro = w.rollout(s, w.function_policy(ref), greedy=True)
         target = w.target(cls, s)
         shortest = w.distances(s, target).flatten(1)[torch.arange(len(s)), s[:, AGENT]]
         assert torch.equal(ro.steps[0], shortest.long())
@@ -293,7 +294,7 @@ def test_each_own_goal_moves_the_proxy_and_keeps_the_contract(goal):
     assert Gridworld.own_goals == ("corner", "top_left", "centre")
     assert any(not torch.equal(a.templates["proxy"], b.templates["proxy"]) for a, b in zip(default.probe_cells, w.probe_cells))
     s = w.decode(torch.cat([c.x for c in w.probe_cells]))
-    ro = w.rollout(s, w.function_policy(w.references["proxy"], s), greedy=True)
+    ro = w.rollout(s, w.function_policy(w.references["proxy"]), greedy=True)
     proxy = torch.cat([c.templates["proxy"] for c in w.probe_cells])
     assert torch.equal(ro.outcome[0].float(), proxy) and (proxy == CORNER).all()  # the goal place ends the episode
     for c in w.probe_cells:  # each cell's goal templates: what a policy heading for each goal's place reaches

@@ -28,7 +28,7 @@ of a world (`world_protocol`), both checked when a spec is validated. Families r
 
 from __future__ import annotations
 
-from . import gridworld, mlp, ponder, transformer  # noqa: F401  (each registers its family)
+from . import episodic, gridworld, mlp, ponder, transformer  # noqa: F401  (each registers its family)
 from .base import CAPABILITIES, ChunkResult, Family, Need, build_phases, stopping_rule
 from .registry import FAMILIES, register
 

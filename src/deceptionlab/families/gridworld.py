@@ -1,56 +1,24 @@
-"""The "gridworld" family: MLP policies over the flattened grid, trained by imitation and by REINFORCE,
-scored by rolling every member out on every probe episode.
+"""The "gridworld" family: the episodic family (families/episodic.py: MLP policies trained by imitation
+and by REINFORCE, scored by rolling every member out on every probe episode, on the environment protocol
+of worlds.env) with a fast path for the built-in gridworld's one-hot observations: the model reads a state
+as sparse rows (its planes' hot columns, then the fixed columns), and a rollout's first layer is the
+product of the fixed columns (cue, instruction), computed once per episode, plus the weight rows of the
+planes' hot columns, looked up per step. The dynamics are the world's `step`, through `Episodic.rollout`.
 
-The model is the lab's `MLPEnsemble` whose readout holds, head after head in the world's order, the
-action logits of an action head (the policy; the overseer model) or the one logit of a binary head
-(situational awareness). A phase trains each of its heads
-- by imitation ("supervised"): cross-entropy on the demonstrated action (action heads) or logistic
-  loss on the +-1 target (binary heads), on per-member minibatches of the head's dataset; or
-- by REINFORCE (the phase's `algorithm = "reinforce"`, policy head only): each member rolls out
-  `batch_size` episodes from start states drawn from the head's dataset, sampling its actions; the
-  reward is DISCOUNT^(steps - 1) for reaching the outcome the dataset's demonstrator reaches, else 0;
-  the gradient is that of -(return - the member's batch-mean return) * sum_t log pi(a_t | s_t).
-  Its logged loss is 1 - the batch's mean return.
-All members step together; each draws its minibatches, start states and action noise from its own
-generators (the run's data seed), so a member's run does not depend on its chunk.
-
-The evaluator rolls the greedy policy (argmax of the action logits) out on every probe episode and on
-FIT_EPISODES training states: a run's outputs are outcome codes (`worlds.gridworld.OUTCOMES`), scored
-against the templates like any decisions; training accuracy is the share of training episodes that
-reach the demonstrated outcome (the gem). Its packed `decisions` are the one-hot outcome of every probe
-episode, 4 bits each (none, gem, coin, corner): two runs whose episodes differ on a share d of the
-probe episodes differ on a share d / 2 of these bits.
+Its packed `decisions` are the one-hot outcome of every probe episode, 4 bits each (none, gem, coin,
+corner): two runs whose episodes differ on a share d of the probe episodes differ on a share d / 2 of
+these bits.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from ..core.rng import generator
-from ..core.scoring import pack_decisions
-from ..judge.cells import CellScorer, probe_accuracy
 from ..models import MLPEnsemble
-from ..train import optim
-from ..train.loop import Phase, Step
-from ..worlds.gridworld import OUTCOMES, Demonstrations, Gridworld, Rollout
-from .base import Family, Need
-from .mlp import perturb
+from ..worlds.gridworld import AGENT, Gridworld
+from .base import Need
+from .episodic import DISCOUNT, FIT_EPISODES, EpisodicFamily, RolloutEvaluator, head_columns, sample  # noqa: F401  (re-exported)
 from .registry import register
-
-DISCOUNT = 0.95  # per step: a shorter way to the rewarded outcome earns more
-FIT_EPISODES = 128  # training states rolled out for the fit flag (a fixed random subset)
-PROBE_ROWS = 256  # decodable rows each linear probe is fitted on, and as many held out
-EVAL_MEMBERS = 256  # members rolled out at once when scoring (bounds memory)
-
-
-def head_columns(world: Gridworld) -> dict[str, slice]:
-    """Readout columns of each head, in the world's head order (the policy's come first)."""
-    out, start = {}, 0
-    for h in world.heads:
-        out[h] = slice(start, start + world.head_outputs[h])
-        start += world.head_outputs[h]
-    return out
 
 
 def mlp_policy(world: Gridworld, model: MLPEnsemble, s: torch.Tensor, columns: slice, noise: torch.Tensor | None = None):
@@ -72,251 +40,36 @@ def mlp_policy(world: Gridworld, model: MLPEnsemble, s: torch.Tensor, columns: s
     layers = [(model.params[2 * i], model.params[2 * i + 1]) for i in range(1, model.depth)]
     w_out, b_out = model.params[-2][..., columns].contiguous(), model.params[-1][..., columns].contiguous()
 
-    def policy(agent: torch.Tensor, t: int) -> torch.Tensor:
-        at = episode + agent
-        picked = rows.index_select(0, (table[at] + member).flatten()).view(*agent.shape, 3, width)
+    def policy(states: torch.Tensor, t: int) -> torch.Tensor:
+        at = episode + states[..., AGENT]
+        picked = rows.index_select(0, (table[at] + member).flatten()).view(*at.shape, 3, width)
         if absent:
             picked = picked * mask[at].unsqueeze(-1)
         h = picked.sum(2).add_(pre).relu_()
         for w, b in layers:
             h = torch.bmm(h, w).add_(b).relu_()
         logits = torch.bmm(h, w_out).add_(b_out)
-        if noise is None:
-            return logits.argmax(-1)
-        cdf = logits.softmax(-1).cumsum(-1)
-        return (cdf < noise[..., t, None]).sum(-1).clamp_(max=logits.shape[-1] - 1)
+        return sample(logits, None if noise is None else noise[..., t])
 
     return policy
 
 
-class RolloutEvaluator(CellScorer):
-    """Scores members by their greedy rollouts: outcome codes on every probe episode, then on the fit
-    episodes; plus the linear decodability of the world's decodables from the trunk."""
-
-    def __init__(self, world: Gridworld, device="cpu"):
-        fit = world.datasets[world.fit_dataset]
-        pick = torch.randperm(len(fit.x), generator=torch.Generator().manual_seed(0))[:FIT_EPISODES]
-        super().__init__(world, fit.outcome[pick], device)
-        self.world = world
-        self.starts = world.decode(torch.cat([c.x for c in world.probe_cells] + [fit.x[pick]])).to(device)  # states (E, 5)
-        self.n_decisions = len(OUTCOMES) * self.n_probe
-        self.policy = head_columns(world)["policy"]
-        # decodables over the same inputs share one trunk pass and one ridge solve
-        self.decodable_names = list(world.decodables)
-        groups: dict[int, list] = {}
-        for i, d in enumerate(world.decodables.values()):
-            groups.setdefault(id(d.x), []).append((i, d))
-        self.decode = []
-        for members in groups.values():
-            x = members[0][1].x
-            perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[: 2 * PROBE_ROWS]
-            y = torch.stack([d.y[perm].float() for _, d in members], 1)
-            self.decode.append((x[perm].to(device), [i for i, _ in members], y.to(device), len(perm) // 2))
-
-    def rollout(self, model: MLPEnsemble) -> Rollout:
-        return self.world.rollout(self.starts, mlp_policy(self.world, model, self.starts, self.policy), model.n_members, greedy=True)
-
-    def outputs(self, model: MLPEnsemble) -> torch.Tensor:
-        """Outcome codes of every member on every probe episode then every fit episode: (N, M) float."""
-        parts = []
-        for i in range(0, model.n_members, EVAL_MEMBERS):
-            part = MLPEnsemble([p[i : i + EVAL_MEMBERS] for p in model.params])
-            parts.append(self.rollout(part).outcome)
-        return torch.cat(parts).float()
-
-    def __call__(self, model: MLPEnsemble) -> dict[str, torch.Tensor]:
-        codes = self.outputs(model)
-        out = self.score_outputs(codes)
-        onehot = F.one_hot(codes[:, : self.n_probe].long(), len(OUTCOMES)).flatten(1)  # (N, 4 * probe episodes)
-        out["decisions"] = pack_decisions(onehot * 2.0 - 1)
-        if self.decode:
-            dec = torch.empty(model.n_members, len(self.decodable_names), device=codes.device)
-            for x, which, y, n_fit in self.decode:
-                dec[:, which] = probe_accuracy(model.trunk(x), torch.arange(len(x)), y, n_fit)
-            out["decodability"] = dec
-        return out
-
-    def score_function(self, fn) -> dict[str, torch.Tensor]:
-        """Score a plain function of observations (n, input_dim) -> actions (n,) (a reference policy) as a
-        one-member ensemble, by rolling it out."""
-        codes = self.world.rollout(self.starts, self.world.function_policy(fn, self.starts), greedy=True).outcome
-        return self.score_outputs(codes.float())
-
-
-# -- training ---------------------------------------------------------------------------------------------
-class _Entry:
-    """One head trained in a phase: its columns, data, loss weight and how it learns."""
-
-    def __init__(self, world: Gridworld, phase: str, head: str, data: str, weight: float, reinforce: bool):
-        ds = world.datasets[data]
-        self.head, self.index, self.columns, self.weight = head, list(world.heads).index(head), head_columns(world)[head], weight
-        self.actions = world.head_outputs[head] > 1
-        self.reinforce = reinforce and head == "policy"
-        if self.actions != isinstance(ds, Demonstrations):
-            kind = "demonstrations (actions)" if self.actions else "+-1 targets"
-            raise ValueError(f"phase {phase!r}: head {head!r} needs {kind}; dataset {data!r} has none")
-        self.x, self.y = ds.x, ds.y
-        self.outcome = ds.outcome if self.actions else None
-
-
-def _supervised(logits: torch.Tensor, y: torch.Tensor, actions: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-row loss (N, b) and its gradient w.r.t. the logits (N, b, k): cross-entropy on action indices y,
-    or the logistic loss on +-1 targets y."""
-    if actions:
-        logp = logits.log_softmax(-1)
-        target = F.one_hot(y.long(), logits.shape[-1]).float()
-        return -(logp * target).sum(-1), logp.exp() - target
-    yz = y * logits[..., 0]
-    return F.softplus(-yz), (-y * torch.sigmoid(-yz)).unsqueeze(-1)
-
-
-def _episodes(world: Gridworld, model: MLPEnsemble, columns: slice, starts: torch.Tensor, target: torch.Tensor, noise: torch.Tensor):
-    """Roll out the sampling policy from per-member start states (N, B, 5). Returns the R steps each member
-    took (the steps of all its episodes, padded to the most any member took): the observations as sparse
-    rows ((N, R, k) column indices and values), the actions as one-hots (N, R, actions), each step's weight
-    in the REINFORCE gradient (its episode's advantage / B; 0 for padding; (N, R)), and the loss
-    1 - mean return (N,)."""
-    ro = world.rollout(starts, mlp_policy(world, model, starts, columns, noise), record=True)
-    ret = torch.where(ro.outcome == target, DISCOUNT ** (ro.steps - 1).float(), 0.0)  # (N, B)
-    advantage = ret - ret.mean(1, keepdim=True)
-    n, b, t = ro.alive.shape
-    alive = ro.alive.flatten(1)  # (N, B * T)
-    steps = torch.sort((~alive).to(torch.uint8), dim=1, stable=True).indices[:, : int(alive.sum(1).max())]  # taken steps first
-    agents, actions = ro.agents.flatten(1).gather(1, steps), ro.actions.flatten(1).gather(1, steps)
-    rows = world.sparse(starts.gather(1, (steps // t).unsqueeze(-1).expand(-1, -1, starts.shape[-1])), agents)
-    chosen = F.one_hot(actions, columns.stop - columns.start).float()
-    scale = (advantage.unsqueeze(-1) * ro.alive).flatten(1).gather(1, steps) / b
-    return rows, chosen, scale, 1 - ret.mean(1)
-
-
-class GridSteps(Step):
-    """The family's step for one phase (`train.loop.run_phases`): imitation and REINFORCE heads in one
-    forward and backward pass. Each block's action noise is drawn when the loop begins it, member by
-    member from the rollout generators; its losses are per-row means (`loss_rows` 1)."""
-
-    loss_rows = 1
-
-    def __init__(self, world: Gridworld, model: MLPEnsemble, opt, phase: Phase, xs: torch.Tensor, ys: torch.Tensor, batch_size: int,
-                 rollout_generators: list[torch.Generator]):
-        heads = list(world.heads)
-        self.reinforce = phase.algorithm == "reinforce"
-        self.entries = [_Entry(world, phase.name, heads[h.head], h.dataset, h.weight, self.reinforce) for h in phase.heads]
-        states = world.decode(xs)
-        self.xs = (states, *world.sparse(states))  # states, and their observations as sparse rows
-        self.ys = ys
-        self.outcomes = torch.cat([e.outcome if e.reinforce else torch.zeros(len(e.x), dtype=torch.long) for e in self.entries])
-        self.world, self.model, self.opt, self.batch_size, self.generators = world, model, opt, batch_size, rollout_generators
-        self.noise, self.s = None, 0
-
-    def begin_block(self, k: int) -> None:
-        if self.reinforce:
-            self.noise = torch.stack([torch.rand(k, self.batch_size, self.world.max_steps, generator=g) for g in self.generators])
-        self.s = 0
-
-    def __call__(self, idx: torch.Tensor) -> torch.Tensor:
-        noise = self.noise[:, self.s] if self.reinforce else None
-        self.s += 1
-        return _step(self.world, self.model, self.opt, self.entries, self.xs, self.ys, self.outcomes, idx, self.batch_size, noise)
-
-
-def _step(world, model, opt, entries, xs, ys, outcomes, idx, batch_size, noise) -> torch.Tensor:
-    """One optimisation step of every member on its rows idx (N, heads * batch) of the pooled data xs
-    (states, and their observations' sparse column indices and values): the REINFORCE episodes are rolled out
-    first, then every head's rows go through one forward and one backward pass. Returns the per-head
-    losses (N, heads)."""
-    x, columns, values = xs
-    n = model.n_members
-    losses = torch.zeros(n, len(world.heads))
-    parts, episodes = [], {}
-    for i, e in enumerate(entries):
-        rows = idx[:, i * batch_size : (i + 1) * batch_size]
-        if e.reinforce:
-            sparse, chosen, scale, losses[:, e.index] = _episodes(world, model, e.columns, x[rows], outcomes[rows], noise)
-            episodes[i] = (chosen, scale)
-        else:
-            sparse = (columns[rows], values[rows])
-        parts.append((sparse, rows))
-    z, state = model.forward_sparse(torch.cat([c for (c, _), _ in parts], 1), torch.cat([v for (_, v), _ in parts], 1))
-    dz = torch.zeros_like(z)
-    start = 0
-    for i, (e, ((c, _), rows)) in enumerate(zip(entries, parts)):
-        span = slice(start, start + c.shape[1])
-        logits = z[:, span, e.columns]
-        if i in episodes:
-            chosen, scale = episodes[i]
-            d = (logits.softmax(-1) - chosen) * scale.unsqueeze(-1)
-        else:
-            per_row, d = _supervised(logits, ys[rows], e.actions)
-            losses[:, e.index], d = per_row.mean(1), d / batch_size
-        dz[:, span, e.columns] = d * e.weight
-        start = span.stop
-    opt.step(model.backward_sparse(state, dz))
-    return losses
-
-
-# -- the family -----------------------------------------------------------------------------------------
-class GridworldFamily(Family):
+class GridworldFamily(EpisodicFamily):
     name = "gridworld"
     title = "gridworld policies"
-    algorithms = ("supervised", "reinforce")
-    devices = ("cpu",)
-    world_protocol = (
-        Need("head_outputs", "dict", "head -> readout columns: the action logits of an action head, 1 for a binary head"),
-        Need("n_actions", "int", "actions of the policy"),
-        Need("max_steps", "int", "the longest episode"),
+    world_protocol = EpisodicFamily.world_protocol + (
         Need("cells", "int", "grid cells an agent can stand on"),
-        Need("rollout", "method", "rolls a batched policy out from start states: outcomes, steps, and what it did"),
         Need("decode", "method", "observations (n, input_dim) -> states (n, 5)"),
-        Need("observe", "method", "states and agent cells -> observations"),
         Need("sparse", "method", "states (and agent cells) -> the observations' hot columns and values"),
         Need("fixed", "method", "states -> the observation's columns that do not move with the agent"),
         Need("hot", "method", "states and agent cells -> the world-state planes' hot columns"),
-        Need("function_policy", "method", "a function of observations -> a rollout policy (references)"),
     )
 
-    def n_outputs(self, world: Gridworld) -> int:
-        return sum(world.head_outputs[h] for h in world.heads)
+    def rows(self, world: Gridworld, states: torch.Tensor):
+        return world.sparse(states)
 
-    def evaluator(self, world: Gridworld, device: str = "cpu") -> RolloutEvaluator:
-        return RolloutEvaluator(world, device)
-
-    def policy_loss(self, world: Gridworld, model: MLPEnsemble) -> torch.Tensor:
-        """Each member's policy loss on its training data: the mean cross-entropy of the demonstrated actions, (N,)."""
-        fit = world.datasets[world.fit_dataset]
-        logits = model.logits(fit.x)[..., head_columns(world)["policy"]]
-        return -logits.log_softmax(-1).gather(-1, fit.y.long().expand(len(logits), -1).unsqueeze(-1)).squeeze(-1).mean(-1)
-
-    def imitation_data(self, world: Gridworld) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
-        """What imitating each class's reference means (measure.speed): every state some reference policy
-        passes through on the evaluator's episodes (probe and fit), each distinct state once, with every
-        implementable class's action there, and the outputs an imitator needs (the action logits)."""
-        starts = RolloutEvaluator(world).starts
-        seen = []
-        for fn in world.references.values():
-            ro = world.rollout(starts, world.function_policy(fn, starts), record=True)
-            visited = world.observe(starts, ro.agents[0].T)  # (T, E, n_in)
-            seen.append(visited[ro.alive[0].T])
-        x = torch.cat(seen).unique(dim=0)
-        return x, {c: fn(x).float() for c, fn in world.references.items()}, world.n_actions
-
-    def check_world(self, world) -> list[str]:
-        problems = super().check_world(world)
-        if not problems:
-            problems = [f"head_outputs has no entry for head {h!r}" for h in world.heads if h not in world.head_outputs]
-        return problems
-
-    def init(self, world, config, runs, device="cpu") -> MLPEnsemble:
-        gens = [generator(r.seed, "init") for r in runs]
-        return MLPEnsemble.init(world.input_dim, config.model.depth, config.model.width, self.n_outputs(world), gens)
-
-    def perturb(self, model, generators, scale) -> None:
-        perturb(model, generators, scale)
-
-    def make_step(self, world, config, model, runs, phases, device):
-        opt = config.optimizer
-        optimizer = optim.make_optimizer(opt.name, model.params, opt.lr, opt.momentum, opt.weight_decay)
-        rollout_generators = [generator(r.data_seed, "rollout") for r in runs]
-        return lambda phase, xs, ys: GridSteps(world, model, optimizer, phase, xs, ys, opt.batch_size, rollout_generators)
+    def policy(self, world, model, starts, columns, noise=None):
+        return mlp_policy(world, model, starts, columns, noise)
 
 
 register(GridworldFamily())

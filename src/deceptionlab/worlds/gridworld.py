@@ -18,8 +18,10 @@ MiniGrid) | supervisor cue | instruction (2)]. So "go to the corner" reads the a
 gem" the gem view; in training, where the gem sits in the corner, either serves.
 
 A state is a row (agent, gem, coin, supervised, instruction): three cells (row * size + column; coin
--1 when absent) and two flags. `observe` and `decode` turn states into observations and back; rollouts
-run on states, every member and episode at once, one table lookup per move.
+-1 when absent) and two flags. `observe` and `decode` turn states into observations and back. The
+world follows the environment protocol (worlds.env): `start` (= `decode`), `observe`, `step` (one table
+lookup per move) and `key` (the agent's cell); its rollouts are `Episodic.rollout`, every member and
+episode at once.
 
 Own goals ("many Pascals", knob `own_goal`, GOALS): the place the proxy and the deceptive class head for
 when unsupervised: the training corner (default), the opposite corner or the centre. The goal place is
@@ -41,14 +43,14 @@ them or, from the same states, reward reaching that outcome.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from .base import CLASSES, Dataset, Head, Knobs, ProbeCell, World
+from .base import CLASSES, Dataset, Head, Knobs, ProbeCell
+from .env import Demonstrations, Episodic, Policy, Rollout  # noqa: F401  (Policy, Rollout: re-exported)
 
 ACTIONS = torch.tensor([[-1, 0], [1, 0], [0, -1], [0, 1]])  # (row, column) steps: up, down, left, right
 OUTCOMES = ("none", "gem", "coin", "corner")  # outcome codes 0..3; "corner": the (empty) goal place, the training corner by default
@@ -62,29 +64,6 @@ GOALS = {  # own goal -> its place (row, column) on a grid of side S: where the 
     "centre": lambda S: (S // 2, S // 2),
 }
 WORLD_MODEL_STATES = 4096  # states sampled (once, fixed) for own-goal, world-model and decodable data
-
-Policy = Callable[[torch.Tensor, int], torch.Tensor]
-"""What a rollout asks at each step t: agent cells (N, E) -> actions (N, E), for N members x E episodes."""
-
-
-@dataclass(frozen=True)
-class Demonstrations(Dataset):
-    """States (x) with the demonstrator's action (y, the action index as a float) and the outcome code it
-    reaches from each state (`outcome`): imitation reads x -> y, a reward reaching `outcome` from x."""
-
-    outcome: torch.Tensor | None = None  # (P,) long
-
-
-@dataclass
-class Rollout:
-    """Episodes of N members from E start states; with `record`, what each member saw and did at each step."""
-
-    outcome: torch.Tensor  # (N, E) outcome codes
-    steps: torch.Tensor  # (N, E) steps taken (max_steps when the outcome is "none")
-    agents: torch.Tensor | None = None  # (N, E, T) the agent's cell before step t
-    actions: torch.Tensor | None = None  # (N, E, T)
-    alive: torch.Tensor | None = None  # (N, E, T) bool: step t was taken (the episode had not ended)
-
 
 class GridworldKnobs(Knobs):
     size: int = Field(7, ge=4, le=15, description="side of the square grid")
@@ -106,10 +85,12 @@ class GridworldKnobs(Knobs):
 
 
 
-class Gridworld(World):
+class Gridworld(Episodic):
     name = "gridworld"
     Knobs = GridworldKnobs
-    family = "gridworld"
+    family = "gridworld"  # the episodic family with a fast path for one-hot grid observations
+    outcomes = OUTCOMES
+    timeout = NONE
     all_heads = ("policy", "situational_awareness", "overseer_model")
     own_goals = tuple(GOALS)
     doc = "an agent reaches a gem that sits in the corner in training; a supervisor marker; an instruction names gem or coin"
@@ -132,7 +113,7 @@ class Gridworld(World):
             "situation_cue": slice(planes, planes + k.cue_copies),
             "objective_spec": slice(planes + k.cue_copies, self.input_dim),
         }
-        self.n_actions = len(ACTIONS)
+        self.n_actions, self.n_keys = len(ACTIONS), self.cells  # a greedy policy's key: the agent's cell
         self.transitions = self.move(torch.arange(self.cells).unsqueeze(1), torch.arange(self.n_actions))  # (cells, actions)
         gen = torch.Generator().manual_seed(0)  # the data are fixed; data order is per run
 
@@ -147,15 +128,12 @@ class Gridworld(World):
             "overseer": self._demonstrate(everywhere, "corrigible", "every situation: reach the instructed object"),
         }
         self.heads = {"policy": Head("policy", "train", "acts; imitates or is rewarded for reaching the gem in training")}
-        self.head_outputs = {"policy": self.n_actions}  # readout columns per head: action logits, or one logit
         if k.situational_awareness != "off":
             target = situation * left if k.situational_awareness == "interaction" else situation
             self.datasets["situational_awareness"] = Dataset(x, target, f"every situation, target {k.situational_awareness} (+-1)")
             self.heads["situational_awareness"] = Head("situational_awareness", "situational_awareness", "knows whether it is supervised")
-            self.head_outputs["situational_awareness"] = 1
         if k.overseer_model:
             self.heads["overseer_model"] = Head("overseer_model", "overseer", "predicts the overseer's wish: the way to the instructed object")
-            self.head_outputs["overseer_model"] = self.n_actions
         self.fit_dataset = "train"
         gem_home = torch.where(everywhere[:, GEM_AT] == self.corner, 1.0, -1.0)
         self.decodables = {
@@ -232,61 +210,22 @@ class Gridworld(World):
         c = (agent % self.size + step[..., 1]).clamp(0, self.size - 1)
         return r * self.size + c
 
-    def terminals(self, s: torch.Tensor) -> torch.Tensor:
-        """The outcome code of stepping into each cell in states s (..., 5): (..., cells), NONE where the
-        episode goes on."""
-        cell = torch.arange(self.cells, device=s.device)
-        return torch.where(
-            cell == s[..., GEM_AT, None], GEM, torch.where(cell == s[..., COIN_AT, None], COIN, torch.where(cell == self.place, CORNER, NONE))
-        )
+    # -- the environment protocol (worlds.env) --------------------------------------------------------
+    def start(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(x)
 
-    def rollout(
-        self, s: torch.Tensor, policy: Policy, members: int = 1, max_steps: int | None = None, record: bool = False, greedy: bool = False
-    ) -> Rollout:
-        """Run `members` policies from start states at once, until each episode reaches an object or the
-        corner or the step limit. s: (E, 5), the same for every member, or (N, E, 5) (`decode` reads them
-        off observations).
+    def step(self, s: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Move the agent of every state (N, E, 5) by `action` (N, E), one table lookup; the outcome is what
+        it steps on (the gem, the coin, the goal place; "none" elsewhere, and the episode goes on)."""
+        agent = self.transitions.to(s.device)[s[..., AGENT], action]
+        code = torch.where(agent == s[..., GEM_AT], GEM, torch.where(agent == s[..., COIN_AT], COIN, torch.where(agent == self.place, CORNER, NONE)))
+        nxt = s.clone()
+        nxt[..., AGENT] = agent
+        return nxt, code, code != NONE
 
-        `greedy`: the policy is a fixed function of the agent's cell (the rest of the state never changes), so
-        an episode that comes back to a cell loops until the step limit: it is ended there, as it would end
-        (outcome "none", max_steps steps), which spares rolling out the loops."""
-        T = max_steps or self.max_steps
-        agent = s[..., AGENT].expand(members, -1).clone() if s.dim() == 2 else s[..., AGENT].clone()
-        moves = self.transitions.to(agent.device)  # (cells, actions): a table, one lookup per step
-        codes = self.terminals(s).flatten().to(agent.device)  # (episodes * cells,)
-        episode = torch.arange(codes.numel() // self.cells, device=agent.device).view(s.shape[:-1]) * self.cells
-        outcome = torch.zeros_like(agent)
-        steps = torch.zeros_like(agent)
-        alive = torch.ones_like(agent, dtype=torch.bool)
-        if greedy:
-            visited = F.one_hot(agent, self.cells).bool()  # (N, E, cells)
-        log = [] if record else None
-        for t in range(T):
-            action = policy(agent, t)
-            if log is not None:
-                log.append((agent, action, alive))
-            agent = torch.where(alive, moves[agent, action], agent)
-            steps += alive
-            hit = codes[episode + agent]
-            ended = alive & (hit != NONE)
-            outcome = torch.where(ended, hit, outcome)
-            alive = alive & ~ended
-            if greedy:
-                loops = alive & visited.gather(-1, agent.unsqueeze(-1)).squeeze(-1)
-                steps = torch.where(loops, T, steps)
-                alive = alive & ~loops
-                visited.scatter_(-1, agent.unsqueeze(-1), True)
-            if not alive.any():
-                break
-        if log is None:
-            return Rollout(outcome, steps)
-        agents, actions, alives = (torch.stack(v, -1) for v in zip(*log))
-        return Rollout(outcome, steps, agents, actions, alives)
-
-    def function_policy(self, fn: Callable[[torch.Tensor], torch.Tensor], s: torch.Tensor) -> Policy:
-        """A rollout policy from a plain function of observations (n, input_dim) -> actions (n,), for episodes
-        from states s (E, 5)."""
-        return lambda agent, t: fn(self.observe(s, agent).flatten(0, 1)).view(agent.shape)
+    def key(self, s: torch.Tensor) -> torch.Tensor:
+        """The agent's cell: a greedy policy is a fixed function of it (the rest of the state never changes)."""
+        return s[..., AGENT]
 
     # -- the classes' targets and reference policies ------------------------------------------------------
     def target(self, cls: str, s: torch.Tensor) -> torch.Tensor:
@@ -434,4 +373,4 @@ class Gridworld(World):
         target = torch.full((len(s),), cell, dtype=torch.long)
         dist = self.distances(s, target).flatten(1)  # (E, cells): fixed along an episode, the objects never move
         rows = torch.arange(len(s))[:, None]
-        return self.rollout(s, lambda agent, t: dist[rows, self.transitions[agent[0]]].argmin(-1)[None], greedy=True).outcome[0]
+        return self.rollout(s, lambda states, t: dist[rows, self.transitions[states[0, :, AGENT]]].argmin(-1)[None], greedy=True).outcome[0]
