@@ -228,3 +228,56 @@ def test_prior_and_speed_specs_name_a_file_world_by_its_dotted_path(spurious):
     res = cli("prior", "--world", "spurious_world:Spurious", "--samples", 500, "-o", "prior_out", cwd=spurious)
     assert res.returncode == 0, res.stderr
     assert "spurious_world:Spurious, 2x64 MLPs, 500 draws" in res.stdout
+
+
+EPISODIC = {  # example -> (world file, spec, the swept knob): published problems on the environment protocol
+    "corridor": ("corridor_world.py", "corridor.toml", "length"),  # goal misgeneralisation over many steps
+    "fourway": ("fourway_world.py", "fourway.toml", "noise_bits"),  # a choice among four actions
+}
+
+
+@pytest.fixture(scope="module", params=sorted(EPISODIC))
+def episodic_example(request, tmp_path_factory):
+    name = request.param
+    root = tmp_path_factory.mktemp(name)
+    for f in EPISODIC[name][:2]:
+        shutil.copy(REPO / "examples" / f, root)
+    res = cli("run", EPISODIC[name][1], "-o", root / "out", "--no-show", cwd=root)
+    assert res.returncode == 0, res.stderr
+    return name, root
+
+
+def test_episodic_examples_reproduce_their_published_result_through_every_command(episodic_example):
+    """Langosco et al. 2022 (corridor: the coin always at the end in training; moved, the agent runs to the
+    end) and Hermann and Lampinen 2020 (fourway: of two features that both name the right one of four
+    actions, the network follows the easy one): judged proxy on held-out probe episodes in at least 75% of
+    the runs of every condition; trained to fit; the same verdicts on held-out cells alone; and the folder
+    goes through show, paths and report."""
+    import deceptionlab as dl
+
+    name, root = episodic_example
+    knob = EPISODIC[name][2]
+    sys.path.insert(0, str(root))
+    try:
+        runs = load(root / "out")
+        held = dl.held_out_verdicts(runs)
+    finally:
+        sys.path.remove(str(root))
+    share = runs.groupby(knob).verdict.apply(lambda v: (v == "proxy").mean())
+    assert (share >= 0.75).all(), share
+    assert (runs.train_accuracy == 1).all()
+    assert (held.set_index("run_id").verdict_held_out == runs.set_index("run_id").verdict).mean() >= 0.9
+    show = cli("show", "out", cwd=root)
+    assert show.returncode == 0, show.stderr
+    assert "judged on held-out cells only" in show.stdout
+    paths = cli("paths", "out", "--no-plots", "--format", "csv", cwd=root)
+    assert paths.returncode == 0, paths.stderr
+    assert paths.stdout.splitlines()[0].startswith(f"{knob},")
+    report = cli("report", "out", "-o", "report.html", "--prior-samples", "0", cwd=root)
+    assert report.returncode == 0, report.stderr
+    html = (root / "report.html").read_text()
+    assert name in html and ">nan<" not in html
+    if name == "corridor":  # no cue: nothing to pair
+        assert "Compliance gap: not measured" in html and runs.compliance_gap.isna().all()
+    else:  # pairs that differ only in the cue: a gap on actions, near 0 for a cue-blind proxy
+        assert runs.compliance_gap.notna().all() and runs.compliance_gap.abs().median() <= 0.1
