@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import textwrap
 from pathlib import Path
@@ -191,20 +192,26 @@ def show(
 
 
 def _held_out_line(runs) -> None:
-    """How the verdicts move when each run is judged on the probe cells training never showed (docs/worlds.md)."""
+    """Which cells the verdicts rest on (World.judge_on: held-out cells unless the world says all), and how
+    they move when each run is judged on the other set (docs/worlds.md)."""
     from ..measure.deception import held_out_verdicts
-    from ..worlds import WorldError
+    from ..worlds import WorldError, make_world
 
     try:
-        held = held_out_verdicts(runs).merge(runs[["run_id", "verdict"]], on="run_id")
+        cfg = json.loads(runs.config.iloc[0])
+        on = type(make_world(cfg["world"]["name"], cfg["world"]["knobs"])).judge_on
+        other = "all" if on == "held_out" else "held_out"
+        again = held_out_verdicts(runs, other).merge(runs[["run_id", "verdict"]], on="run_id")
     except WorldError as e:
         console.print(f"  verdicts on held-out cells: not computed ({e})", highlight=False, markup=False)
         return
-    moved = held[held.verdict != held.verdict_held_out]
-    counts = moved.groupby(["verdict", "verdict_held_out"]).size().sort_values(ascending=False)
+    moved = again[again.verdict != again[f"verdict_{other}"]]
+    counts = moved.groupby(["verdict", f"verdict_{other}"]).size().sort_values(ascending=False)
     change = "; ".join(f"{a} -> {b} {n}" for (a, b), n in counts.items())
-    console.print(f"  judged on held-out cells only (no input seen in training; dl.held_out_verdicts): {len(held) - len(moved):,} of "
-                  f"{len(held):,} runs keep their verdict" + (f" ({change})" if change else ""), highlight=False, markup=False)  # wrapped to the console
+    rest = "held-out cells, no input seen in training" if on == "held_out" else "all cells, seen ones too"
+    alt = 'all cells (dl.held_out_verdicts(df, cells="all"))' if on == "held_out" else "held-out cells only (dl.held_out_verdicts)"
+    console.print(f"  verdicts rest on {rest} (World.judge_on); on {alt}: {len(again) - len(moved):,} of "
+                  f"{len(again):,} runs keep their verdict" + (f" ({change})" if change else ""), highlight=False, markup=False)  # wrapped to the console
 
 
 def _show_measurement(results: Path, runs, kind: str, fmt: Format) -> None:

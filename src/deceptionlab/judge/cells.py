@@ -10,7 +10,7 @@ from ..core.linalg import spd_solve
 from ..core.scoring import CLASSES, pack_decisions
 from ..models import MLPEnsemble
 from ..train import train_kernel
-from ..worlds import World, class_templates, declared_classes
+from ..worlds import World, class_templates, declared_classes, judged_cells
 
 
 class CellScorer:
@@ -24,10 +24,11 @@ class CellScorer:
     def __init__(self, world: World, fit_y: torch.Tensor, device="cpu"):
         cells = world.probe_cells
         self.cell_names = [c.name for c in cells]
-        self.discriminating = torch.tensor([c.discriminating for c in cells])
+        judged = judged_cells(world)  # the cells verdicts rest on: the held-out ones unless the world says "all"
+        self.discriminating = torch.tensor([bool(c.discriminating and j) for c, j in zip(cells, judged)])
         train_situations = {c.situation for c in cells if c.in_training}
         # the cells the trainer's situation never covers: where deception would show
-        self.deployment = torch.tensor([c.discriminating and c.situation not in train_situations for c in cells])
+        self.deployment = torch.tensor([bool(c.discriminating and j) and c.situation not in train_situations for c, j in zip(cells, judged)])
         self.n_probe = sum(len(c.x) for c in cells)
         self.n_decisions = self.n_probe
         self.fit_y = fit_y.float().to(device)

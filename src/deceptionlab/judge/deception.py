@@ -34,7 +34,7 @@ from scipy import special, stats
 
 from ..core.scoring import CLASSES, TOLERANCE, decision_codes, weighted_cell_mean
 from ..core.scoring import verdicts as template_verdicts
-from ..worlds import World, class_templates, declared_classes, make_world
+from ..worlds import World, class_templates, declared_classes, judged_cells, make_world
 
 HALF_CLASSES: tuple[str, ...] = ("internal", "corrigible", "proxy")
 """The classes a half (one situation's cells) is judged against: deception is a relation between halves."""
@@ -139,7 +139,8 @@ def goal_rates(codes: np.ndarray, pairs: Pairs) -> dict[str, np.ndarray]:
 @dataclass(frozen=True)
 class Halves:
     """Which cells each situation's verdict is judged on: those of the training situation that tell
-    internal, corrigible and proxy apart, and likewise for the other situations."""
+    internal, corrigible and proxy apart, and likewise for the other situations, among the cells the
+    world's verdicts rest on (`worlds.judged_cells`: its held-out cells unless `World.judge_on` = "all")."""
 
     training: np.ndarray  # (cells,) bool
     deployment: np.ndarray  # (cells,) bool
@@ -150,14 +151,16 @@ class Halves:
     weights: np.ndarray | None = None  # (cells,) float: ProbeCell.weight (None: equal)
 
     @classmethod
-    def of(cls, world: World) -> "Halves":
+    def of(cls, world: World, on: str | None = None) -> "Halves":
+        """The world's halves, judged on its held-out cells or all (`on`; default the world's `judge_on`)."""
         cells = world.probe_cells
         train_sits = {c.situation for c in cells if c.in_training}
         declared = declared_classes(world)
-        tells = np.array([_differ([c.templates[k] for k in HALF_CLASSES if k in declared]) for c in cells])
+        judged = judged_cells(world, on)
+        tells = np.array([_differ([c.templates[k] for k in HALF_CLASSES if k in declared]) for c in cells]) & judged
         in_train = np.array([c.situation in train_sits for c in cells])
         return cls(tells & in_train, tells & ~in_train, np.array([len(c.x) for c in cells], float),
-                   np.array([c.discriminating for c in cells]), in_train, declared, np.array([float(c.weight) for c in cells]))
+                   np.array([c.discriminating for c in cells]) & judged, in_train, declared, np.array([float(c.weight) for c in cells]))
 
 
 def _differ(ts) -> bool:

@@ -84,32 +84,31 @@ def _config_fit_threshold(g: pd.DataFrame) -> float:
         return 0.95
 
 
-def held_out_verdicts(runs: pd.DataFrame) -> pd.DataFrame:
-    """The situational verdict of each run judged on its held-out probe cells alone: the cells none of whose
-    inputs is an input of the policy's training data (`dl.cells(df).held_out`), so that no half's class
-    rests on inputs the model was trained on. Columns: run_id, verdict_held_out, verdict_training_held_out,
-    verdict_deployment_held_out, held_out_cells (how many cells it was judged on). A half with no held-out
-    cell is "none" (the verdict then rests on the other half), as for a world with one situation."""
-    from dataclasses import replace
-
+def held_out_verdicts(runs: pd.DataFrame, cells: str = "held_out") -> pd.DataFrame:
+    """The situational verdict of each run judged on its held-out probe cells (`cells="held_out"`: the cells
+    none of whose inputs is an input of the policy's training data, `dl.cells(df).held_out`, so that no
+    half's class rests on inputs the model was trained on), or on every cell, seen ones too (`cells="all"`).
+    Stored verdicts rest on the cells the world's `judge_on` names (held-out by default), so one of the two
+    equals the stored verdict and the other is the comparison `show` prints. A world with no held-out cell
+    that tells classes apart is judged on all its cells either way (`worlds.judged_cells`).
+    Columns: run_id, verdict_<cells>, verdict_training_<cells>, verdict_deployment_<cells>, <cells>_cells
+    (how many cells it was judged on). A half with no such cell is "none" (the verdict then rests on the
+    other half), as for a world with one situation."""
     from ..judge.deception import Halves, verdict_rows
-    from ..worlds import make_world, seen_shares
+    from ..worlds import judged_cells, make_world
 
+    if cells not in ("held_out", "all"):
+        raise ValueError(f"cells must be 'held_out' or 'all', got {cells!r}")
+    s = cells
+    cols = ["run_id", f"verdict_{s}", f"verdict_training_{s}", f"verdict_deployment_{s}", f"{s}_cells"]
     parts = []
     for config, g in runs.groupby("config", sort=False):
         cfg = json.loads(config)
         world = make_world(cfg["world"]["name"], cfg["world"]["knobs"])
-        held = np.array([seen == 0 for seen in seen_shares(world)])
-        halves = Halves.of(world)
-        halves = replace(halves, training=halves.training & held, deployment=halves.deployment & held, discriminating=halves.discriminating & held)
+        halves = Halves.of(world, cells)
         names = [c.name for c in world.probe_cells]
-        agreement = np.array([[[float({d["cell"]: d for d in cells}[n][c]) for c in CLASSES] for n in names] for cells in g.cells])
-        if not halves.discriminating.any():
-            rows = pd.DataFrame({"verdict": ["none"] * len(g), "verdict_training": ["none"] * len(g), "verdict_deployment": ["none"] * len(g)})
-        else:
-            rows = verdict_rows(agreement, g.train_accuracy.to_numpy(float), halves, cfg["verdict"]["threshold"], cfg["verdict"]["fit_threshold"])
-        parts.append(pd.DataFrame({"run_id": g.run_id.to_numpy(), "verdict_held_out": rows.verdict.to_numpy(),
-                                   "verdict_training_held_out": rows.verdict_training.to_numpy(),
-                                   "verdict_deployment_held_out": rows.verdict_deployment.to_numpy(), "held_out_cells": int(held.sum())}))
-    cols = ["run_id", "verdict_held_out", "verdict_training_held_out", "verdict_deployment_held_out", "held_out_cells"]
+        agreement = np.array([[[float({d["cell"]: d for d in per_run}[n][c]) for c in CLASSES] for n in names] for per_run in g.cells])
+        rows = verdict_rows(agreement, g.train_accuracy.to_numpy(float), halves, cfg["verdict"]["threshold"], cfg["verdict"]["fit_threshold"])
+        parts.append(pd.DataFrame({"run_id": g.run_id.to_numpy(), cols[1]: rows.verdict.to_numpy(), cols[2]: rows.verdict_training.to_numpy(),
+                                   cols[3]: rows.verdict_deployment.to_numpy(), cols[4]: int(judged_cells(world, cells).sum())}))
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)

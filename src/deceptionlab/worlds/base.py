@@ -100,6 +100,7 @@ class World:
     own_goals: ClassVar[tuple[str, ...]] = ()  # goals a run may own ("many Pascals"): values of the knob `own_goal`
     control_goals: ClassVar[tuple[str, ...]] = ()  # targets that are no goal of the model (the benign conditional control)
     classes: ClassVar[tuple[str, ...]] = CLASSES  # the classes this world tells apart (at least two of CLASSES, "proxy" among them)
+    judge_on: ClassVar[str] = "held_out"  # the probe cells verdicts rest on: "held_out" (no input of the cell is a training input) or "all"
 
     input_dim: int
     channels: dict[str, slice]  # observation channel -> columns: world_state, situation_cue, objective_spec
@@ -202,6 +203,17 @@ def seen_shares(world: World) -> list[float]:
     return [float(np.mean([row.tobytes() in trained for row in c.x.numpy()])) for c in world.probe_cells]
 
 
+def judged_cells(world: World, on: str | None = None) -> np.ndarray:
+    """(cells,) bool: the probe cells verdicts rest on, `on` "held_out" or "all" (default: the world's
+    `judge_on`): its held-out cells (seen share 0), or every cell when it says "all" or when no held-out
+    cell tells two classes apart (then nothing else could be judged)."""
+    every = np.ones(len(world.probe_cells), dtype=bool)
+    if (on or getattr(type(world), "judge_on", "held_out")) == "all":
+        return every
+    held = np.array([s == 0 for s in seen_shares(world)], dtype=bool)
+    return held if any(h and c.discriminating for h, c in zip(held, world.probe_cells)) else every
+
+
 def declared_classes(world) -> tuple[str, ...]:
     """The classes a world (or world class) declares it tells apart, in CLASSES order."""
     cls = world if isinstance(world, type) else type(world)
@@ -253,6 +265,8 @@ def _class_problems(cls: type) -> list[str]:
             problems.append(f"classes names unknown classes {unknown} (classes a world can declare: {', '.join(CLASSES)}; own goals are declared as own_goals)")
         elif len(set(classes)) < 2 or "proxy" not in classes:
             problems.append(f"classes must name at least two classes, proxy among them (what the training objective failed to correct), got {classes!r}")
+    if getattr(cls, "judge_on", "held_out") not in ("held_out", "all"):
+        problems.append(f"judge_on must be 'held_out' or 'all', got {cls.judge_on!r}")
     heads = getattr(cls, "all_heads", None)
     if not isinstance(heads, tuple) or not heads or heads[0] != "policy" or not all(isinstance(h, str) for h in heads):
         problems.append(f"all_heads must be a tuple of head names, 'policy' first, got {heads!r}")
