@@ -86,7 +86,7 @@ class RolloutEvaluator(CellScorer):
         super().__init__(world, fit.outcome[pick], device)
         self.world, self.family = world, family if family is not None else FAMILIES[world.family]
         self.starts = world.start(torch.cat([c.x for c in world.probe_cells] + [fit.x[pick]])).to(device)  # states (E, d)
-        self.n_codes = len(type(world).outcomes)
+        self.n_codes = len(world.outcomes)
         self.n_decisions = self.n_codes * self.n_probe
         self.policy = head_columns(world)["policy"]
         # decodables over the same inputs share one trunk pass and one ridge solve
@@ -306,7 +306,7 @@ class EpisodicFamily(Family):
         problems = super().check_world(world)
         if not problems:
             problems = [f"head_outputs has no entry for head {h!r}" for h in world.heads if h not in world.head_outputs]
-        if not problems and not type(world).outcomes:
+        if not problems and not getattr(world, "outcomes", ()):
             problems = ["it names no outcomes (the outcome codes' names, e.g. the actions of a one-step choice)"]
         return problems
 

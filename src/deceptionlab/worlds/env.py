@@ -67,7 +67,7 @@ class Episodic(World):
     `outcomes`, `n_actions` and `max_steps` (class or instance attributes) and implement `step`."""
 
     family = "episodic"
-    outcomes: ClassVar[tuple[str, ...]] = ()
+    outcomes: tuple[str, ...] = ()  # class or instance attribute
     timeout: ClassVar[int] = 0  # the outcome code of an episode still running at the step limit
     n_actions: int
     max_steps: int
@@ -154,8 +154,11 @@ class Episodic(World):
         problems = super().problems(exact)
         if problems:
             return problems
-        if not type(self).outcomes:
-            return ["it names no outcomes (class attribute `outcomes`: the outcome codes' names)"]
+        if not self.outcomes:
+            return ["it names no outcomes (`outcomes`: the outcome codes' names)"]
+        codes = torch.cat([t.flatten() for c in self.probe_cells for t in c.templates.values()])
+        if not ((codes >= 0) & (codes < len(self.outcomes)) & (codes == codes.round())).all():
+            return [f"templates must be outcome codes, integers in 0..{len(self.outcomes) - 1} (one per name in `outcomes`)"]
         for name in ("n_actions", "max_steps"):
             value = getattr(self, name, None)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
