@@ -49,6 +49,7 @@ def test_cells_are_the_stored_agreement_with_cell_sizes(runs):
 def test_decisions_reproduce_the_agreement(runs):
     dec = dl.decisions(runs)
     cells = dl.cells(runs)
+    assert (dec.outcome == dec.code.map({1: "+1", -1: "-1"})).all()  # a sign's name
     for _, r in runs.iterrows():
         cfg = __import__("json").loads(r.config)
         world = make_world(cfg["world"]["name"], cfg["world"]["knobs"])

@@ -263,8 +263,14 @@ def test_episodic_examples_reproduce_their_published_result_through_every_comman
     try:
         runs = load(root / "out")
         held = dl.held_out_verdicts(runs)
+        decided = dl.decisions(runs)
     finally:
         sys.path.remove(str(root))
+    names = {"corridor": ("none", "coin", "end"), "fourway": ("a", "b", "c", "d")}[name]
+    assert (decided.outcome == decided.code.map(dict(enumerate(names)))).all()  # each code's name: the world's outcomes
+    conflict = decided[decided.region.isin(("disagree", "conflict"))]
+    if name == "corridor":  # moved behind the agent, the coin is passed by: the episodes end at the end
+        assert (conflict.outcome == "end").mean() >= 0.75
     share = runs.groupby(knob).verdict.apply(lambda v: (v == "proxy").mean())
     assert (share >= 0.75).all(), share
     assert (runs.train_accuracy == 1).all()

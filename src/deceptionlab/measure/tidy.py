@@ -64,7 +64,7 @@ def _probe_layouts(runs: pd.DataFrame, facts: dict | None = None) -> dict[str, l
         world = make_world(cfg["world"]["name"], cfg["world"]["knobs"])
         out[config] = [(c.name, c.situation, c.spec, c.region, len(c.x)) for c in world.probe_cells]
         if facts is not None:
-            facts[config] = {"declared": declared_classes(world), **{
+            facts[config] = {"declared": declared_classes(world), "outcomes": tuple(getattr(world, "outcomes", ())), **{
                 c.name: (float(c.weight), seen, bool(c.in_training)) for c, seen in zip(world.probe_cells, seen_shares(world))}}
     return out
 
@@ -92,8 +92,11 @@ def cells(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def decisions(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per run and probe input: the final decision code, with the input's cell, situation, spec and region."""
-    layouts = _probe_layouts(runs)
+    """Per run and probe input: the final decision code, with the input's cell, situation, spec and region,
+    and the code's name (`outcome`): the world's outcome or action name for an episodic world
+    (`worlds.env.Episodic.outcomes`), "+1" or "-1" for a decision in {-1, +1}, the answer index otherwise."""
+    facts: dict = {}
+    layouts = _probe_layouts(runs, facts)
     parts = []
     for config, g in runs.groupby("config", sort=False):
         layout = layouts[config]
@@ -102,7 +105,11 @@ def decisions(runs: pd.DataFrame) -> pd.DataFrame:
         codes = decision_codes(packed, int(g.n_decisions.iloc[0]), n_probe).astype(np.int64)  # (runs, n_probe)
         member = np.concatenate([np.full(size, i) for i, (*_, size) in enumerate(layout)])
         place = pd.DataFrame([row[:4] for row in layout], columns=["cell", "situation", "spec", "region"]).iloc[member].reset_index(drop=True)
+        names = facts[config]["outcomes"]
+        k = int(g.n_decisions.iloc[0]) // n_probe
+        label = np.array(names if names else ["-1", "+1"] if k == 1 else [str(i) for i in range(k)], dtype=object)
         for run_id, code in zip(g.run_id, codes):
-            parts.append(place.assign(run_id=run_id, input=np.arange(n_probe), code=code))
-    cols = ["run_id", "input", "cell", "situation", "spec", "region", "code"]
+            outcome = label[code] if names or k > 1 else np.where(code > 0, "+1", "-1")
+            parts.append(place.assign(run_id=run_id, input=np.arange(n_probe), code=code, outcome=outcome))
+    cols = ["run_id", "input", "cell", "situation", "spec", "region", "code", "outcome"]
     return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
