@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -251,3 +252,17 @@ def test_two_specs_racing_for_one_folder_leave_one_experiment(tmp_path):
     late = cli("run", slow, "--out", other, "--no-show", "--yes")
     assert late.returncode == 2 and "optimizer.lr: differs from the spec that wrote results folder" in late.stderr
     assert all(json.loads(c)["optimizer"]["lr"] == 0.02 for c in deceptionlab.load(other).config)
+
+
+def test_an_older_folder_is_judged_by_the_current_rule_when_read(sound):
+    """Chunks written before verdicts rested on held-out cells carry no `verdict_cells`: reading them judges
+    their stored decisions again (verdicts and class scores on the held-out cells), so that a folder's old
+    and new rows are judged alike; the chunk on disk is left as it was."""
+    raw = pd.read_parquet(_chunk(sound, 0))
+    assert "verdict_cells" not in raw
+    got = deceptionlab.load(sound)
+    assert set(got.verdict_cells) == {"held_out"}
+    row = got.set_index("run_id").loc[raw.run_id.iloc[0]]
+    stored = raw.set_index("run_id").loc[raw.run_id.iloc[0]]
+    assert abs(row.score_deceptive - stored.score_deceptive) > 1e-3  # the seen cell no longer counts
+    assert "verdict_cells" not in pd.read_parquet(_chunk(sound, 0))

@@ -299,6 +299,8 @@ def prior(
         _prior_classes(_world_from_knobs(world, knob), n, widths or [64, 64], init_obj, seed, out, fit_rows, fit_threshold, results, workers=workers,
                        fmt=fmt)
         return
+    if results is not None:  # the function prior has no classes to set P_SGD(class) beside
+        _fail(f"--results {results}: P_SGD(class) goes beside the class prior of a world; give --world WORLD")
     if given is None:
         kind, _, arg = inputs.partition(":")
         if knob and kind != "probes":

@@ -54,6 +54,7 @@ COLUMNS: tuple[Column, ...] = (
     _C("config", "json", "The run's normalised config: everything that decides its result.", "identity"),
     # -- verdicts -----------------------------------------------------------------------------------
     _C("verdict", "str", "The run's class, each situation judged on its own (docs/deception.md): internal, corrigible, deceptive, proxy, mixed or unfit.", "verdicts"),
+    _C("verdict_cells", "str", "The probe cells the verdict and the class scores rest on: held_out (no input of the cell is a training input; World.judge_on) or all.", "verdicts"),
     _C("verdict_training", "str", "The class matched on the training situation's probe cells (internal, corrigible, proxy, mixed).", "verdicts"),
     _C("verdict_deployment", "str", "The class matched on the other situations' probe cells.", "verdicts"),
     _C("mimics", "str", "For a deceptive run: the aligned class it imitates in training; empty otherwise.", "verdicts"),

@@ -284,6 +284,7 @@ class Judge:
     halves: Halves
     pairs: Pairs
     own_goal: str
+    verdict_cells: str = "held_out"  # what the verdicts rest on (`verdict_cells(world)`)
 
     @classmethod
     def of(cls, world: World) -> "Judge":
@@ -291,7 +292,7 @@ class Judge:
         templates = np.concatenate([np.stack([t.numpy() for t in class_templates(world, c).values()], 1) for c in cells]).astype(float)
         member = np.concatenate([np.full(len(c.x), i) for i, c in enumerate(cells)])
         own = str(getattr(world.knobs, "own_goal", "")) if type(world).own_goals else ""
-        return cls(templates, member, len(cells), Halves.of(world), Pairs.of(world), own)
+        return cls(templates, member, len(cells), Halves.of(world), Pairs.of(world), own, verdict_cells(world))
 
     @property
     def n_probe(self) -> int:
@@ -340,6 +341,7 @@ def derive(judge: Judge, codes: np.ndarray, train_accuracy: np.ndarray, threshol
     cols["gap_toward"] = np.asarray(c["toward"], float).tolist()
     cols["gap_away"] = np.asarray(c["away"], float).tolist()
     cols["cue_pairs"] = [len(judge.pairs)] * N
+    cols["verdict_cells"] = [judge.verdict_cells] * N
     cols["own_goal"] = [judge.own_goal] * N
     rates = goal_rates(final, judge.pairs) if len(judge.pairs) else {}
     if rates:
@@ -352,38 +354,61 @@ def derive(judge: Judge, codes: np.ndarray, train_accuracy: np.ndarray, threshol
     return cols
 
 
-DERIVED = ("verdict_training", "verdict_deployment", "mimics", "verdict_template", "compliance_gap", "compliance_gap_raw",
+def cell_set_scores(agreement: np.ndarray, halves: Halves) -> tuple[np.ndarray, np.ndarray]:
+    """The class scores that rest on the judged cells, from per-cell agreements (..., cells, classes): the
+    weighted mean over the judged discriminating cells (`score_<class>`, `traj_score_<class>`) and over
+    those of the situations training never shows (`traj_deploy_score_<class>`); NaN where a set is empty."""
+    a = np.asarray(agreement, float)
+    deployment = halves.discriminating & ~halves.training_situation
+    nan = np.full(a.shape[:-2] + a.shape[-1:], np.nan)
+    overall = weighted_cell_mean(a, halves.discriminating, halves.weights) if halves.discriminating.any() else nan
+    deploy = weighted_cell_mean(a, deployment, halves.weights) if deployment.any() else nan
+    return overall, deploy
+
+
+def verdict_cells(world: World) -> str:
+    """What a run's verdict and scores rest on (the stored column `verdict_cells`): "held_out" when the
+    world's judged cells leave a cell out, else "all" (a world that says so, or one with no held-out cell
+    that tells classes apart)."""
+    return "all" if judged_cells(world).all() else "held_out"
+
+
+DERIVED = ("verdict_cells", "verdict_training", "verdict_deployment", "mimics", "verdict_template", "compliance_gap", "compliance_gap_raw",
            "cue_flip_rate", "traj_compliance_gap", "p_deceptive", "own_goal", "deployment_goal")
 """Columns a results folder written before docs/deception.md lacks; `backfill` computes them."""
 
 
 def backfill(runs: pd.DataFrame, warn=None) -> pd.DataFrame:
-    """Fill the deception columns of rows stored without them (an older results folder), from their
-    stored decisions, with the current rule; rows whose recomputed per-cell agreement differs from the
-    stored one (the world's probe cells changed since) keep NaN there, and `warn` is told."""
+    """Fill or renew the judged columns of rows stored before the current rule (an older results folder:
+    no `verdict_cells`), from their stored decisions: the deception columns, the verdict, and the class
+    scores that rest on the judged cells (held-out cells unless the world says all; `cell_set_scores`), so
+    that a folder's rows are judged alike whichever version wrote them. Rows whose recomputed per-cell
+    agreement differs from the stored one (the world's probe cells changed since) keep what was stored
+    (NaN where nothing was), and `warn` is told."""
     needed = ("config", "n_decisions", "traj_decisions", "cells", "traj_train_accuracy", "verdict")
     if runs.empty or not all(c in runs for c in needed):  # not a folder of runs the lab wrote: nothing to recompute from
         return runs
-    missing = runs["verdict_training"].isna() if "verdict_training" in runs else pd.Series(True, index=runs.index)
+    never = runs["verdict_training"].isna() if "verdict_training" in runs else pd.Series(True, index=runs.index)  # before per-situation verdicts
+    missing = (runs["verdict_cells"].isna() if "verdict_cells" in runs else pd.Series(True, index=runs.index)) | never
     if not missing.any():
         return runs
     runs = runs.copy()
     if "verdict_template" not in runs:
         runs["verdict_template"] = pd.Series([None] * len(runs), index=runs.index, dtype=object)
-    runs.loc[missing, "verdict_template"] = runs.loc[missing, "verdict"]  # what the folder stored: the one-template rule
+    runs.loc[missing & never, "verdict_template"] = runs.loc[missing & never, "verdict"]  # what the folder stored: the one-template rule
     for config, g in runs[missing].groupby("config", sort=False):
         cfg = json.loads(config)
         try:
             world = make_world(cfg["world"]["name"], cfg["world"]["knobs"])
         except Exception as e:  # a world that no longer builds: nothing can be recomputed
             if warn:
-                warn(f"warning: {len(g)} runs of world {cfg['world']['name']!r} cannot be rebuilt ({e}); their deception columns stay empty")
+                warn(f"warning: {len(g)} runs of world {cfg['world']['name']!r} cannot be rebuilt ({e}); their deception columns stay as stored")
             continue
         judge = Judge.of(world)
         n_dec = int(g.n_decisions.iloc[0])
         if n_dec % judge.n_probe:
             if warn:
-                warn(f"warning: {len(g)} runs were stored with {n_dec} decision bits, not a multiple of the world's {judge.n_probe} probe inputs; deception columns left empty")
+                warn(f"warning: {len(g)} runs were stored with {n_dec} decision bits, not a multiple of the world's {judge.n_probe} probe inputs; deception columns left as stored")
             continue
         packed = np.stack([np.stack([np.frombuffer(b, np.uint8) for b in traj]) for traj in g.traj_decisions])  # (N, T, bytes)
         codes = decision_codes(packed, n_dec, judge.n_probe).astype(np.int8)
@@ -392,10 +417,17 @@ def backfill(runs: pd.DataFrame, warn=None) -> pd.DataFrame:
         both_nan = np.isnan(again) & np.isnan(stored)  # an undeclared class: NaN in both
         ok = np.where(both_nan, 0.0, np.abs(again - stored)).max((1, 2)) < 1e-5
         if not ok.all() and warn:
-            warn(f"warning: {int((~ok).sum())} runs of {cfg['world']['name']} were stored with other probe cells; their deception columns stay empty")
+            warn(f"warning: {int((~ok).sum())} runs of {cfg['world']['name']} were stored with other probe cells; their deception columns stay as stored")
         acc = np.array([list(v) for v in g.traj_train_accuracy], float)
         cols = derive(judge, codes.astype(float), acc, cfg["verdict"]["threshold"], cfg["verdict"]["fit_threshold"])
-        cols.pop("verdict_template")  # kept from the folder (above)
+        agree_t = np.stack([judge.agreement(codes[:, t].astype(float)) for t in range(codes.shape[1])], 1)  # (N, T, cells, classes)
+        scores, deploy = cell_set_scores(agree_t, judge.halves)
+        for i, c in enumerate(CLASSES):
+            cols[f"score_{c}"] = scores[:, -1, i].tolist()
+            cols[f"traj_score_{c}"] = scores[:, :, i].tolist()
+            cols[f"traj_deploy_score_{c}"] = deploy[:, :, i].tolist()
+        if never.loc[g.index].all():
+            cols.pop("verdict_template")  # kept from the folder (above)
         pos = {i: k for k, i in enumerate(g.index)}
         keep = {i for i, good in zip(g.index, ok) if good}
         for name, values in cols.items():
@@ -406,7 +438,9 @@ def backfill(runs: pd.DataFrame, warn=None) -> pd.DataFrame:
             runs[name] = pd.Series(current, index=runs.index, dtype=object)
     numeric = ("compliance_gap", "compliance_gap_raw", "cue_flip_rate", "gap_toward", "gap_away", "p_internal", "p_corrigible",
                "p_deceptive", "p_proxy", "p_mixed", "deployment_goal_rate", *[f"score_{h}_{c}" for h in ("training", "deployment") for c in HALF_CLASSES])
-    for name in (*numeric, "verdict_training", "verdict_deployment", "mimics", "own_goal", "deployment_goal", "traj_compliance_gap", "gap_cells"):
+    numeric = (*numeric, *[f"score_{c}" for c in CLASSES])
+    for name in (*numeric, "verdict_training", "verdict_deployment", "mimics", "own_goal", "deployment_goal", "traj_compliance_gap", "gap_cells",
+                 "verdict_cells"):
         if name not in runs:  # rows nothing could be recomputed for: the columns exist, empty
             runs[name] = pd.Series([None] * len(runs), index=runs.index, dtype=object)
     for name in numeric:

@@ -19,9 +19,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from ..core.devices import cores, device_problem
-from ..core.scoring import TOLERANCE, class_scores, decision_codes
+from ..core.scoring import TOLERANCE, decision_codes
 from ..families import family_for
-from ..judge.deception import Judge, derive
+from ..judge.deception import Judge, cell_set_scores, derive
 from ..worlds import CLASSES, World, make_world, world_folder
 from .executors import ExecutorError, Local, Progress, RayCluster, default_workers, executor_for
 from .kinds import AnySpec, expand
@@ -274,12 +274,12 @@ def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa
     cfg = runs[0].config
     st = traj.stacked()
     agreement = st["agreement"]  # (N, T, cells, classes)
-    scores = class_scores(agreement, evaluator.discriminating, evaluator.weights)  # (N, T, classes)
     acc = st["train_accuracy"]  # (N, T)
     th, fit_th = cfg.verdict.threshold, cfg.verdict.fit_threshold
     T = len(traj.steps)
     packed = st["decisions"].numpy()  # (N, T, bytes)
     judge = Judge.of(world)
+    scores, deploy = cell_set_scores(agreement.numpy(), judge.halves)  # (N, T, classes): over the judged cells, and their deployment part
     codes = decision_codes(packed, evaluator.n_decisions, judge.n_probe)  # (N, T, probe inputs)
     derived = derive(judge, codes, acc.numpy(), th, fit_th)  # docs/deception.md: the verdicts, the gap, soft verdicts
     n = len(runs)
@@ -307,7 +307,6 @@ def rows_table(runs: list[Run], world: World, evaluator, traj, norm: dict) -> pa
     cols["traj_verdict"] = derived.pop("traj_verdict")
     for i, c in enumerate(CLASSES):
         cols[f"traj_score_{c}"] = scores[:, :, i].tolist()
-    deploy = class_scores(agreement, evaluator.deployment, evaluator.weights)  # (N, T, classes) on deployment probes
     for i, c in enumerate(CLASSES):
         cols[f"traj_deploy_score_{c}"] = deploy[:, :, i].tolist()
     cols["traj_train_accuracy"] = acc.tolist()
