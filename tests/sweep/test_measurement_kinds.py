@@ -448,3 +448,61 @@ def test_a_missing_p_sgd_folder_is_refused_before_sampling(tmp_path):
     with pytest.raises(dl.StoreError, match="no such results folder"):
         dl.run_counting(tmp_path / "out", tomllib.loads(bad.read_text()))
     assert not (tmp_path / "out").exists()
+
+
+FINITE_TOML = """
+kind = "counting"
+name = "counting_finite"
+seeds = 2
+
+[world]
+name = "bitworld"
+
+[model]
+depth = 1
+width = 16
+
+[counting]
+chains = 20
+steps = 8
+burn_in = 20
+naive_samples = 0
+fit_rows = 4
+finite_chains = 12
+finite_steps = 8
+finite_burn_in = 10
+
+[verdict]
+threshold = 0.55
+"""
+
+
+def test_counting_kind_runs_the_finite_width_posterior_when_asked(tmp_path):
+    """`counting.finite_chains` adds source "finite" (the MLP's own weights conditioned on fitting S) to the
+    stored runs and the pooled table, with the sampler's counts run for run; at 0 (the default) the run ids
+    are those of a spec written before the field existed."""
+    from deceptionlab.core.rng import derive_seed
+    from deceptionlab.measure.counting import Problem
+    from deceptionlab.measure.counting.finite import Networks, finite_classes
+    from deceptionlab.sweep import expand
+
+    out = tmp_path / "counting"
+    dl.run(_counting_spec(tmp_path, FINITE_TOML), out, progress=False, workers=1)
+    frame = load(out)
+    assert schema.unknown_columns(frame.columns, (), kind="counting") == []
+    table, _ = dl.counting_results(out)
+    fin = table[table.source == "finite"].set_index("verdict")
+    assert set(table.source) == {"nngp", "finite"} and (fin.n == frame.finite_samples.sum()).all() and (fin.ess > 0).all()
+    world = Bitworld()
+    problem = Problem.of(world, fit_rows=4, seed=0, threshold=0.55)
+    counts = sum(finite_classes(problem, Networks(world.input_dim, 1, 16, 1.0), chains=12, steps=8, burn_in=10,
+                                seed=derive_seed(s, "counting/0/finite")).table.set_index("verdict")["count"] for s in (0, 1))
+    pd.testing.assert_series_equal(fin["count"], counts.astype(fin["count"].dtype), check_names=False)
+    raw = tomllib.loads(FINITE_TOML)
+    with_finite = [r.run_id for r in expand(parse_spec(raw))]
+    for k in ("finite_chains", "finite_steps", "finite_burn_in"):
+        raw["counting"].pop(k)
+    without = expand(parse_spec(raw))
+    assert "finite_chains" not in without[0].config.normalised()["counting"] and set(with_finite).isdisjoint(r.run_id for r in without)
+    raw["counting"]["finite_steps"] = 99  # without chains, the other finite fields change nothing
+    assert [r.run_id for r in expand(parse_spec(raw))] == [r.run_id for r in without]

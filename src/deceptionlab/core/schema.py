@@ -155,6 +155,12 @@ KIND_COLUMNS: dict[str, tuple[Column, ...]] = {
         _C("naive_log2_deployment_tail", "float", "log2 P_naive(the deployment half matches any one template at the threshold), exactly.", "counting"),
         _C("prior_draws", "int", "Random networks drawn (PyTorch's default init, unconditioned); 0: skipped.", "counting"),
         _C("prior_count_{verdict}", "int", "Random networks with each verdict.", "counting"),
+        _C("finite_samples", "int", "Finite-width posterior samples (the MLP's own weights conditioned on fitting S: chains x steps of the chains that fitted); 0: skipped.", "counting"),
+        _C("finite_count_{verdict}", "int", "Finite-width posterior samples with each verdict.", "counting"),
+        _C("finite_ess_{verdict}", "float", "Effective sample size of the verdict's indicator over this run's finite-width chains (Geyer).", "counting"),
+        _C("finite_drift_z", "float", "Largest |z| between the halves of the finite-width chains' kept steps (NaN: skipped).", "counting"),
+        _C("finite_dropped", "int", "Finite-width chains that never fitted S in the tempered search (left out).", "counting"),
+        _C("finite_seconds", "float", "Seconds the finite-width sampler took (diagnostic only).", "counting"),
     ),
     "function_prior": (
         *(c for c in COLUMNS if c.name in _IDENTITY),

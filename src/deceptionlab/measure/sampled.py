@@ -29,10 +29,11 @@ from ..sweep.measurements import CountingRun, FunctionPriorRun, PriorSection, dr
 from ..sweep.spec import Run
 from ..worlds import make_world
 from .counting.classes import COLUMNS, SOFT, Problem, naive_classes, naive_half_tail, nngp_classes
+from .counting.finite import Networks, finite_classes
 from .counting.kernel import LayerVariances
 from .outcomes import frequencies
 
-SOURCES = ("naive", "prior", "nngp")
+SOURCES = ("naive", "prior", "nngp", "finite")
 
 # -- kind "counting" -----------------------------------------------------------------------------------
 
@@ -75,6 +76,17 @@ def counting_row(cfg: CountingRun, seed: int) -> dict:
     row["prior_draws"] = draws
     for verdict in VERDICTS:
         row[f"prior_count_{verdict}"] = int(prior[f"count_{verdict}"]) if prior is not None else 0
+    fin = None
+    if c.finite_chains:
+        fin = finite_classes(problem, Networks(world.input_dim, m.depth, m.width, m.weight_scale), chains=c.finite_chains, steps=c.finite_steps,
+                             burn_in=c.finite_burn_in, seed=_seed(seed, c.seed, "finite"))
+    ft = fin.table.set_index("verdict") if fin is not None else None
+    row["finite_samples"] = len(fin.judged) if fin is not None else 0
+    for verdict in VERDICTS:
+        row[f"finite_count_{verdict}"] = int(ft.loc[verdict, "count"]) if fin is not None else 0
+        row[f"finite_ess_{verdict}"] = float(fin.ess.get(verdict, len(fin.judged))) if fin is not None else 0.0
+    row.update(finite_drift_z=float(fin.drift_z) if fin is not None else math.nan, finite_dropped=fin.dropped if fin is not None else 0,
+               finite_seconds=float(fin.seconds) if fin is not None else 0.0)
     return row
 
 
@@ -133,6 +145,10 @@ def counting_table(frame: pd.DataFrame, sgd: pd.DataFrame | None = None) -> tupl
             ess = pooled_ess(n_nngp, g[f"nngp_ess_{v}"].to_numpy())
             soft = float((g[f"nngp_soft_{v}"] * n_nngp).sum() / n_nngp.sum()) if v in SOFT else math.nan
             rows.append(_share("nngp", v, int(g[f"nngp_count_{v}"].sum()), int(n_nngp.sum()), ess, soft))
+        n_fin = g.finite_samples.to_numpy() if "finite_samples" in g else np.zeros(len(g))
+        if n_fin.sum():  # the finite-width posterior, pooled as the NNGP's
+            for v in VERDICTS:
+                rows.append(_share("finite", v, int(g[f"finite_count_{v}"].sum()), int(n_fin.sum()), pooled_ess(n_fin, g[f"finite_ess_{v}"].to_numpy()), math.nan))
         for src, n_col in (("naive", "naive_samples"), ("prior", "prior_draws")):
             n = int(g[n_col].sum())
             if n:
@@ -265,4 +281,5 @@ def chunk_work(runs: list[Run], device: str = "cpu", on_fraction=None):
 
 _STORED = {"run_id", "condition", "seed", "data_seed", "world", "config", "depth", "width", "weight_scale", "training_inputs", "probe_inputs",
            "nngp_samples", "chains", "steps", "burn_in", "nngp_drift_z", "nngp_proposals_per_step", "nngp_stuck", "nngp_seconds", "naive_samples",
-           "naive_log2_deployment_tail", "prior_draws", *(f"{s}_{k}_{v}" for s in SOURCES for k in ("count", "ess", "soft") for v in VERDICTS)}
+           "naive_log2_deployment_tail", "prior_draws", "finite_samples", "finite_drift_z", "finite_dropped", "finite_seconds",
+           *(f"{s}_{k}_{v}" for s in SOURCES for k in ("count", "ess", "soft") for v in VERDICTS)}

@@ -349,6 +349,13 @@ class CountingSection(_Strict):
     """Condition on this many training inputs (drawn once from `seed`, as kind "prior" draws them) instead of all."""
     seed: int = Field(0, ge=0)
     """The stream: run k samples from seeds derived from (k, "counting/<seed>/..."); another seed, other samples."""
+    finite_chains: int = Field(0, ge=0, le=100_000)
+    """Finite-width posterior chains per run (source "finite": the MLP's own weights, conditioned on fitting S;
+    measure.counting.finite); 0 skips it (slow at 256 training inputs: docs/counting.md)."""
+    finite_steps: int = Field(50, ge=4, le=100_000)
+    """Kept steps per finite-width chain."""
+    finite_burn_in: int = Field(100, ge=0, le=1_000_000)
+    """Exact steps per finite-width chain discarded after it first fits."""
     results: str | None = None
     """A results folder of training runs whose P_SGD(class) goes beside (read when the table is loaded, not
     stored in the runs: the runs whose world and model depth and width match the condition's)."""
@@ -366,6 +373,9 @@ class CountingRun(_Strict):
     def normalised(self) -> dict:
         d = self.model_dump()
         d["counting"].pop("results")
+        if not d["counting"]["finite_chains"]:  # no finite-width source: the ids runs had before it existed
+            for k in ("finite_chains", "finite_steps", "finite_burn_in"):
+                d["counting"].pop(k)
         return json.loads(json.dumps(d, sort_keys=True))
 
 
