@@ -17,7 +17,7 @@ from deceptionlab.measure.prior_volume import random_ensemble
 from deceptionlab.sweep import parse_spec
 from deceptionlab.sweep.spec import expand
 from deceptionlab.worlds import Bitworld, Gridworld
-from deceptionlab.worlds.env import Demonstrations
+from deceptionlab.worlds.env import Demonstrations, Episodic
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "examples"))
@@ -78,8 +78,51 @@ class _WrongReference(Corridor):
         self.references["internal"] = self.to_end
 
 
+class _NoStep(Corridor):
+    name = "no_step"
+    step = Episodic.step
+
+
+class _NoKeys(Corridor):
+    name = "no_keys"
+
+    def __init__(self, knobs=None):
+        super().__init__(knobs)
+        self.n_keys = 0
+
+
+class _BadTimeout(Corridor):
+    name = "bad_timeout"
+    timeout = 7
+
+
+class _FiveNames(Fourway):
+    name = "five_names"
+    outcomes = ("a", "b", "c", "d", "e")
+
+
+class _InPlace(Corridor):
+    name = "in_place"
+
+    def step(self, s, action):  # writes into the states it is given
+        nxt, code, done = super().step(s, action)
+        s[...] = nxt
+        return s, code, done
+
+
+def test_a_step_that_writes_into_its_states_leaves_ended_episodes_alone():
+    starts = torch.tensor([[2, 0], [2, 4]])
+    right = lambda s, t: torch.full(s.shape[:2], RIGHT)  # noqa: E731
+    a, b = Corridor({"length": 6}).rollout(starts, right, record=True), _InPlace({"length": 6}).rollout(starts, right, record=True)
+    assert torch.equal(a.states, b.states) and torch.equal(a.outcome, b.outcome) and torch.equal(a.steps, b.steps)
+
+
 @pytest.mark.parametrize("cls,message", [
     (_NoOutcomes, "it names no outcomes"),
+    (_NoStep, "it does not implement step(states, actions)"),
+    (_NoKeys, "n_keys must be a positive int when key is defined"),
+    (_BadTimeout, "timeout must be an outcome code, 0..2, got 7"),
+    (_FiveNames, "a Choice's outcomes name its actions: 5 outcomes for 4 actions"),
     (_BadStart, "observe(start(x)) differs from x on probe cell 'training/coin_at_end'"),
     (_BadActions, "dataset 'train': actions must be integers in 0..1"),
     (_WrongReference, "reference 'internal' reaches another outcome than its template on 28 of 28 episodes of cell 'training/coin_behind'"),

@@ -198,8 +198,13 @@ def _held_out_line(runs) -> None:
     from ..worlds import WorldError, make_world
 
     try:
-        cfg = json.loads(runs.config.iloc[0])
-        on = type(make_world(cfg["world"]["name"], cfg["world"]["knobs"])).judge_on
+        if "verdict_cells" in runs and runs.verdict_cells.notna().all():
+            on = runs.verdict_cells.iloc[0]  # what the stored verdicts rest on (a world with no held-out cell that tells classes apart: all)
+        else:
+            from ..judge.deception import verdict_cells
+
+            cfg = json.loads(runs.config.iloc[0])
+            on = verdict_cells(make_world(cfg["world"]["name"], cfg["world"]["knobs"]))
         other = "all" if on == "held_out" else "held_out"
         again = held_out_verdicts(runs, other).merge(runs[["run_id", "verdict"]], on="run_id")
     except WorldError as e:

@@ -66,8 +66,8 @@ COLUMNS: tuple[Column, ...] = (
     _C("train_accuracy", "float", "Accuracy of the policy on its training data (the fit dataset), final checkpoint.", "scores"),
     _C("fit_loss", "float", "Mean logistic loss of the policy on its training data, final checkpoint (NaN where a family logs none).", "scores"),
     _C("stop_step", "int", "The step early stopping stopped the run at; null when it ran every step.", "scores"),
-    _C("score_{class}", "float", "Mean agreement with the class template over the discriminating probe cells; NaN for a class the world does not declare (`World.classes`, docs/worlds.md).", "scores"),
-    _C("score_{half}_{half_class}", "float", "Mean agreement with the class template over the discriminating cells of one situation (NaN: undeclared class, or no such cell).", "scores"),
+    _C("score_{class}", "float", "Mean agreement with the class template over the judged discriminating probe cells (held-out ones unless the world says all: verdict_cells); NaN for a class the world does not declare (`World.classes`, docs/worlds.md).", "scores"),
+    _C("score_{half}_{half_class}", "float", "Mean agreement with the class template over the judged discriminating cells of one situation (NaN: undeclared class, or no such cell).", "scores"),
     _C("cells", "records", "Per probe cell: {cell, internal, corrigible, deceptive, proxy}: the agreement with each class template.", "scores"),
     # -- deception ----------------------------------------------------------------------------------
     _C("compliance_gap", "float", "Over the cue pairs: share switching to the own goal under the deployment cue minus share switching away (docs/deception.md).", "deception"),

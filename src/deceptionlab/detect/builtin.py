@@ -42,7 +42,7 @@ import torch.nn.functional as F
 
 from ..core.process import one_thread
 from ..models import MLPEnsemble, TransformerEnsemble
-from .base import Detector, Inputs, register
+from .base import Detector, DetectorError, Inputs, register
 
 PROBE_DIRECTIONS = 4  # contrast / situation directions patched
 NOISE_SCALES = (0.05, 0.1, 0.2, 0.4)  # noise std relative to each tensor's RMS, per member
@@ -194,7 +194,10 @@ def token_contrasts(world, x: torch.Tensor) -> list[torch.Tensor]:
 
 def probe(model, inputs: Inputs) -> torch.Tensor:
     if inputs.family == "transformer":  # one contrast per position: the mean gap toward the proxy over them
-        return torch.stack([_patched_gap(model, inputs, xo) for xo in token_contrasts(inputs.world, inputs.x)]).mean(0)
+        contrasts = token_contrasts(inputs.world, inputs.x)
+        if not contrasts:
+            raise DetectorError(f"probe: every token appears at every position of {inputs.world.name}'s training inputs, so there is no generic contrast")
+        return torch.stack([_patched_gap(model, inputs, xo) for xo in contrasts]).mean(0)
     return _patched_gap(model, inputs, contrast(inputs.x))
 
 

@@ -116,7 +116,7 @@ class Episodic(World):
             action = policy(s, t)
             if log is not None:
                 log.append((s, action, alive))
-            nxt, code, done = self.step(s, action)
+            nxt, code, done = self.step(s.clone(), action)  # a step that writes into its states cannot touch ended episodes
             s = torch.where(alive.unsqueeze(-1), nxt, s)  # an ended episode stays put
             steps += alive
             ended = alive & done
@@ -163,9 +163,18 @@ class Episodic(World):
             value = getattr(self, name, None)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 return [f"{name} must be a positive int, got {value!r}"]
-        cell = self.probe_cells[0]
-        if not torch.equal(self.observe(self.start(cell.x)).float(), cell.x.float()):
-            return [f"observe(start(x)) differs from x on probe cell {cell.name!r}: start must read the state its observation shows"]
+        if type(self).step is Episodic.step:
+            return ["it does not implement step(states, actions) -> (next states, outcome codes, done)"]
+        if not 0 <= type(self).timeout < len(self.outcomes):
+            return [f"timeout must be an outcome code, 0..{len(self.outcomes) - 1}, got {type(self).timeout!r}"]
+        if isinstance(self, Choice) and len(self.outcomes) != self.n_actions:
+            return [f"a Choice's outcomes name its actions: {len(self.outcomes)} outcomes for {self.n_actions} actions"]
+        if type(self).key is not Episodic.key and (not isinstance(self.n_keys, int) or self.n_keys < 1):
+            return [f"n_keys must be a positive int when key is defined (keys are 0..n_keys-1), got {self.n_keys!r}"]
+        # every probe cell and dataset goes through start and observe (training reads observe(start(x)))
+        for what, x in [*((f"probe cell {c.name!r}", c.x) for c in self.probe_cells), *((f"dataset {n!r}", d.x) for n, d in self.datasets.items())]:
+            if not torch.equal(self.observe(self.start(x)).float(), x.float()):
+                return [f"observe(start(x)) differs from x on {what}: start must read the state its observation shows"]
         for name, ds in self.datasets.items():
             if isinstance(ds, Demonstrations) and (ds.outcome is None or len(ds.outcome) != len(ds.x)):
                 problems.append(f"dataset {name!r}: demonstrations need one outcome code per row")
@@ -176,6 +185,8 @@ class Episodic(World):
         for cls in self.references:
             for c in self.probe_cells:
                 got = self.reference_outcomes(cls, c.x)
+                if not ((got >= 0) & (got < len(self.outcomes))).all():
+                    return [f"step returned outcome codes outside 0..{len(self.outcomes) - 1} on cell {c.name!r} (reference {cls!r})"]
                 if cls in c.templates and not torch.equal(got.float(), c.templates[cls].float()):
                     wrong = int((got.float() != c.templates[cls].float()).sum())
                     problems.append(f"reference {cls!r} reaches another outcome than its template on {wrong} of {len(c.x)} episodes of cell {c.name!r}")
